@@ -1,0 +1,81 @@
+"""What the call tracker reports: CRM events and finished call records.
+
+Plain data, no behaviour: the CRM protocol, the store and the replay CLI all read these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+INCOMING = "INCOMING"
+OUTGOING = "OUTGOING"
+ACCEPTED = "ACCEPTED"
+CANCELLED = "CANCELLED"
+COMPLETED = "COMPLETED"
+TRANSFERRED = "TRANSFERRED"
+
+IN = "in"
+OUT = "out"
+INTERNAL = "internal"
+
+
+@dataclass(slots=True)
+class CallEvent:
+    """One CRM `event` for one employee (SPEC section 4)."""
+
+    callid: str
+    seq: int  # position among this call's events: with callid, the idempotency key
+    type: str
+    at: float  # Unix time, from the AMI event
+    direction: str
+    phone: str
+    diversion: str
+    ext: str
+    user: str
+    group: str = ""
+    second_callid: str = ""
+    channel: str = ""  # the employee's channel, for the logs
+
+
+@dataclass(slots=True)
+class Leg:
+    """One channel that took part in a call."""
+
+    uniqueid: str
+    channel: str
+    kind: str  # trunk / extension / local / other
+    ext: str
+    started: float
+    answered: float | None
+    ended: float | None
+    cause: int | None
+    dial_status: str
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """A finished call: the `history` of SPEC section 4 plus what the store keeps."""
+
+    callid: str
+    direction: str  # in / out / internal
+    status: str
+    phone: str
+    diversion: str
+    ext: str
+    user: str
+    group: str
+    start: float
+    answered: float | None
+    end: float
+    duration: int
+    wait: int
+    recording: str = ""
+    closed_by: str = "hangup"  # or "resync": ended while the bridge was not listening
+    legs: list[Leg] = field(default_factory=list)
+
+    @property
+    def external(self) -> bool:
+        return self.direction != INTERNAL
+
+
+Output = CallEvent | CallRecord

@@ -1,0 +1,91 @@
+"""The tracker's working memory: live channels, calls and employees' event sequences.
+
+Plain mutable objects with `__slots__`: a busy PBX keeps thousands of them alive, and
+everything about a call is dropped when the call ends.
+"""
+
+from __future__ import annotations
+
+from .channels import Kind
+
+# Channel states (AMI `ChannelState`)
+DOWN, RING, RINGING, UP = 0, 4, 5, 6
+
+ORIGINATE = "originate"  # the dialer of a channel created by an AMI Originate
+
+
+class Channel:
+    __slots__ = (
+        "uid", "name", "kind", "ext", "call", "state", "created", "originator",
+        "dialer", "peer", "bridge", "answered", "ended", "cause", "dial_status",
+        "customer_of", "sessions", "caller_num", "exten",
+    )
+
+    def __init__(
+        self, uid: str, name: str, kind: Kind, ext: str, created: float, state: int,
+        originator: bool, caller_num: str, exten: str,
+    ) -> None:
+        self.uid = uid
+        self.name = name
+        self.kind = kind
+        self.ext = ext
+        self.call: Call | None = None
+        self.state = state
+        self.created = created
+        self.originator = originator  # placed a call (vs. was dialled)
+        self.dialer: Channel | str | None = None  # who dialled it; ORIGINATE; None = unknown
+        self.peer: Channel | None = None  # the other half of a Local pair
+        self.bridge: str | None = None
+        self.answered: float | None = None
+        self.ended: float | None = None
+        self.cause: int | None = None
+        self.dial_status = ""
+        self.customer_of: Call | None = None  # set on the customer's channel of a call
+        self.sessions: list[Session] = []
+        self.caller_num = caller_num
+        self.exten = exten
+
+
+class Session:
+    """One employee within one customer's call: INCOMING|OUTGOING ... CANCELLED|COMPLETED."""
+
+    __slots__ = ("call", "ext", "legs", "accepted", "open")
+
+    def __init__(self, call: Call, ext: str) -> None:
+        self.call = call
+        self.ext = ext
+        self.legs: set[Channel] = set()
+        self.accepted = False
+        self.open = False
+
+
+class Call:
+    __slots__ = (
+        "callid", "live", "legs", "direction", "first", "customer", "start", "answered",
+        "customer_end", "phone", "diversion", "group", "offer", "offer_open", "last_talker",
+        "last_rung", "placer", "recording", "dial_status", "cause", "sessions", "seq",
+    )
+
+    def __init__(self, callid: str, start: float) -> None:
+        self.callid = callid
+        self.live: dict[str, Channel] = {}
+        self.legs: list[Channel] = []
+        self.direction: str | None = None  # None until a trunk or an extension shows up
+        self.first: Channel | None = None  # first trunk/extension channel
+        self.customer: Channel | None = None
+        self.start = start
+        self.answered: float | None = None
+        self.customer_end: float | None = None
+        self.phone = ""
+        self.diversion = ""
+        self.group = ""
+        self.offer: list[str] = []  # employees the call was offered to first
+        self.offer_open = True
+        self.last_talker = ""
+        self.last_rung = ""
+        self.placer = ""
+        self.recording = ""
+        self.dial_status = ""
+        self.cause: int | None = None
+        self.sessions: dict[str, Session] = {}
+        self.seq = 0
