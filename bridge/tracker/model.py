@@ -78,4 +78,19 @@ class CallRecord:
         return self.direction != INTERNAL
 
 
+@dataclass(slots=True)
+class OpenCall:
+    """What the store knows of a call a previous run left open (for `restore`)."""
+
+    callid: str
+    direction: str
+    phone: str
+    diversion: str
+    group: str
+    start: float
+    answered: float | None
+    last_seq: int
+    sessions: dict[str, str]  # ext -> type of that employee's last event
+
+
 Output = CallEvent | CallRecord

@@ -63,7 +63,7 @@ class Call:
     __slots__ = (
         "callid", "live", "legs", "direction", "first", "customer", "start", "answered",
         "customer_end", "phone", "diversion", "group", "offer", "offer_open", "last_talker",
-        "last_rung", "placer", "recording", "dial_status", "cause", "sessions", "seq",
+        "last_rung", "placer", "recording", "dial_status", "cause", "sessions", "seq", "restored",
     )
 
     def __init__(self, callid: str, start: float) -> None:
@@ -89,3 +89,4 @@ class Call:
         self.cause: int | None = None
         self.sessions: dict[str, Session] = {}
         self.seq = 0
+        self.restored = False  # taken back from the store after a restart

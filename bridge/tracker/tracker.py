@@ -20,11 +20,11 @@ How it sees a call (SPEC sections 3-4):
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from . import model
 from .channels import ChannelClassifier, Kind, local_peer_name
-from .model import CallEvent, CallRecord, Leg, Output
+from .model import CallEvent, CallRecord, Leg, OpenCall, Output
 from .numbers import PhoneNormalizer
 from .state import DOWN, ORIGINATE, RING, RINGING, UP, Call, Channel, Session
 from .status import inbound_status, outbound_status
@@ -133,18 +133,48 @@ class CallTracker:
         handler(event, at)
         return out
 
-    def resync(self, live: Iterable[Event], at: float) -> list[Output]:
+    def mark(self) -> frozenset[str]:
+        """The channels known now: taken where a channel snapshot is asked for."""
+        return frozenset(self.channels)
+
+    def restore(self, calls: Iterable[OpenCall]) -> None:
+        """Take back the calls a previous run left open (their events were already sent).
+
+        The next `resync` adopts their live channels without repeating INCOMING/ACCEPTED,
+        and closes those that ended while no bridge was listening.
+        """
+        for oc in calls:
+            if oc.callid in self.calls:
+                continue
+            call = Call(oc.callid, oc.start)
+            call.direction = oc.direction if oc.direction in (model.IN, model.OUT) else None
+            call.phone, call.diversion, call.group = oc.phone, oc.diversion, oc.group
+            call.answered = oc.answered
+            call.seq = oc.last_seq
+            call.restored = True
+            for ext, last in oc.sessions.items():
+                if last in (model.INCOMING, model.OUTGOING, model.ACCEPTED, model.TRANSFERRED):
+                    sess = self._session(call, ext)
+                    sess.open = True
+                    sess.accepted = last in (model.ACCEPTED, model.TRANSFERRED)
+                    if sess.accepted:
+                        call.last_talker = ext
+            self.calls[oc.callid] = call
+
+    def resync(
+        self, live: Iterable[Event], at: float, known: Collection[str] | None = None
+    ) -> list[Output]:
         """Reconcile with `CoreShowChannel` events after a (re)connect.
 
-        Channels we track that Asterisk no longer has ended while we were away: they are
-        hung up now, which closes their calls. Channels we never saw are adopted.
+        Channels we tracked (and that were `known` when the snapshot was asked for) that
+        Asterisk no longer has ended while we were away: they are hung up now, which closes
+        their calls. Channels we never saw are adopted; restored calls with no live channel
+        are closed.
         """
         out = self._out = []
         live_by_uid = {ev["Uniqueid"]: ev for ev in live if ev.get("Uniqueid")}
         for uid, ch in list(self.channels.items()):
-            if uid not in live_by_uid:
-                if ch.call is not None:
-                    ch.call.recording = ch.call.recording  # keep what is known
+            if uid not in live_by_uid and (known is None or uid in known):
                 self._hangup(ch, at, None, resync=True)
         adopted: list[Channel] = []
         for uid in sorted(live_by_uid, key=_uid_key):
@@ -173,6 +203,16 @@ class CallTracker:
         for ch in adopted:
             if ch.ended is None and ch.state == UP:
                 self._connect(ch, at)
+        for call in list(self.calls.values()):
+            if not call.restored:
+                continue
+            call.restored = False
+            if not call.live:
+                self._finish(call, at, "resync")
+                continue
+            for sess in call.sessions.values():
+                if sess.open and not sess.legs:  # that employee left while we were away
+                    self._close(sess, at, None)
         return out
 
     def close_all(self, at: float) -> list[Output]:
@@ -252,8 +292,10 @@ class CallTracker:
         call.customer = ch
         ch.customer_of = call
         if direction == model.IN:
-            call.phone = self.numbers.normalize(ch.caller_num)
-            call.diversion = self.numbers.normalize(ch.exten) if ch.exten != "s" else ""
+            if not call.phone:
+                call.phone = self.numbers.normalize(ch.caller_num)
+            if not call.diversion and ch.exten != "s":
+                call.diversion = self.numbers.normalize(ch.exten)
             call.start = min(call.start, ch.created)
         elif not call.diversion:
             call.diversion = self.main_number

@@ -1,0 +1,243 @@
+"""AMI ingest: one healthy connection to Asterisk, events in order into a bounded buffer.
+
+Built around panoramisk's `Manager` with its known traps closed (STYLE.md):
+- events arrive through one plain callback into a deque, never as fire-and-forget tasks,
+  so their order holds and the read path never waits on the database (Asterisk drops a
+  reader slower than its `writetimeout`);
+- our own Ping watchdog: panoramisk never checks Ping replies, so a half-open socket
+  would go unnoticed; no reply within `ping_timeout` aborts the socket;
+- reconnect with capped exponential backoff and jitter instead of a fixed delay;
+- actions that were unanswered when the link dropped fail instead of being re-sent after
+  the reconnect (an `Originate` sent twice rings a customer twice);
+- on every login a resync: `CoreShowChannels` tells which channels are still up, so calls
+  that ended while we were away get closed and live ones adopted.
+
+The buffer holds `(message, received_at)` tuples plus two control items, `ResyncMark`
+(where the channel snapshot was asked for) and `Resync` (the snapshot), in stream order.
+If the consumer falls so far behind that the buffer is full, events are dropped, counted,
+and a resync is asked for once the buffer has room again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from panoramisk import Manager
+
+from .parser import AmiMessage
+from .protocol import FastAmiProtocol
+
+log = logging.getLogger("bridge.ami")
+
+
+@dataclass(slots=True)
+class ResyncMark:
+    """Channels known before this point and absent from the next `Resync` have ended."""
+
+    at: float
+
+
+@dataclass(slots=True)
+class Resync:
+    at: float
+    live: list[AmiMessage] = field(default_factory=list)
+
+
+Item = tuple[AmiMessage, float] | ResyncMark | Resync
+
+
+class _Manager(Manager):  # type: ignore[misc]
+    """panoramisk's Manager with backoff and without blind re-sends."""
+
+    ingest: AmiIngest
+
+    def on_ami_event(self, message: AmiMessage, received_at: float) -> None:
+        self.ingest.push(message, received_at)
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            self.reconnect_timeout = self.ingest.next_backoff()
+            log.warning("ami_connect_failed", extra={"retry_in": round(self.reconnect_timeout, 2)})
+        super().connection_made(f)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.reconnect_timeout = self.ingest.next_backoff()
+        self.authenticated = False
+        for action in self.awaiting_actions:  # never re-send blindly after a reconnect
+            if not action.future.done():
+                action.future.set_exception(ConnectionError("AMI connection lost"))
+        self.awaiting_actions.clear()
+        self.ingest.on_disconnect()
+        super().connection_lost(exc)
+
+
+class AmiIngest:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str,
+        secret: str,
+        *,
+        ping_interval: float = 5.0,
+        ping_timeout: float = 5.0,
+        reconnect_max_delay: float = 30.0,
+        queue_size: int = 100_000,
+        resync_timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.host, self.port = host, port
+        self.username, self.secret = username, secret
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.reconnect_max_delay = reconnect_max_delay
+        self.queue_size = queue_size
+        self.resync_timeout = resync_timeout
+        self.clock = clock
+        self.buffer: deque[Item] = deque()
+        self.wake = asyncio.Event()
+        self.logged_in = asyncio.Event()
+        self.manager: _Manager | None = None
+        self.dropped = 0
+        self.received = 0
+        self.logins = 0
+        self.reconnects = 0
+        self._attempt = 0
+        self._resync_wanted = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        manager = _Manager(
+            host=self.host, port=self.port, username=self.username, secret=self.secret,
+            loop=loop, protocol_factory=FastAmiProtocol, events="on",
+            ping_delay=10**9,  # panoramisk's own pinger never checks replies: ours does
+            reconnect_timeout=1, on_login=self._on_login, forgetable_actions=("ping", "login"),
+        )
+        manager.ingest = self
+        manager.log = log
+        self.manager = manager
+        manager.connect()
+        self._watchdog = asyncio.create_task(self._watch(), name="ami-watchdog")
+
+    async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.manager is not None:
+            manager, self.manager = self.manager, None
+            manager.connection_lost = lambda exc: None  # no reconnect while stopping
+            manager.close()
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.manager is not None and self.manager.authenticated)
+
+    async def send_action(self, action: dict[str, Any], timeout: float = 10.0) -> Any:
+        """Send one action once; raises ConnectionError when not logged in."""
+        if not self.connected or self.manager is None:
+            raise ConnectionError("AMI is not connected")
+        return await asyncio.wait_for(self.manager.send_action(action), timeout)
+
+    # ------------------------------------------------------------------ buffer
+
+    def push(self, message: AmiMessage, received_at: float) -> None:
+        self.received += 1
+        if len(self.buffer) >= self.queue_size:
+            self.dropped += 1
+            if not self._resync_wanted:
+                log.error("ami_buffer_full_dropping_events", extra={"size": self.queue_size})
+            self._resync_wanted = True
+            return
+        self.buffer.append((message, received_at))
+        if not self.wake.is_set():
+            self.wake.set()
+
+    def take(self, limit: int) -> list[Item]:
+        """Up to `limit` items, in order (the consumer's side)."""
+        buffer = self.buffer
+        n = min(limit, len(buffer))
+        items = [buffer.popleft() for _ in range(n)]
+        if not buffer:
+            self.wake.clear()
+            if self._resync_wanted and self.connected:
+                self._resync_wanted = False
+                self._spawn(self._resync())
+        return items
+
+    def _control(self, item: ResyncMark | Resync) -> None:
+        self.buffer.append(item)
+        self.wake.set()
+
+    # -------------------------------------------------------------- connection
+
+    def next_backoff(self) -> float:
+        delay = min(self.reconnect_max_delay, 0.25 * 2**self._attempt)
+        self._attempt += 1
+        return delay * random.uniform(0.5, 1.0)
+
+    def on_disconnect(self) -> None:
+        if self.logged_in.is_set():
+            self.reconnects += 1
+            log.warning("ami_disconnected")
+        self.logged_in.clear()
+
+    def _on_login(self, manager: _Manager) -> None:
+        self._attempt = 0
+        self.logins += 1
+        self.logged_in.set()
+        log.info("ami_logged_in", extra={"host": self.host, "port": self.port, "logins": self.logins})
+        self._spawn(self._resync())
+
+    async def _resync(self) -> None:
+        manager = self.manager
+        if manager is None:
+            return
+        self._control(ResyncMark(self.clock()))
+        try:
+            replies = await asyncio.wait_for(
+                manager.send_action({"Action": "CoreShowChannels"}, as_list=True),
+                self.resync_timeout,
+            )
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("ami_resync_failed", extra={"error": repr(exc)})
+            return
+        if not isinstance(replies, list):
+            replies = [replies]
+        live = [
+            {key: value for key, value in reply.items() if isinstance(value, str)}
+            for reply in replies
+            if reply.get("Event") == "CoreShowChannel"
+        ]
+        self._control(Resync(self.clock(), live))
+        log.info("ami_resync", extra={"live_channels": len(live)})
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            manager = self.manager
+            if manager is None or not manager.authenticated or manager.protocol is None:
+                continue
+            try:
+                await asyncio.wait_for(manager.send_action({"Action": "Ping"}), self.ping_timeout)
+            except (TimeoutError, ConnectionError, OSError):
+                log.error("ami_ping_timeout_reconnecting", extra={"timeout": self.ping_timeout})
+                transport = getattr(manager.protocol, "transport", None)
+                if transport is not None:
+                    transport.abort()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,126 @@
+"""Reconnects and restarts: the tracker closes what ended unseen and adopts what lives."""
+
+from __future__ import annotations
+
+from bridge.ami.trace import trace_events
+from bridge.replay import crm_payloads
+from bridge.tracker.model import CallEvent, CallRecord, OpenCall
+from bridge.tracker.tracker import CallTracker
+from tests.support.traces import TRACES, by_call, compare_with_expected, grammar_violations
+from tests.unit.test_tracker_traces import lab_tracker
+
+
+def events_of(name: str) -> list[tuple[float, dict[str, str]]]:
+    return list(trace_events(TRACES / f"{name}.ami.jsonl"))
+
+
+def live_channels(tracker: CallTracker, at: float) -> list[dict[str, str]]:
+    """What `CoreShowChannels` would list for the channels the tracker knows."""
+    return [
+        {
+            "Event": "CoreShowChannel", "Channel": ch.name, "Uniqueid": ch.uid,
+            "Linkedid": ch.call.callid if ch.call else ch.uid, "ChannelState": str(ch.state),
+            "CallerIDNum": ch.caller_num, "Exten": ch.exten, "BridgeId": ch.bridge or "",
+            "Duration": "00:00:%02d" % int(at - ch.created),
+        }
+        for ch in tracker.channels.values()
+    ]
+
+
+def split_after(events, predicate):
+    for i, (_, ev) in enumerate(events):
+        if predicate(ev):
+            return events[: i + 1], events[i + 1 :]
+    raise AssertionError("no split point")
+
+
+def answered(ev: dict[str, str]) -> bool:
+    return ev.get("Event") == "BridgeEnter" and ev.get("Channel", "").startswith("PJSIP/trunk")
+
+
+def test_call_that_ended_while_disconnected_is_closed_by_resync() -> None:
+    tracker = lab_tracker()
+    before, _ = split_after(events_of("in_answered"), answered)
+    outputs = [o for t, ev in before for o in tracker.feed(ev, t)]
+    assert [o.type for o in outputs if isinstance(o, CallEvent)] == ["INCOMING", "ACCEPTED"]
+    mark = tracker.mark()
+    closed = tracker.resync([], at=before[-1][0] + 30, known=mark)
+    assert [o.type for o in closed if isinstance(o, CallEvent)] == ["COMPLETED"]
+    (record,) = [o for o in closed if isinstance(o, CallRecord)]
+    assert record.status == "Success" and record.ext == "1001" and record.closed_by == "resync"
+    assert tracker.open_calls == 0 and not tracker.channels
+
+
+def test_channels_created_after_the_mark_survive_the_resync() -> None:
+    tracker = lab_tracker()
+    events = events_of("in_answered")
+    mark = tracker.mark()  # asked for before the call started
+    before, after = split_after(events, answered)
+    outputs = [o for t, ev in before for o in tracker.feed(ev, t)]
+    outputs += tracker.resync([], at=before[-1][0], known=mark)
+    outputs += [o for t, ev in after for o in tracker.feed(ev, t)]
+    assert compare_with_expected("in_answered", list(crm_payloads(outputs))) == []
+
+
+def test_live_call_survives_a_reconnect_without_duplicates() -> None:
+    tracker = lab_tracker()
+    before, after = split_after(events_of("in_queue"), answered)
+    outputs = [o for t, ev in before for o in tracker.feed(ev, t)]
+    at = before[-1][0]
+    outputs += tracker.resync(live_channels(tracker, at), at, tracker.mark())
+    outputs += [o for t, ev in after for o in tracker.feed(ev, t)]
+    assert compare_with_expected("in_queue", list(crm_payloads(outputs))) == []
+
+
+def test_restart_mid_call_restores_and_finishes_without_repeating_events() -> None:
+    first = lab_tracker()
+    before, after = split_after(events_of("in_blind_transfer"), answered)
+    sent = [o for t, ev in before for o in first.feed(ev, t)]
+    at = before[-1][0]
+    live = live_channels(first, at)
+    (callid,) = first.calls
+    # what the store would hand back after a restart
+    open_call = OpenCall(
+        callid=callid, direction="in", phone="79101234567", diversion="74957654321", group="",
+        start=first.calls[callid].start, answered=first.calls[callid].answered,
+        last_seq=max(e.seq for e in sent), sessions={e.ext: e.type for e in sent},
+    )
+    second = lab_tracker()
+    second.restore([open_call])
+    resumed = second.resync(live, at + 2)
+    resumed += [o for t, ev in after for o in second.feed(ev, t)]
+    assert compare_with_expected("in_blind_transfer", list(crm_payloads(sent + resumed))) == []
+    seqs = [o.seq for o in sent + resumed if isinstance(o, CallEvent)]
+    assert seqs == sorted(set(seqs)), "event sequence numbers continue, never repeat"
+
+
+def test_restored_call_that_ended_during_the_restart_is_closed() -> None:
+    second = lab_tracker()
+    second.restore([
+        OpenCall("42.1", "in", "79101234567", "74957654321", "sales", 100.0, 101.0, 2,
+                 {"1001": "ACCEPTED", "1002": "INCOMING"}),
+    ])
+    outputs = second.resync([], at=200.0)
+    types = {(o.ext, o.type) for o in outputs if isinstance(o, CallEvent)}
+    assert types == {("1001", "COMPLETED"), ("1002", "CANCELLED")}
+    (record,) = [o for o in outputs if isinstance(o, CallRecord)]
+    assert (record.status, record.ext, record.group, record.closed_by) == ("Success", "1001", "sales", "resync")
+    assert [o.seq for o in outputs if isinstance(o, CallEvent)] == [3, 4]
+
+
+def test_adopting_a_call_seen_first_in_the_snapshot() -> None:
+    """The bridge starts while a call is up: it reports it from then on."""
+    donor = lab_tracker()
+    before, after = split_after(events_of("in_answered"), answered)
+    for t, ev in before:
+        donor.feed(ev, t)
+    at = before[-1][0]
+    tracker = lab_tracker()
+    outputs = tracker.resync(live_channels(donor, at), at)
+    outputs += [o for t, ev in after for o in tracker.feed(ev, t)]
+    calls = by_call(list(crm_payloads(outputs)))
+    (call,) = calls.values()
+    assert call["events"] == {"1001": ["INCOMING", "ACCEPTED", "COMPLETED"]}
+    assert call["history"][0]["status"] == "Success"
+    for types in call["events"].values():
+        assert grammar_violations(types) == []
