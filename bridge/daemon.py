@@ -1,0 +1,128 @@
+"""The composition root of `crm-bridge run`: wires ingest, tracker, store and servers.
+
+Order of start-up: database first (migrations, open calls from a previous run), then the
+health server, then AMI; the first login's resync closes or adopts what was left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import asyncpg
+from aiohttp import web
+
+from .ami.ingest import AmiIngest
+from .api.health import create_health_app
+from .config import Settings
+from .observability.metrics import pipeline_registry
+from .pipeline import CallPipeline
+from .replay import tracker_for
+from .store.calls import CallStore
+from .store.migrations import migrate
+from .systemd import notify, watchdog_interval
+
+log = logging.getLogger("bridge.daemon")
+
+
+class Bridge:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: asyncpg.Pool | None = None
+        self.tracker = tracker_for(settings.pbx)
+        a = settings.asterisk
+        self.ingest = AmiIngest(
+            a.host, a.port, a.username, a.secret or "",
+            ping_interval=a.ping_interval, ping_timeout=a.ping_timeout,
+            reconnect_max_delay=a.reconnect_max_delay, queue_size=a.queue_size,
+        )
+        self.pipeline: CallPipeline | None = None
+        self.runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        s = self.settings
+        assert s.database.url
+        self.pool = await asyncpg.create_pool(
+            s.database.url, min_size=s.database.pool_min, max_size=s.database.pool_max
+        )
+        async with self.pool.acquire() as conn:
+            await migrate(conn)
+        store = CallStore(self.pool, s.pbx.id)
+        left_open = await store.open_calls()
+        self.tracker.restore(left_open)
+        log.info("bridge_starting", extra={"pbx": s.pbx.id, "calls_left_open": len(left_open)})
+        self.pipeline = CallPipeline(self.ingest, self.tracker, store)
+        registry = pipeline_registry(self._metrics)
+        self.runner = web.AppRunner(create_health_app(self._ready, registry), access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, s.api.listen_host, s.api.listen_port).start()
+        await self.ingest.start()
+        self._tasks.append(asyncio.create_task(self._supervise(self.pipeline.run()), name="pipeline"))
+        interval = watchdog_interval()
+        if interval:
+            self._tasks.append(asyncio.create_task(self._systemd_watchdog(interval)))
+        notify("READY=1")
+
+    async def _supervise(self, coro) -> None:  # type: ignore[no-untyped-def]
+        """A dead side task stops the daemon loudly instead of dying silently."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("pipeline_crashed")
+            self.stopped.set()
+            raise
+
+    async def stop(self) -> None:
+        notify("STOPPING=1")
+        await self.ingest.stop()
+        if self.pipeline is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pipeline.drain(), 10)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def _ready(self) -> dict[str, bool]:
+        db = False
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                db = await asyncio.wait_for(self.pool.fetchval("SELECT true"), 2)
+        return {"ami": self.ingest.connected, "database": bool(db)}
+
+    def _metrics(self) -> dict[str, float]:
+        p = self.pipeline
+        return {
+            "received": self.ingest.received, "dropped": self.ingest.dropped,
+            "reconnects": self.ingest.reconnects, "connected": float(self.ingest.connected),
+            "queue": len(self.ingest.buffer), "calls_up": self.tracker.open_calls,
+            "store_failures": p.store_failures if p else 0,
+        }
+
+    async def _systemd_watchdog(self, interval: float) -> None:
+        while True:
+            notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+
+async def run_bridge(settings: Settings) -> None:
+    bridge = Bridge(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, bridge.stopped.set)
+    await bridge.start()
+    try:
+        await bridge.stopped.wait()
+    finally:
+        log.info("bridge_stopping")
+        await bridge.stop()

@@ -1,0 +1,379 @@
+"""A fake Asterisk AMI server that replays recorded traces (``*.ami.jsonl``).
+
+Why: the bridge must be tested against what Asterisk really sends (byte for byte), and
+against what really goes wrong (socket cut mid-call, half-open links, garbage), without
+a PBX. The server speaks enough AMI for panoramisk's ``Manager``: banner, Login,
+Ping, CoreShowChannels (computed from the events already replayed), a generic
+Success for anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["BANNER", "FakeAmiServer", "Headers", "load_trace", "parse_message"]
+
+BANNER = "Asterisk Call Manager/11.0.0\r\n"
+Headers = dict[str, str]
+Responder = Callable[[Headers], Iterable[str]]
+
+# Fields of Asterisk's channel snapshot (ast_manager_build_channel_state_string).
+_SNAPSHOT = ("Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName",
+             "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode", "Context",
+             "Exten", "Priority", "Uniqueid", "Linkedid")
+
+
+def parse_message(raw: str) -> Headers:
+    """``Key: Value`` lines -> dict (first occurrence wins; keys keep their case)."""
+    headers: Headers = {}
+    for line in raw.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key and key not in headers:
+            headers[key] = value[1:] if value.startswith(" ") else value
+    return headers
+
+
+def _get(headers: Headers, name: str) -> str:
+    """Case-insensitive header lookup (AMI keys are case-insensitive)."""
+    name = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == name), "")
+
+
+def _frame(raw: str) -> bytes:
+    """A message as sent on the wire: header lines, each CRLF-ended, then a blank line."""
+    if not raw.endswith("\r\n"):
+        raw += "\r\n"
+    return (raw + "\r\n").encode("utf-8", "surrogateescape")
+
+
+def load_trace(source: str | os.PathLike[str] | Sequence[str],
+               include_responses: bool = False) -> list[tuple[float, str]]:
+    """``(t, raw)`` pairs to replay. A path is a recorder ``.ami.jsonl``: its banner and
+    Login response (lines 1-2) are skipped, and so are other ``Response:`` messages
+    (answers to the recorder's own actions) unless ``include_responses``."""
+    if isinstance(source, (str, os.PathLike)):
+        lines = Path(source).read_text(encoding="utf-8").splitlines()
+        items = [json.loads(line) for line in lines[2:] if line.strip()]
+        pairs = [(float(it["t"]), str(it["raw"])) for it in items]
+        if not include_responses:
+            pairs = [p for p in pairs if not p[1].startswith("Response:")]
+        return pairs
+    return [(0.0, raw) for raw in source]
+
+
+@dataclass(eq=False)
+class _Conn:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    authed: bool = False
+    events: bool = False
+    silent: bool = False
+
+    def alive(self) -> bool:
+        return not self.writer.transport.is_closing()
+
+    def send(self, *raws: str) -> None:
+        if self.alive() and not self.silent:
+            self.writer.write(b"".join(_frame(r) for r in raws))
+
+
+@dataclass
+class _Channel:
+    fields: dict[str, str]
+    created_t: float
+    application: str = ""
+    application_data: str = ""
+    bridge_id: str = ""
+
+
+class FakeAmiServer:
+    """Replays ``trace`` to the logged-in client; see the module docstring.
+
+    ``speed``: None = as fast as possible, else each recorded gap is multiplied by it
+    (1.0 = real time, 0.1 = ten times faster). A leading ``FullyBooted`` in the trace
+    is sent after every successful Login instead of being replayed. The replay position
+    survives reconnects; with ``drop_while_disconnected`` the replay goes on while no
+    client is logged in (events update the live channels but are lost, see ``dropped``).
+    """
+
+    def __init__(
+        self,
+        trace: str | os.PathLike[str] | Sequence[str] = (),
+        *,
+        username: str = "bridge",
+        secret: str = "bridge",
+        speed: float | None = None,
+        drop_while_disconnected: bool = False,
+        include_responses: bool = False,
+    ) -> None:
+        self.username, self.secret = username, secret
+        self.speed = speed
+        self.drop_while_disconnected = drop_while_disconnected
+        self._trace = load_trace(trace, include_responses)
+        self._fully_booted = ("Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 1\r\n"
+                              "LastReload: 1\r\nStatus: Fully Booted\r\n")
+        if self._trace and parse_message(self._trace[0][1]).get("Event") == "FullyBooted":
+            self._fully_booted = self._trace.pop(0)[1]
+        self.actions: list[Headers] = []  # every action received, in order (parsed)
+        self.raw_actions: list[str] = []  # the same, verbatim (repeated headers kept)
+        self.dropped: list[str] = []  # trace messages consumed while nobody listened
+        self.connections = 0  # TCP connections accepted
+        self.logins = 0  # successful logins
+        self._pos = 0
+        self._hold_at: int | None = None
+        self._channels: dict[str, _Channel] = {}
+        self._now_t = 0.0
+        self._conns: list[_Conn] = []
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._responders: dict[str, Responder] = {}
+        self._server: asyncio.Server | None = None
+        self._replay_task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen; returns the bound port."""
+        self._server = await asyncio.start_server(self._serve, host, port, limit=1 << 20)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._replay_task:
+            self._replay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replay_task
+        if self._server:
+            self._server.close()
+        self.cut()
+        if self._handlers:  # let the per-connection tasks see the abort and finish
+            await asyncio.wait(self._handlers, timeout=5)
+        if self._server:
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> FakeAmiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- test controls -----------------------------------------------------------------
+    @property
+    def replayed(self) -> int:
+        """Trace messages consumed so far (sent, or dropped while disconnected)."""
+        return self._pos
+
+    @property
+    def total(self) -> int:
+        return len(self._trace)
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def pause_after(self, n: int | None) -> None:
+        """Hold the replay once ``n`` messages are consumed (None: no hold)."""
+        self._hold_at = n
+        self._poke()
+
+    def resume(self) -> None:
+        self.pause_after(None)
+
+    def cut(self) -> None:
+        """Abruptly close every client socket (no Goodbye), like a cable pulled."""
+        for conn in list(self._conns):
+            conn.writer.transport.abort()
+
+    def go_silent(self) -> None:
+        """Current connections stay open but get nothing more (half-open link)."""
+        for conn in self._conns:
+            conn.silent = True
+        self._poke()
+
+    def inject(self, data: bytes) -> None:
+        """Write arbitrary bytes to the current client(s), e.g. garbage or huge headers."""
+        for conn in self._conns:
+            if conn.alive() and not conn.silent:
+                conn.writer.write(data)
+
+    def respond_with(self, action: str, responder: Responder) -> None:
+        """Custom answer to ``action``: ``responder(headers)`` yields raw messages."""
+        self._responders[action.lower()] = responder
+
+    def live_channels(self) -> list[dict[str, str]]:
+        """Channels alive after the events consumed so far, as CoreShowChannel headers."""
+        return [self._show_channel(ch) for ch in self._channels.values()]
+
+    # The waits have no timeout of their own: wrap them in ``asyncio.timeout()``.
+    async def wait_replayed(self, n: int) -> None:
+        await self._wait(lambda: self._pos >= n)
+
+    async def wait_logins(self, n: int) -> None:
+        await self._wait(lambda: self.logins >= n)
+
+    async def wait_done(self) -> None:
+        await self.wait_replayed(len(self._trace))
+
+    # -- internals ---------------------------------------------------------------------
+    def _poke(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    async def _wait(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            await self._changed.wait()
+
+    def _listener(self) -> _Conn | None:
+        """The newest logged-in, event-receiving, non-silent connection."""
+        for conn in reversed(self._conns):
+            if conn.authed and conn.events and not conn.silent and conn.alive():
+                return conn
+        return None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = _Conn(reader, writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
+        # No user-space buffering: whatever was counted as replayed is in the kernel,
+        # so cut() loses nothing the counters claim was sent.
+        writer.transport.set_write_buffer_limits(high=0)
+        self._conns.append(conn)
+        self.connections += 1
+        self._poke()
+        writer.write(BANNER.encode())
+        try:
+            while (raw := await self._read_action(reader)) is not None:
+                if raw:
+                    self._handle(conn, raw)
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            self._conns.remove(conn)
+            writer.transport.abort()
+            self._poke()
+
+    @staticmethod
+    async def _read_action(reader: asyncio.StreamReader) -> str | None:
+        """One action's header lines (CRLF or LF ended) up to the blank line."""
+        lines: list[str] = []
+        while True:
+            line = await reader.readline()
+            if not line:
+                return None
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            if not text:
+                return "\r\n".join(lines)
+            lines.append(text)
+
+    def _handle(self, conn: _Conn, raw: str) -> None:
+        headers = parse_message(raw)
+        self.actions.append(headers)
+        self.raw_actions.append(raw)
+        if conn.silent:
+            return
+        action = _get(headers, "Action").lower()
+        aid = _get(headers, "ActionID")
+        id_line = f"ActionID: {aid}\r\n" if aid else ""
+        if not action:
+            conn.send(f"Response: Error\r\n{id_line}Message: Missing action in request\r\n")
+        elif not conn.authed and action not in ("login", "logoff", "challenge"):
+            conn.send(f"Response: Error\r\n{id_line}Message: Permission denied\r\n")
+        elif action == "login":
+            self._login(conn, headers, id_line)
+        elif action == "logoff":
+            conn.send(f"Response: Goodbye\r\n{id_line}Message: Thanks for all the fish.\r\n")
+            conn.writer.close()
+        elif action in self._responders:
+            conn.send(*self._responders[action](headers))
+        elif action == "ping":
+            conn.send(f"Response: Success\r\n{id_line}Ping: Pong\r\n"
+                      f"Timestamp: {time.time():.6f}\r\n")
+        elif action == "coreshowchannels":
+            items = [f"Event: CoreShowChannel\r\n{id_line}"
+                     + "".join(f"{k}: {v}\r\n" for k, v in self._show_channel(ch).items())
+                     for ch in self._channels.values()]
+            conn.send(f"Response: Success\r\n{id_line}EventList: start\r\n"
+                      "Message: Channels will follow\r\n", *items,
+                      f"Event: CoreShowChannelsComplete\r\n{id_line}EventList: Complete\r\n"
+                      f"ListItems: {len(items)}\r\n")
+        else:
+            conn.send(f"Response: Success\r\n{id_line}")
+
+    def _login(self, conn: _Conn, headers: Headers, id_line: str) -> None:
+        if _get(headers, "Username") != self.username or _get(headers, "Secret") != self.secret:
+            conn.send(f"Response: Error\r\n{id_line}Message: Authentication failed\r\n")
+            conn.writer.close()  # flushes the error first, then FIN
+            return
+        conn.authed = True
+        conn.events = _get(headers, "Events").lower() not in ("off", "no", "false", "0")
+        conn.send(f"Response: Success\r\n{id_line}Message: Authentication accepted\r\n")
+        if conn.events:
+            conn.send(self._fully_booted)
+        self.logins += 1
+        if self._replay_task is None and conn.events:
+            self._replay_task = asyncio.create_task(self._replay(), name="fake-ami-replay")
+        self._poke()
+
+    async def _replay(self) -> None:
+        prev_t: float | None = None
+        while self._pos < len(self._trace):
+            t, raw = self._trace[self._pos]
+            if self.speed is not None and prev_t is not None and t > prev_t:
+                await asyncio.sleep((t - prev_t) * self.speed)
+            prev_t = t
+            await self._wait(lambda: (self._hold_at is None or self._pos < self._hold_at)
+                             and (self.drop_while_disconnected or self._listener() is not None))
+            conn = self._listener()
+            self._apply(t, raw)
+            if conn is None:
+                self.dropped.append(raw)
+            else:
+                conn.send(raw)
+            self._pos += 1
+            self._poke()
+            if conn is not None:
+                with contextlib.suppress(ConnectionError):
+                    await conn.writer.drain()
+            if self.speed is None and self._pos % 64 == 0:
+                await asyncio.sleep(0)  # let the client and test code run
+
+    def _apply(self, t: float, raw: str) -> None:
+        """Track live channels the way Asterisk would report them in CoreShowChannels."""
+        self._now_t = t
+        h = parse_message(raw)
+        event, uid = h.get("Event", ""), h.get("Uniqueid", "")
+        if event == "Newchannel" and uid:
+            self._channels[uid] = _Channel({k: h.get(k, "") for k in _SNAPSHOT}, t)
+            return
+        ch = self._channels.get(uid)
+        if ch is None:
+            return
+        if event == "Hangup":
+            del self._channels[uid]
+            return
+        if "ChannelState" in h:  # the event carries this channel's snapshot
+            ch.fields.update({k: h[k] for k in _SNAPSHOT if k in h})
+        if event == "Newexten":
+            ch.application, ch.application_data = h.get("Application", ""), h.get("AppData", "")
+        elif event == "BridgeEnter":
+            ch.bridge_id = h.get("BridgeUniqueid", "")
+        elif event == "BridgeLeave":
+            ch.bridge_id = ""
+        elif event == "Rename" and h.get("Newname"):
+            ch.fields["Channel"] = h["Newname"]
+
+    def _show_channel(self, ch: _Channel) -> dict[str, str]:
+        secs = max(0, int(self._now_t - ch.created_t))
+        return {**ch.fields, "Application": ch.application,
+                "ApplicationData": ch.application_data,
+                "Duration": f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}",
+                "BridgeId": ch.bridge_id}

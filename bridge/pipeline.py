@@ -1,0 +1,124 @@
+"""The call pipeline: AMI buffer -> call tracker -> store, one transaction per batch.
+
+Batching is what makes the database keep up: a busy PBX sends thousands of events a
+second, most of which change nothing (VarSet, Newexten); the tracker turns a batch into a
+handful of rows, written together. While Postgres is away the batch is kept and retried,
+and new events wait in the ingest buffer (bounded): nothing already taken is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from .ami.ingest import Item, Resync, ResyncMark
+from .tracker.model import CallEvent, CallRecord, Output
+from .tracker.tracker import CallTracker
+
+log = logging.getLogger("bridge.calls")
+
+STORE_ERRORS = (OSError, ConnectionError, asyncio.TimeoutError)
+
+
+class Source(Protocol):
+    wake: asyncio.Event
+
+    def take(self, limit: int) -> list[Item]: ...
+
+
+class Sink(Protocol):
+    async def save(self, outputs: Sequence[Output]) -> None: ...
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    import asyncpg
+
+    return (*STORE_ERRORS, asyncpg.PostgresConnectionStatusError, asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError, asyncpg.ConnectionFailureError)
+
+
+class CallPipeline:
+    def __init__(
+        self,
+        source: Source,
+        tracker: CallTracker,
+        sink: Sink,
+        *,
+        batch_size: int = 5000,
+        on_outputs: Callable[[Sequence[Output]], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.tracker = tracker
+        self.sink = sink
+        self.batch_size = batch_size
+        self.on_outputs = on_outputs
+        self.events = 0
+        self.batches = 0
+        self.store_failures = 0
+        self._mark: frozenset[str] | None = None
+        self._retry_errors = _store_errors()
+
+    async def run(self) -> None:
+        while True:
+            await self.source.wake.wait()
+            await self.drain()
+
+    async def drain(self) -> int:
+        """Process everything buffered now; return how many items were handled."""
+        handled = 0
+        while True:
+            items = self.source.take(self.batch_size)
+            if not items:
+                return handled
+            handled += len(items)
+            outputs = self.track(items)
+            if outputs:
+                await self._save(outputs)
+
+    def track(self, items: list[Item]) -> list[Output]:
+        tracker = self.tracker
+        feed = tracker.feed
+        outputs: list[Output] = []
+        for item in items:
+            if type(item) is tuple:
+                result = feed(item[0], item[1])
+                if result:
+                    outputs.extend(result)
+            elif isinstance(item, ResyncMark):
+                self._mark = tracker.mark()
+            elif isinstance(item, Resync):
+                outputs.extend(tracker.resync(item.live, item.at, self._mark))
+                self._mark = None
+        self.events += len(items)
+        return outputs
+
+    async def _save(self, outputs: list[Output]) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(self._retry_errors),
+            wait=wait_exponential(multiplier=0.2, max=10),
+            before_sleep=self._store_failed,
+            reraise=True,
+        ):
+            with attempt:
+                await self.sink.save(outputs)
+        self.batches += 1
+        if self.on_outputs is not None:
+            self.on_outputs(outputs)
+        for out in outputs:
+            if isinstance(out, CallEvent):
+                log.info("call_event", extra={"callid": out.callid, "type": out.type, "ext": out.ext,
+                                              "direction": out.direction, "phone": out.phone})
+            elif isinstance(out, CallRecord):
+                log.info("call_finished", extra={"callid": out.callid, "direction": out.direction,
+                                                 "status": out.status, "ext": out.ext,
+                                                 "duration": out.duration, "closed_by": out.closed_by})
+
+    def _store_failed(self, state: object) -> None:
+        self.store_failures += 1
+        outcome = getattr(state, "outcome", None)
+        error = outcome.exception() if outcome is not None else None
+        log.error("store_unavailable_retrying", extra={"error": repr(error)})

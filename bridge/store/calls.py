@@ -1,0 +1,143 @@
+"""Calls, legs and call events in PostgreSQL.
+
+`save()` writes what the tracker reported for a batch of AMI events in ONE transaction,
+so a crash leaves either all of it or none. Writes are idempotent: replaying the same
+events upserts the same call and leg rows and skips events already stored (their key is
+the call and the event's sequence number within it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+
+from ..tracker.model import CallEvent, CallRecord, OpenCall, Output
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+_OPEN_CALL = """
+INSERT INTO calls (pbx_id, callid, direction, phone, diversion, group_name, started_at,
+                   answered_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (pbx_id, callid) DO UPDATE SET
+    phone = CASE WHEN calls.phone = '' THEN EXCLUDED.phone ELSE calls.phone END,
+    group_name = CASE WHEN calls.group_name = '' THEN EXCLUDED.group_name
+                      ELSE calls.group_name END,
+    answered_at = COALESCE(calls.answered_at, EXCLUDED.answered_at)
+WHERE calls.status IS NULL
+"""
+
+_EVENT = """
+INSERT INTO call_events (pbx_id, callid, seq, type, at, ext, user_login, second_callid, channel)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (pbx_id, callid, seq) DO NOTHING
+"""
+
+_FINISH_CALL = """
+INSERT INTO calls (pbx_id, callid, direction, status, phone, diversion, ext, user_login,
+                   group_name, started_at, answered_at, ended_at, duration, wait, recording,
+                   closed_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (pbx_id, callid) DO UPDATE SET
+    direction = EXCLUDED.direction, status = EXCLUDED.status, phone = EXCLUDED.phone,
+    diversion = EXCLUDED.diversion, ext = EXCLUDED.ext, user_login = EXCLUDED.user_login,
+    group_name = EXCLUDED.group_name, started_at = EXCLUDED.started_at,
+    answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,
+    duration = EXCLUDED.duration, wait = EXCLUDED.wait, recording = EXCLUDED.recording,
+    closed_by = EXCLUDED.closed_by
+"""
+
+_LEG = """
+INSERT INTO call_legs (pbx_id, uniqueid, callid, channel, kind, ext, started_at, answered_at,
+                       ended_at, cause, dial_status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (pbx_id, uniqueid) DO UPDATE SET
+    callid = EXCLUDED.callid, channel = EXCLUDED.channel, kind = EXCLUDED.kind,
+    ext = EXCLUDED.ext, started_at = EXCLUDED.started_at, answered_at = EXCLUDED.answered_at,
+    ended_at = EXCLUDED.ended_at, cause = EXCLUDED.cause, dial_status = EXCLUDED.dial_status
+"""
+
+
+class CallStore:
+    def __init__(self, pool: asyncpg.Pool, pbx_id: str) -> None:
+        self.pool = pool
+        self.pbx_id = pbx_id
+
+    async def save(self, outputs: Sequence[Output]) -> None:
+        """Store one batch of tracker outputs atomically."""
+        pbx = self.pbx_id
+        opened: dict[str, tuple] = {}
+        events: list[tuple] = []
+        finished: list[tuple] = []
+        legs: list[tuple] = []
+        for out in outputs:
+            if isinstance(out, CallEvent):
+                answered = _ts(out.at) if out.type == "ACCEPTED" else None
+                previous = opened.get(out.callid)
+                if previous is None or (answered is not None and previous[7] is None):
+                    opened[out.callid] = (
+                        pbx, out.callid, out.direction, out.phone, out.diversion, out.group,
+                        _ts(out.at), answered,
+                    )
+                events.append((
+                    pbx, out.callid, out.seq, out.type, _ts(out.at), out.ext, out.user,
+                    out.second_callid, out.channel,
+                ))
+            else:
+                finished.append(_finished_row(pbx, out))
+                legs.extend(
+                    (pbx, leg.uniqueid, out.callid, leg.channel, leg.kind, leg.ext,
+                     _ts(leg.started), _ts(leg.answered), _ts(leg.ended), leg.cause,
+                     leg.dial_status)
+                    for leg in out.legs
+                )
+        async with self.pool.acquire() as conn, conn.transaction():
+            if opened:
+                await conn.executemany(_OPEN_CALL, list(opened.values()))
+            if events:
+                await conn.executemany(_EVENT, events)
+            if finished:
+                await conn.executemany(_FINISH_CALL, finished)
+            if legs:
+                await conn.executemany(_LEG, legs)
+
+    async def open_calls(self) -> list[OpenCall]:
+        """Calls a previous run left open, with each employee's last event."""
+        rows = await self.pool.fetch(
+            """
+            SELECT c.callid, c.direction, c.phone, c.diversion, c.group_name, c.started_at,
+                   c.answered_at,
+                   COALESCE((SELECT max(seq) FROM call_events e
+                             WHERE e.pbx_id = c.pbx_id AND e.callid = c.callid), 0) AS last_seq,
+                   COALESCE((SELECT jsonb_object_agg(ext, type) FROM (
+                                SELECT DISTINCT ON (ext) ext, type FROM call_events e
+                                WHERE e.pbx_id = c.pbx_id AND e.callid = c.callid
+                                ORDER BY ext, seq DESC) last), '{}'::jsonb)::text AS sessions
+            FROM calls c WHERE c.pbx_id = $1 AND c.status IS NULL
+            """,
+            self.pbx_id,
+        )
+        return [
+            OpenCall(
+                callid=r["callid"], direction=r["direction"], phone=r["phone"],
+                diversion=r["diversion"], group=r["group_name"],
+                start=r["started_at"].timestamp(),
+                answered=r["answered_at"].timestamp() if r["answered_at"] else None,
+                last_seq=r["last_seq"], sessions=json.loads(r["sessions"]),
+            )
+            for r in rows
+        ]
+
+
+def _finished_row(pbx: str, rec: CallRecord) -> tuple:
+    return (
+        pbx, rec.callid, rec.direction, rec.status, rec.phone, rec.diversion, rec.ext,
+        rec.user, rec.group, _ts(rec.start), _ts(rec.answered), _ts(rec.end), rec.duration,
+        rec.wait, rec.recording, rec.closed_by,
+    )
