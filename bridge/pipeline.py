@@ -37,8 +37,9 @@ class Sink(Protocol):
 def _store_errors() -> tuple[type[BaseException], ...]:
     import asyncpg
 
-    return (*STORE_ERRORS, asyncpg.PostgresConnectionStatusError, asyncpg.InterfaceError,
-            asyncpg.CannotConnectNowError, asyncpg.ConnectionFailureError)
+    e = asyncpg.exceptions
+    return (*STORE_ERRORS, e.PostgresConnectionError, e.InterfaceError, e.CannotConnectNowError,
+            e.AdminShutdownError, e.CrashShutdownError, e.TooManyConnectionsError)
 
 
 class CallPipeline:
@@ -61,6 +62,7 @@ class CallPipeline:
         self.store_failures = 0
         self._mark: frozenset[str] | None = None
         self._retry_errors = _store_errors()
+        self._lock = asyncio.Lock()
 
     async def run(self) -> None:
         while True:
@@ -68,16 +70,19 @@ class CallPipeline:
             await self.drain()
 
     async def drain(self) -> int:
-        """Process everything buffered now; return how many items were handled."""
+        """Process everything buffered now; return how many items were handled.
+
+        Callers other than `run` (shutdown, tests) wait here for a batch in flight."""
         handled = 0
-        while True:
-            items = self.source.take(self.batch_size)
-            if not items:
-                return handled
-            handled += len(items)
-            outputs = self.track(items)
-            if outputs:
-                await self._save(outputs)
+        async with self._lock:
+            while True:
+                items = self.source.take(self.batch_size)
+                if not items:
+                    return handled
+                handled += len(items)
+                outputs = self.track(items)
+                if outputs:
+                    await self._save(outputs)
 
     def track(self, items: list[Item]) -> list[Output]:
         tracker = self.tracker

@@ -1,0 +1,178 @@
+"""AMI socket -> ingest (panoramisk's real protocol code) -> tracker -> PostgreSQL.
+
+The AMI server replays the recorded Asterisk traces over real TCP; the faults are real
+too: a socket cut mid-call, a half-open link, garbage on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+import asyncpg
+import pytest
+
+from bridge.ami.ingest import AmiIngest
+from bridge.devtools.fake_ami import FakeAmiServer
+from bridge.pipeline import CallPipeline
+from bridge.store.calls import CallStore
+from bridge.store.migrations import migrate
+from tests.support.traces import TRACES, expected, scenario_names
+from tests.unit.test_tracker_traces import lab_tracker
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(pg_dsn: str):
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    yield pool
+    await pool.close()
+
+
+@asynccontextmanager
+async def bridge_on(server: FakeAmiServer, pool: asyncpg.Pool, **ingest_options):
+    port = await server.start()
+    ingest = AmiIngest("127.0.0.1", port, "bridge", "bridge", **ingest_options)
+    tracker = lab_tracker()
+    pipeline = CallPipeline(ingest, tracker, CallStore(pool, "lab"))
+    task = asyncio.create_task(pipeline.run())
+    await ingest.start()
+    try:
+        yield ingest, tracker, pipeline
+    finally:
+        await ingest.stop()
+        task.cancel()
+        (result,) = await asyncio.gather(task, return_exceptions=True)
+        assert isinstance(result, asyncio.CancelledError), f"pipeline died: {result!r}"
+        await server.stop()
+
+
+async def settle(ingest: AmiIngest, pipeline: CallPipeline, received: int = 0) -> None:
+    """Wait until `received` events came in (bytes may still be in flight) and are stored."""
+    while ingest.received < received or ingest.buffer:
+        await asyncio.sleep(0.01)
+    await pipeline.drain()
+
+
+async def calls(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM calls ORDER BY started_at")
+
+
+async def test_all_scenarios_end_to_end(pool: asyncpg.Pool) -> None:
+    """Every scenario, one after another on one AMI connection, as on a real PBX."""
+    names = scenario_names()
+    raw = []
+    from bridge.devtools.fake_ami import load_trace
+
+    for name in names:
+        raw.extend(text for _, text in load_trace(TRACES / f"{name}.ami.jsonl")
+                   if not text.startswith("Event: FullyBooted"))
+    server = FakeAmiServer(raw)
+    async with bridge_on(server, pool) as (ingest, tracker, pipeline):
+        async with asyncio.timeout(30):
+            await server.wait_done()
+            await settle(ingest, pipeline, received=len(raw) + 1)  # + FullyBooted
+        assert ingest.dropped == 0
+        assert tracker.open_calls == 0
+    rows = await calls(pool)
+    want = [c["history"] for n in names for c in expected(n)["calls"]]
+    external = [r for r in rows if r["direction"] != "internal"]
+    assert len(external) == len(want)
+    got = {(r["phone"], r["direction"], r["status"], r["ext"] or None) for r in external}
+    assert got == {(h["phone"], h["type"], h["status"], h["ext"]) for h in want}
+
+
+async def test_socket_cut_mid_call_then_resync_closes_what_ended_meanwhile(pool) -> None:
+    trace = TRACES / "in_answered.ami.jsonl"
+    server = FakeAmiServer(trace, drop_while_disconnected=True, speed=0.01)
+    async with bridge_on(server, pool, reconnect_max_delay=0.2) as (ingest, tracker, pipeline):
+        async with asyncio.timeout(20):
+            # run until the call is answered (the first BridgeEnter), then pull the cable
+            server.pause_after(45)
+            await server.wait_replayed(45)
+            await settle(ingest, pipeline)
+            assert tracker.open_calls == 1
+            server.cut()
+            server.resume()  # the call goes on and ends while nobody listens
+            await server.wait_done()
+            await server.wait_logins(2)
+            while tracker.open_calls:
+                await asyncio.sleep(0.02)
+            await settle(ingest, pipeline)
+    assert server.dropped, "events really were lost while disconnected"
+    (row,) = await calls(pool)
+    assert (row["status"], row["ext"], row["closed_by"]) == ("Success", "1001", "resync")
+    types = [r["type"] for r in await pool.fetch("SELECT type FROM call_events ORDER BY seq")]
+    assert types == ["INCOMING", "ACCEPTED", "COMPLETED"]
+
+
+async def test_reconnect_keeps_a_live_call(pool: asyncpg.Pool) -> None:
+    server = FakeAmiServer(TRACES / "in_queue.ami.jsonl")
+    async with bridge_on(server, pool, reconnect_max_delay=0.2) as (ingest, tracker, pipeline):
+        async with asyncio.timeout(20):
+            server.pause_after(120)
+            await server.wait_replayed(120)
+            await settle(ingest, pipeline)
+            server.cut()
+            await server.wait_logins(2)
+            await asyncio.sleep(0.1)  # the resync after the second login
+            server.resume()
+            await server.wait_done()
+            while tracker.open_calls:
+                await asyncio.sleep(0.02)
+            await settle(ingest, pipeline)
+    (row,) = await calls(pool)
+    assert (row["status"], row["ext"], row["closed_by"]) == ("Success", "1002", "hangup")
+    rows = await pool.fetch("SELECT ext, type FROM call_events ORDER BY seq")
+    per_ext: dict[str, list[str]] = {}
+    for r in rows:
+        per_ext.setdefault(r["ext"], []).append(r["type"])
+    assert per_ext == expected("in_queue")["calls"][0]["events"]
+    assert [a.get("Action") for a in server.actions].count("CoreShowChannels") == 2
+
+
+async def test_half_open_socket_is_detected_by_the_watchdog(pool: asyncpg.Pool, caplog) -> None:
+    server = FakeAmiServer(TRACES / "in_answered.ami.jsonl")
+    async with bridge_on(server, pool, ping_interval=0.1, ping_timeout=0.2,
+                         reconnect_max_delay=0.2) as (ingest, tracker, pipeline):
+        async with asyncio.timeout(20):
+            server.pause_after(10)
+            await server.wait_replayed(10)
+            with caplog.at_level(logging.ERROR, logger="bridge.ami"):
+                server.go_silent()
+                await server.wait_logins(2)
+            assert "ami_ping_timeout_reconnecting" in caplog.text
+            server.resume()
+            await server.wait_done()
+            while tracker.open_calls:
+                await asyncio.sleep(0.02)
+            await settle(ingest, pipeline)
+    assert ingest.reconnects >= 1
+    (row,) = await calls(pool)
+    assert row["status"] == "Success"
+
+
+async def test_garbage_on_the_wire_loses_no_call(pool: asyncpg.Pool) -> None:
+    server = FakeAmiServer(TRACES / "in_ringgroup.ami.jsonl")
+    async with bridge_on(server, pool) as (ingest, tracker, pipeline):
+        async with asyncio.timeout(20):
+            server.pause_after(30)
+            await server.wait_replayed(30)
+            server.inject(b"this is not AMI\r\n\r\n")
+            server.inject(b"Event: Newstate\r\nChannel: \xff\xfe\xfd broken utf-8\r\n\r\n")
+            server.inject(b"Event: SomethingAsteriskInvents\r\nFoo: bar\r\n\r\n")
+            server.inject(b"Event: VarSet\r\nValue: " + b"x" * (2 << 20) + b"\r\n\r\n")
+            server.inject(b"Event: Hangup\r\nUniqueid: 999.999\r\nCause: banana\r\n\r\n")
+            server.inject(b":::\r\n: \r\nEvent:\r\n\r\n")
+            server.resume()
+            await server.wait_done()
+            while tracker.open_calls:
+                await asyncio.sleep(0.02)
+            await settle(ingest, pipeline)
+    (row,) = await calls(pool)
+    assert (row["status"], row["ext"]) == ("Success", "1002")
+    assert ingest.connected is False  # stopped cleanly

@@ -1,0 +1,97 @@
+"""Calls into a real PostgreSQL: every trace, twice, leaves the same rows."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from bridge.ami.trace import trace_events
+from bridge.store.calls import CallStore
+from bridge.store.migrations import migrate
+from tests.support.traces import TRACES, expected, scenario_names
+from tests.unit.test_tracker_traces import lab_tracker
+
+pytestmark = pytest.mark.integration
+
+
+async def store_trace(pool: asyncpg.Pool, name: str, batch: int = 50, pbx: str = "lab") -> None:
+    tracker = lab_tracker()
+    store = CallStore(pool, pbx)
+    pending = []
+    for i, (t, ev) in enumerate(trace_events(TRACES / f"{name}.ami.jsonl"), 1):
+        pending.extend(tracker.feed(ev, t))
+        if i % batch == 0 and pending:
+            await store.save(pending)
+            pending = []
+    if pending:
+        await store.save(pending)
+
+
+async def snapshot(pool: asyncpg.Pool) -> dict[str, list]:
+    return {
+        table: [tuple(r) for r in await pool.fetch(f"SELECT * FROM {table} ORDER BY 1, 2, 3")]
+        for table in ("calls", "call_legs", "call_events")
+    }
+
+
+@pytest.fixture
+async def pool(pg_dsn: str):
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
+    async with pool.acquire() as conn:
+        assert await migrate(conn) == ["001_calls.sql"]
+        assert await migrate(conn) == []  # idempotent
+    yield pool
+    await pool.close()
+
+
+async def test_every_scenario_lands_in_postgres_and_twice_is_once(pool: asyncpg.Pool) -> None:
+    for name in scenario_names():
+        await store_trace(pool, name)
+    first = await snapshot(pool)
+    for name in scenario_names():
+        await store_trace(pool, name, batch=7)  # other batch boundaries, same rows
+    assert await snapshot(pool) == first
+    external = sum(len(expected(n)["calls"]) for n in scenario_names())
+    rows = await pool.fetch("SELECT * FROM calls WHERE pbx_id = 'lab'")
+    assert sum(r["direction"] != "internal" for r in rows) == external
+    assert all(r["status"] is not None for r in rows), "no call left open"
+    assert await pool.fetchval("SELECT count(*) FROM calls WHERE direction = 'internal'") == 1
+
+
+async def test_rows_of_a_blind_transfer(pool: asyncpg.Pool) -> None:
+    await store_trace(pool, "in_blind_transfer")
+    call = await pool.fetchrow("SELECT * FROM calls")
+    assert (call["direction"], call["status"], call["ext"], call["phone"], call["diversion"]) == (
+        "in", "Success", "1002", "79101234567", "74957654321")
+    assert 7 <= call["duration"] <= 11 and call["closed_by"] == "hangup"
+    legs = await pool.fetch("SELECT kind, ext FROM call_legs WHERE callid = $1 ORDER BY started_at",
+                            call["callid"])
+    assert [(r["kind"], r["ext"]) for r in legs] == [("trunk", ""), ("extension", "1001"),
+                                                     ("extension", "1002")]
+    events = await pool.fetch("SELECT ext, type FROM call_events ORDER BY seq")
+    assert [(r["ext"], r["type"]) for r in events] == [
+        ("1001", "INCOMING"), ("1001", "ACCEPTED"), ("1001", "TRANSFERRED"), ("1001", "COMPLETED"),
+        ("1002", "INCOMING"), ("1002", "ACCEPTED"), ("1002", "COMPLETED")]
+
+
+async def test_two_pbxs_share_one_database(pool: asyncpg.Pool) -> None:
+    await store_trace(pool, "in_answered", pbx="a")
+    await store_trace(pool, "in_answered", pbx="b")
+    assert await pool.fetchval("SELECT count(*) FROM calls") == 2
+    assert await pool.fetchval("SELECT count(DISTINCT pbx_id) FROM call_events") == 2
+
+
+async def test_open_calls_come_back_after_a_restart(pool: asyncpg.Pool) -> None:
+    tracker = lab_tracker()
+    store = CallStore(pool, "lab")
+    for t, ev in trace_events(TRACES / "in_queue.ami.jsonl"):
+        outputs = tracker.feed(ev, t)
+        if outputs:
+            await store.save(outputs)
+        if tracker.calls and any(s.accepted for c in tracker.calls.values() for s in c.sessions.values()):
+            break
+    (open_call,) = await store.open_calls()
+    assert open_call.direction == "in" and open_call.phone == "79101234567"
+    assert open_call.sessions == {"1001": "INCOMING", "1002": "ACCEPTED"}
+    assert open_call.answered is not None and open_call.group == "sales"
+    assert open_call.last_seq == 3
