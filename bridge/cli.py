@@ -44,8 +44,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"crm-bridge replay: no such trace file: {args.trace}", file=sys.stderr)
         return 2
     try:
-        write_replay(args.trace, tracker_for(settings.pbx), sys.stdout,
-                     send_internal=settings.pbx.send_internal)
+        write_replay(
+            args.trace,
+            tracker_for(settings.pbx),
+            sys.stdout,
+            send_internal=settings.pbx.send_internal,
+        )
     except TraceError as exc:
         print(f"crm-bridge replay: {exc}", file=sys.stderr)
         return 2
@@ -60,8 +64,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _load(args.config, for_daemon=False)
     url = args.database_url or settings.database.url
     if not url:
-        print("crm-bridge migrate: no [database] url in the config (or --database-url)",
-              file=sys.stderr)
+        print(
+            "crm-bridge migrate: no [database] url in the config (or --database-url)",
+            file=sys.stderr,
+        )
         return 2
 
     async def go() -> list[str]:
@@ -107,8 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file, in plain words")
     p.add_argument("file")
-    p.add_argument("--replay-only", action="store_true",
-                   help="only what `replay` needs (no [asterisk] secret, no database)")
+    p.add_argument(
+        "--replay-only",
+        action="store_true",
+        help="only what `replay` needs (no [asterisk] secret, no database)",
+    )
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("replay", help="print the CRM payloads of a recorded AMI trace")

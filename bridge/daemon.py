@@ -34,9 +34,14 @@ class Bridge:
         self.tracker = tracker_for(settings.pbx)
         a = settings.asterisk
         self.ingest = AmiIngest(
-            a.host, a.port, a.username, a.secret or "",
-            ping_interval=a.ping_interval, ping_timeout=a.ping_timeout,
-            reconnect_max_delay=a.reconnect_max_delay, queue_size=a.queue_size,
+            a.host,
+            a.port,
+            a.username,
+            a.secret or "",
+            ping_interval=a.ping_interval,
+            ping_timeout=a.ping_timeout,
+            reconnect_max_delay=a.reconnect_max_delay,
+            queue_size=a.queue_size,
         )
         self.pipeline: CallPipeline | None = None
         self.runner: web.AppRunner | None = None
@@ -61,7 +66,9 @@ class Bridge:
         await self.runner.setup()
         await web.TCPSite(self.runner, s.api.listen_host, s.api.listen_port).start()
         await self.ingest.start()
-        self._tasks.append(asyncio.create_task(self._supervise(self.pipeline.run()), name="pipeline"))
+        self._tasks.append(
+            asyncio.create_task(self._supervise(self.pipeline.run()), name="pipeline")
+        )
         interval = watchdog_interval()
         if interval:
             self._tasks.append(asyncio.create_task(self._systemd_watchdog(interval)))
@@ -102,9 +109,12 @@ class Bridge:
     def _metrics(self) -> dict[str, float]:
         p = self.pipeline
         return {
-            "received": self.ingest.received, "dropped": self.ingest.dropped,
-            "reconnects": self.ingest.reconnects, "connected": float(self.ingest.connected),
-            "queue": len(self.ingest.buffer), "calls_up": self.tracker.open_calls,
+            "received": self.ingest.received,
+            "dropped": self.ingest.dropped,
+            "reconnects": self.ingest.reconnects,
+            "connected": float(self.ingest.connected),
+            "queue": len(self.ingest.buffer),
+            "calls_up": self.tracker.open_calls,
             "store_failures": p.store_failures if p else 0,
         }
 

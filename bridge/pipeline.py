@@ -38,8 +38,15 @@ def _store_errors() -> tuple[type[BaseException], ...]:
     import asyncpg
 
     e = asyncpg.exceptions
-    return (*STORE_ERRORS, e.PostgresConnectionError, e.InterfaceError, e.CannotConnectNowError,
-            e.AdminShutdownError, e.CrashShutdownError, e.TooManyConnectionsError)
+    return (
+        *STORE_ERRORS,
+        e.PostgresConnectionError,
+        e.InterfaceError,
+        e.CannotConnectNowError,
+        e.AdminShutdownError,
+        e.CrashShutdownError,
+        e.TooManyConnectionsError,
+    )
 
 
 class CallPipeline:
@@ -115,12 +122,28 @@ class CallPipeline:
             self.on_outputs(outputs)
         for out in outputs:
             if isinstance(out, CallEvent):
-                log.info("call_event", extra={"callid": out.callid, "type": out.type, "ext": out.ext,
-                                              "direction": out.direction, "phone": out.phone})
+                log.info(
+                    "call_event",
+                    extra={
+                        "callid": out.callid,
+                        "type": out.type,
+                        "ext": out.ext,
+                        "direction": out.direction,
+                        "phone": out.phone,
+                    },
+                )
             elif isinstance(out, CallRecord):
-                log.info("call_finished", extra={"callid": out.callid, "direction": out.direction,
-                                                 "status": out.status, "ext": out.ext,
-                                                 "duration": out.duration, "closed_by": out.closed_by})
+                log.info(
+                    "call_finished",
+                    extra={
+                        "callid": out.callid,
+                        "direction": out.direction,
+                        "status": out.status,
+                        "ext": out.ext,
+                        "duration": out.duration,
+                        "closed_by": out.closed_by,
+                    },
+                )
 
     def _store_failed(self, state: object) -> None:
         self.store_failures += 1

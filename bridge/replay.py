@@ -19,9 +19,9 @@ from .tracker.tracker import CallTracker
 def tracker_for(pbx: object) -> CallTracker:
     """A tracker configured from a `[pbx]` settings section."""
     return CallTracker(
-        trunks=list(getattr(pbx, "trunks")),
-        extensions=list(getattr(pbx, "extensions")),
-        region=getattr(pbx, "region"),
+        trunks=list(pbx.trunks),
+        extensions=list(pbx.extensions),
+        region=pbx.region,
         main_number=getattr(pbx, "main_number", None) or "",
         users=getattr(pbx, "users", None) or {},
         groups=getattr(pbx, "groups", None) or {},
@@ -36,12 +36,16 @@ def crm_payloads(outputs: list[Output], send_internal: bool = False) -> Iterator
             yield without_empty(history_fields(out))
 
 
-def replay(trace: str | Path, tracker: CallTracker, send_internal: bool = False) -> Iterator[Fields]:
+def replay(
+    trace: str | Path, tracker: CallTracker, send_internal: bool = False
+) -> Iterator[Fields]:
     for t, message in trace_events(trace):
         yield from crm_payloads(tracker.feed(message, t), send_internal)
 
 
-def write_replay(trace: str | Path, tracker: CallTracker, stream: TextIO, send_internal: bool = False) -> int:
+def write_replay(
+    trace: str | Path, tracker: CallTracker, stream: TextIO, send_internal: bool = False
+) -> int:
     count = 0
     for payload in replay(trace, tracker, send_internal):
         stream.write(json.dumps(payload, ensure_ascii=False) + "\n")

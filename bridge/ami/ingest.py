@@ -119,10 +119,17 @@ class AmiIngest:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         manager = _Manager(
-            host=self.host, port=self.port, username=self.username, secret=self.secret,
-            loop=loop, protocol_factory=FastAmiProtocol, events="on",
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            secret=self.secret,
+            loop=loop,
+            protocol_factory=FastAmiProtocol,
+            events="on",
             ping_delay=10**9,  # panoramisk's own pinger never checks replies: ours does
-            reconnect_timeout=1, on_login=self._on_login, forgetable_actions=("ping", "login"),
+            reconnect_timeout=1,
+            on_login=self._on_login,
+            forgetable_actions=("ping", "login"),
         )
         manager.ingest = self
         manager.log = log
@@ -144,11 +151,11 @@ class AmiIngest:
     def connected(self) -> bool:
         return bool(self.manager is not None and self.manager.authenticated)
 
-    async def send_action(self, action: dict[str, Any], timeout: float = 10.0) -> Any:
+    async def send_action(self, action: dict[str, Any], within: float = 10.0) -> Any:
         """Send one action once; raises ConnectionError when not logged in."""
         if not self.connected or self.manager is None:
             raise ConnectionError("AMI is not connected")
-        return await asyncio.wait_for(self.manager.send_action(action), timeout)
+        return await asyncio.wait_for(self.manager.send_action(action), within)
 
     # ------------------------------------------------------------------ buffer
 
@@ -197,7 +204,9 @@ class AmiIngest:
         self._attempt = 0
         self.logins += 1
         self.logged_in.set()
-        log.info("ami_logged_in", extra={"host": self.host, "port": self.port, "logins": self.logins})
+        log.info(
+            "ami_logged_in", extra={"host": self.host, "port": self.port, "logins": self.logins}
+        )
         self._spawn(self._resync())
 
     async def _resync(self) -> None:

@@ -56,7 +56,7 @@ class FastAmiProtocol(AMIProtocol):
             text = part.decode("utf-8", "replace")
             if text.startswith(BANNER):
                 banner, _, text = text.partition("\r\n")
-                self.version = banner[len(BANNER):].strip()
+                self.version = banner[len(BANNER) :].strip()
             if text.startswith("Event: "):
                 message = parse_message(text)
                 action_id = message.get("ActionID")
@@ -75,7 +75,9 @@ class FastAmiProtocol(AMIProtocol):
         if message is None:
             self.malformed += 1
             if self.malformed == 1 or self.malformed % 1000 == 0:
-                log.warning("ami_malformed_message", extra={"count": self.malformed, "sample": text[:200]})
+                log.warning(
+                    "ami_malformed_message", extra={"count": self.malformed, "sample": text[:200]}
+                )
             return
         self.handle_message(message)
 

@@ -25,9 +25,22 @@ Headers = dict[str, str]
 Responder = Callable[[Headers], Iterable[str]]
 
 # Fields of Asterisk's channel snapshot (ast_manager_build_channel_state_string).
-_SNAPSHOT = ("Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName",
-             "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode", "Context",
-             "Exten", "Priority", "Uniqueid", "Linkedid")
+_SNAPSHOT = (
+    "Channel",
+    "ChannelState",
+    "ChannelStateDesc",
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "Language",
+    "AccountCode",
+    "Context",
+    "Exten",
+    "Priority",
+    "Uniqueid",
+    "Linkedid",
+)
 
 
 def parse_message(raw: str) -> Headers:
@@ -53,8 +66,9 @@ def _frame(raw: str) -> bytes:
     return (raw + "\r\n").encode("utf-8", "surrogateescape")
 
 
-def load_trace(source: str | os.PathLike[str] | Sequence[str],
-               include_responses: bool = False) -> list[tuple[float, str]]:
+def load_trace(
+    source: str | os.PathLike[str] | Sequence[str], include_responses: bool = False
+) -> list[tuple[float, str]]:
     """``(t, raw)`` pairs to replay. A path is a recorder ``.ami.jsonl``: its banner and
     Login response (lines 1-2) are skipped, and so are other ``Response:`` messages
     (answers to the recorder's own actions) unless ``include_responses``."""
@@ -117,8 +131,10 @@ class FakeAmiServer:
         self.speed = speed
         self.drop_while_disconnected = drop_while_disconnected
         self._trace = load_trace(trace, include_responses)
-        self._fully_booted = ("Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 1\r\n"
-                              "LastReload: 1\r\nStatus: Fully Booted\r\n")
+        self._fully_booted = (
+            "Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 1\r\n"
+            "LastReload: 1\r\nStatus: Fully Booted\r\n"
+        )
         if self._trace and parse_message(self._trace[0][1]).get("Event") == "FullyBooted":
             self._fully_booted = self._trace.pop(0)[1]
         self.actions: list[Headers] = []  # every action received, in order (parsed)
@@ -295,16 +311,22 @@ class FakeAmiServer:
         elif action in self._responders:
             conn.send(*self._responders[action](headers))
         elif action == "ping":
-            conn.send(f"Response: Success\r\n{id_line}Ping: Pong\r\n"
-                      f"Timestamp: {time.time():.6f}\r\n")
+            conn.send(
+                f"Response: Success\r\n{id_line}Ping: Pong\r\nTimestamp: {time.time():.6f}\r\n"
+            )
         elif action == "coreshowchannels":
-            items = [f"Event: CoreShowChannel\r\n{id_line}"
-                     + "".join(f"{k}: {v}\r\n" for k, v in self._show_channel(ch).items())
-                     for ch in self._channels.values()]
-            conn.send(f"Response: Success\r\n{id_line}EventList: start\r\n"
-                      "Message: Channels will follow\r\n", *items,
-                      f"Event: CoreShowChannelsComplete\r\n{id_line}EventList: Complete\r\n"
-                      f"ListItems: {len(items)}\r\n")
+            items = [
+                f"Event: CoreShowChannel\r\n{id_line}"
+                + "".join(f"{k}: {v}\r\n" for k, v in self._show_channel(ch).items())
+                for ch in self._channels.values()
+            ]
+            conn.send(
+                f"Response: Success\r\n{id_line}EventList: start\r\n"
+                "Message: Channels will follow\r\n",
+                *items,
+                f"Event: CoreShowChannelsComplete\r\n{id_line}EventList: Complete\r\n"
+                f"ListItems: {len(items)}\r\n",
+            )
         else:
             conn.send(f"Response: Success\r\n{id_line}")
 
@@ -330,8 +352,12 @@ class FakeAmiServer:
             if self.speed is not None and prev_t is not None and t > prev_t:
                 await asyncio.sleep((t - prev_t) * self.speed)
             prev_t = t
-            await self._wait(lambda: (self._hold_at is None or self._pos < self._hold_at)
-                             and (self.drop_while_disconnected or self._listener() is not None))
+            await self._wait(
+                lambda: (
+                    (self._hold_at is None or self._pos < self._hold_at)
+                    and (self.drop_while_disconnected or self._listener() is not None)
+                )
+            )
             conn = self._listener()
             self._apply(t, raw)
             if conn is None:
@@ -373,7 +399,10 @@ class FakeAmiServer:
 
     def _show_channel(self, ch: _Channel) -> dict[str, str]:
         secs = max(0, int(self._now_t - ch.created_t))
-        return {**ch.fields, "Application": ch.application,
-                "ApplicationData": ch.application_data,
-                "Duration": f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}",
-                "BridgeId": ch.bridge_id}
+        return {
+            **ch.fields,
+            "Application": ch.application,
+            "ApplicationData": ch.application_data,
+            "Duration": f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}",
+            "BridgeId": ch.bridge_id,
+        }

@@ -142,8 +142,20 @@ class LocalPostgres:
             if not self._fixed_port and (attempt or not self.port):
                 self.port = _free_port()
             self._write_conf()
-            proc = self._run(["pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file),
-                              "-w", "-t", "30", "start"], check=False)
+            proc = self._run(
+                [
+                    "pg_ctl",
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    "30",
+                    "start",
+                ],
+                check=False,
+            )
             if proc.returncode == 0:
                 atexit.register(self._atexit)
                 return self
@@ -157,8 +169,9 @@ class LocalPostgres:
         atexit.unregister(self._atexit)
         if not self.is_running():
             return
-        proc = self._run(["pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "30",
-                          "stop"], check=False)
+        proc = self._run(
+            ["pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "30", "stop"], check=False
+        )
         if proc.returncode != 0 and self.is_running():
             raise LocalPostgresError(self._failure("pg_ctl stop failed", proc))
 
@@ -198,8 +211,7 @@ class LocalPostgres:
 
     def create_database(self, name: str) -> str:
         """Create database ``name`` and return its DSN."""
-        self._run(["createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                   name])
+        self._run(["createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name])
         return self.dsn_for(name)
 
     def cleanup(self) -> None:
@@ -239,10 +251,23 @@ class LocalPostgres:
             os.chown(self.base_dir, self._user.pw_uid, self._user.pw_gid)
 
     def _initdb(self) -> None:
-        self._run(["initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust",
-                   "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"])
-        hba = ("local all all trust\nhost all all 127.0.0.1/32 trust\n"
-               "host all all ::1/128 trust\n")
+        self._run(
+            [
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ]
+        )
+        hba = "local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n"
         self._write(self.data_dir / "pg_hba.conf", hba)
         conf = self.data_dir / "postgresql.conf"
         self._write(conf, conf.read_text() + f"\ninclude_if_exists = '{_CONF_FILE}'\n")
@@ -256,8 +281,7 @@ class LocalPostgres:
             "logging_collector": "off",
         }
         if not self.durable:
-            settings |= {"fsync": "off", "synchronous_commit": "off",
-                         "full_page_writes": "off"}
+            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         text = "".join(f"{k} = {v}\n" for k, v in settings.items())
         self._write(self.data_dir / _CONF_FILE, text)
 
@@ -271,8 +295,14 @@ class LocalPostgres:
         if self._user is not None:
             cmd = ["runuser", "-u", self._user.pw_name, "--", *cmd]
         try:
-            proc = subprocess.run(cmd, cwd=self.base_dir, capture_output=True, text=True,
-                                  timeout=60, env={**os.environ, "LC_ALL": "C"})
+            proc = subprocess.run(
+                cmd,
+                cwd=self.base_dir,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, "LC_ALL": "C"},
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise LocalPostgresError(f"{args[0]} could not run: {e}\n{self._log_tail()}") from e
         if check and proc.returncode != 0:
@@ -298,9 +328,11 @@ class LocalPostgres:
             return ""
 
     def _failure(self, what: str, proc: subprocess.CompletedProcess[str]) -> str:
-        return (f"{what} (exit {proc.returncode}) in {self.base_dir}\n"
-                f"{proc.stdout}{proc.stderr}\n--- {self.log_file} (tail) ---\n"
-                f"{self._log_tail()}")
+        return (
+            f"{what} (exit {proc.returncode}) in {self.base_dir}\n"
+            f"{proc.stdout}{proc.stderr}\n--- {self.log_file} (tail) ---\n"
+            f"{self._log_tail()}"
+        )
 
     def _atexit(self) -> None:
         with contextlib.suppress(Exception):

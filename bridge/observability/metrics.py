@@ -17,14 +17,18 @@ class PipelineCollector:
     def collect(self):  # type: ignore[no-untyped-def]
         v = self.read()
         yield CounterMetricFamily("bridge_ami_events", "AMI events received", value=v["received"])
-        yield CounterMetricFamily("bridge_ami_events_dropped", "AMI events dropped (buffer full)",
-                                  value=v["dropped"])
+        yield CounterMetricFamily(
+            "bridge_ami_events_dropped", "AMI events dropped (buffer full)", value=v["dropped"]
+        )
         yield CounterMetricFamily("bridge_ami_reconnects", "AMI reconnects", value=v["reconnects"])
-        yield GaugeMetricFamily("bridge_ami_connected", "1 when logged in to AMI", value=v["connected"])
+        yield GaugeMetricFamily(
+            "bridge_ami_connected", "1 when logged in to AMI", value=v["connected"]
+        )
         yield GaugeMetricFamily("bridge_ingest_queue_depth", "AMI events waiting", value=v["queue"])
         yield GaugeMetricFamily("bridge_calls_up", "Calls in progress", value=v["calls_up"])
-        yield CounterMetricFamily("bridge_store_failures", "Failed store writes (retried)",
-                                  value=v["store_failures"])
+        yield CounterMetricFamily(
+            "bridge_store_failures", "Failed store writes (retried)", value=v["store_failures"]
+        )
 
 
 def pipeline_registry(read: Callable[[], dict[str, float]]) -> CollectorRegistry:

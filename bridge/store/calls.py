@@ -82,19 +82,44 @@ class CallStore:
                 previous = opened.get(out.callid)
                 if previous is None or (answered is not None and previous[7] is None):
                     opened[out.callid] = (
-                        pbx, out.callid, out.direction, out.phone, out.diversion, out.group,
-                        _ts(out.at), answered,
+                        pbx,
+                        out.callid,
+                        out.direction,
+                        out.phone,
+                        out.diversion,
+                        out.group,
+                        _ts(out.at),
+                        answered,
                     )
-                events.append((
-                    pbx, out.callid, out.seq, out.type, _ts(out.at), out.ext, out.user,
-                    out.second_callid, out.channel,
-                ))
+                events.append(
+                    (
+                        pbx,
+                        out.callid,
+                        out.seq,
+                        out.type,
+                        _ts(out.at),
+                        out.ext,
+                        out.user,
+                        out.second_callid,
+                        out.channel,
+                    )
+                )
             else:
                 finished.append(_finished_row(pbx, out))
                 legs.extend(
-                    (pbx, leg.uniqueid, out.callid, leg.channel, leg.kind, leg.ext,
-                     _ts(leg.started), _ts(leg.answered), _ts(leg.ended), leg.cause,
-                     leg.dial_status)
+                    (
+                        pbx,
+                        leg.uniqueid,
+                        out.callid,
+                        leg.channel,
+                        leg.kind,
+                        leg.ext,
+                        _ts(leg.started),
+                        _ts(leg.answered),
+                        _ts(leg.ended),
+                        leg.cause,
+                        leg.dial_status,
+                    )
                     for leg in out.legs
                 )
         async with self.pool.acquire() as conn, conn.transaction():
@@ -125,11 +150,15 @@ class CallStore:
         )
         return [
             OpenCall(
-                callid=r["callid"], direction=r["direction"], phone=r["phone"],
-                diversion=r["diversion"], group=r["group_name"],
+                callid=r["callid"],
+                direction=r["direction"],
+                phone=r["phone"],
+                diversion=r["diversion"],
+                group=r["group_name"],
                 start=r["started_at"].timestamp(),
                 answered=r["answered_at"].timestamp() if r["answered_at"] else None,
-                last_seq=r["last_seq"], sessions=json.loads(r["sessions"]),
+                last_seq=r["last_seq"],
+                sessions=json.loads(r["sessions"]),
             )
             for r in rows
         ]
@@ -137,7 +166,20 @@ class CallStore:
 
 def _finished_row(pbx: str, rec: CallRecord) -> tuple:
     return (
-        pbx, rec.callid, rec.direction, rec.status, rec.phone, rec.diversion, rec.ext,
-        rec.user, rec.group, _ts(rec.start), _ts(rec.answered), _ts(rec.end), rec.duration,
-        rec.wait, rec.recording, rec.closed_by,
+        pbx,
+        rec.callid,
+        rec.direction,
+        rec.status,
+        rec.phone,
+        rec.diversion,
+        rec.ext,
+        rec.user,
+        rec.group,
+        _ts(rec.start),
+        _ts(rec.answered),
+        _ts(rec.end),
+        rec.duration,
+        rec.wait,
+        rec.recording,
+        rec.closed_by,
     )

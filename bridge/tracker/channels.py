@@ -65,9 +65,7 @@ class ChannelClassifier:
     def _classify(self, channel: str, device: str) -> ChannelClass:
         if channel.startswith("Local/"):
             return _LOCAL
-        if self._trunks is not None and (
-            self._trunks.match(channel) or self._trunks.match(device)
-        ):
+        if self._trunks is not None and (self._trunks.match(channel) or self._trunks.match(device)):
             return ChannelClass(Kind.TRUNK)
         if self._extensions is not None and (
             self._extensions.match(channel) or self._extensions.match(device)

@@ -16,14 +16,38 @@ ORIGINATE = "originate"  # the dialer of a channel created by an AMI Originate
 
 class Channel:
     __slots__ = (
-        "uid", "name", "kind", "ext", "call", "state", "created", "originator",
-        "dialer", "peer", "bridge", "answered", "ended", "cause", "dial_status",
-        "customer_of", "sessions", "caller_num", "exten",
+        "uid",
+        "name",
+        "kind",
+        "ext",
+        "call",
+        "state",
+        "created",
+        "originator",
+        "dialer",
+        "peer",
+        "bridge",
+        "answered",
+        "ended",
+        "cause",
+        "dial_status",
+        "customer_of",
+        "sessions",
+        "caller_num",
+        "exten",
     )
 
     def __init__(
-        self, uid: str, name: str, kind: Kind, ext: str, created: float, state: int,
-        originator: bool, caller_num: str, exten: str,
+        self,
+        uid: str,
+        name: str,
+        kind: Kind,
+        ext: str,
+        created: float,
+        state: int,
+        originator: bool,
+        caller_num: str,
+        exten: str,
     ) -> None:
         self.uid = uid
         self.name = name
@@ -61,9 +85,29 @@ class Session:
 
 class Call:
     __slots__ = (
-        "callid", "live", "legs", "direction", "first", "customer", "start", "answered",
-        "customer_end", "phone", "diversion", "group", "offer", "offer_open", "last_talker",
-        "last_rung", "placer", "recording", "dial_status", "cause", "sessions", "seq", "restored",
+        "callid",
+        "live",
+        "legs",
+        "direction",
+        "first",
+        "customer",
+        "start",
+        "answered",
+        "customer_end",
+        "phone",
+        "diversion",
+        "group",
+        "offer",
+        "offer_open",
+        "last_talker",
+        "last_rung",
+        "placer",
+        "recording",
+        "dial_status",
+        "cause",
+        "sessions",
+        "seq",
+        "restored",
     )
 
     def __init__(self, callid: str, start: float) -> None:

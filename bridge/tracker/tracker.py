@@ -242,7 +242,9 @@ class CallTracker:
             return None
         return self._create(ev, at)
 
-    def _create(self, ev: Event, at: float, adopted: bool = False, prefix: str = "") -> Channel | None:
+    def _create(
+        self, ev: Event, at: float, adopted: bool = False, prefix: str = ""
+    ) -> Channel | None:
         uid = ev.get(prefix + "Uniqueid")
         name = ev.get(prefix + "Channel")
         if not uid or not name or uid in self._dead:
@@ -255,15 +257,23 @@ class CallTracker:
         else:
             originator = state in (RING, UP) and not prefix
         ch = Channel(
-            uid, name, cls.kind, cls.ext, at, state, originator,
-            ev.get(prefix + "CallerIDNum", ""), ev.get(prefix + "Exten", "")
-            or ev.get("Extension", ""),
+            uid,
+            name,
+            cls.kind,
+            cls.ext,
+            at,
+            state,
+            originator,
+            ev.get(prefix + "CallerIDNum", ""),
+            ev.get(prefix + "Exten", "") or ev.get("Extension", ""),
         )
         self.channels[uid] = ch
         if ch.kind is Kind.LOCAL:
             peer_name = local_peer_name(name)
             if peer_name:
-                for other in (self.calls.get(linkedid).live.values() if linkedid in self.calls else ()):
+                for other in (
+                    self.calls.get(linkedid).live.values() if linkedid in self.calls else ()
+                ):
                     if other.name == peer_name:
                         ch.peer, other.peer = other, ch
                         break
@@ -507,8 +517,11 @@ class CallTracker:
             dialer = node.dialer
             if isinstance(dialer, Channel):
                 node = dialer
-            elif dialer is None and node.kind is Kind.LOCAL and node.peer is not None and (
-                node.name.endswith(";2")
+            elif (
+                dialer is None
+                and node.kind is Kind.LOCAL
+                and node.peer is not None
+                and (node.name.endswith(";2"))
             ):
                 node = node.peer
             else:
@@ -562,8 +575,10 @@ class CallTracker:
         if sess.accepted and sess.open:
             return
         if not sess.open:
-            first = model.OUTGOING if call.direction == model.OUT and ch.ext == call.placer else (
-                model.INCOMING
+            first = (
+                model.OUTGOING
+                if call.direction == model.OUT and ch.ext == call.placer
+                else (model.INCOMING)
             )
             self._open(sess, ch, first, at)
         sess.accepted = True
@@ -640,10 +655,18 @@ class CallTracker:
         call.seq += 1
         self._out.append(
             CallEvent(
-                callid=call.callid, seq=call.seq, type=kind, at=at,
-                direction=call.direction or model.INTERNAL, phone=call.phone,
-                diversion=call.diversion, ext=ext, user=self.users.get(ext, ext),
-                group=call.group, second_callid=second, channel=ch.name if ch else "",
+                callid=call.callid,
+                seq=call.seq,
+                type=kind,
+                at=at,
+                direction=call.direction or model.INTERNAL,
+                phone=call.phone,
+                diversion=call.diversion,
+                ext=ext,
+                user=self.users.get(ext, ext),
+                group=call.group,
+                second_callid=second,
+                channel=ch.name if ch else "",
             )
         )
 
@@ -675,15 +698,32 @@ class CallTracker:
         wait = max(0, round((answered if answered is not None else end) - call.start))
         self._out.append(
             CallRecord(
-                callid=call.callid, direction=direction, status=status, phone=call.phone,
-                diversion=call.diversion, ext=ext, user=self.users.get(ext, ext) if ext else "",
-                group=call.group, start=call.start, answered=answered, end=end,
-                duration=duration, wait=wait, recording=call.recording, closed_by=closed_by,
+                callid=call.callid,
+                direction=direction,
+                status=status,
+                phone=call.phone,
+                diversion=call.diversion,
+                ext=ext,
+                user=self.users.get(ext, ext) if ext else "",
+                group=call.group,
+                start=call.start,
+                answered=answered,
+                end=end,
+                duration=duration,
+                wait=wait,
+                recording=call.recording,
+                closed_by=closed_by,
                 legs=[
                     Leg(
-                        uniqueid=ch.uid, channel=ch.name, kind=ch.kind.value, ext=ch.ext,
-                        started=ch.created, answered=ch.answered, ended=ch.ended,
-                        cause=ch.cause, dial_status=ch.dial_status,
+                        uniqueid=ch.uid,
+                        channel=ch.name,
+                        kind=ch.kind.value,
+                        ext=ch.ext,
+                        started=ch.created,
+                        answered=ch.answered,
+                        ended=ch.ended,
+                        cause=ch.cause,
+                        dial_status=ch.dial_status,
                     )
                     for ch in call.legs
                 ],

@@ -104,12 +104,19 @@ async def connect() -> AsyncIterator[Connect]:
     """Log a real panoramisk Manager in; every event lands in the returned list."""
     managers: list[Manager] = []
 
-    async def _connect(srv: FakeAmiServer, secret: str = "bridge",
-                       reconnect_timeout: int = 0) -> tuple[Manager, Inbox]:
+    async def _connect(
+        srv: FakeAmiServer, secret: str = "bridge", reconnect_timeout: int = 0
+    ) -> tuple[Manager, Inbox]:
         events = Inbox()
-        manager = Manager(host="127.0.0.1", port=srv.port, username="bridge", secret=secret,
-                          loop=asyncio.get_running_loop(), reconnect_timeout=reconnect_timeout,
-                          ping_delay=60)
+        manager = Manager(
+            host="127.0.0.1",
+            port=srv.port,
+            username="bridge",
+            secret=secret,
+            loop=asyncio.get_running_loop(),
+            reconnect_timeout=reconnect_timeout,
+            ping_delay=60,
+        )
         manager.register_event("*", events.add)
         managers.append(manager)
         await manager.connect()
@@ -217,7 +224,7 @@ async def test_drop_while_disconnected(connect: Connect) -> None:
         async with asyncio.timeout(5):
             await srv.wait_replayed(FIRST_HANGUP)
             await srv.wait_logins(2)
-        assert srv.dropped == RECORDED[31:FIRST_HANGUP + 1]
+        assert srv.dropped == RECORDED[31 : FIRST_HANGUP + 1]
         assert [c["Channel"] for c in srv.live_channels()] == ["PJSIP/trunk-00000000"]
         srv.resume()
         async with asyncio.timeout(5):
@@ -225,7 +232,7 @@ async def test_drop_while_disconnected(connect: Connect) -> None:
         async with asyncio.timeout(5):
             await events.wait_len(85 - len(srv.dropped) + 1)
         got = [key(e) for i, e in enumerate(events) if i != 31]
-        assert got == EXPECTED[:31] + EXPECTED[FIRST_HANGUP + 1:]
+        assert got == EXPECTED[:31] + EXPECTED[FIRST_HANGUP + 1 :]
     finally:
         manager.close()
         await srv.stop()

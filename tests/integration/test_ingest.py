@@ -69,8 +69,11 @@ async def test_all_scenarios_end_to_end(pool: asyncpg.Pool) -> None:
     from bridge.devtools.fake_ami import load_trace
 
     for name in names:
-        raw.extend(text for _, text in load_trace(TRACES / f"{name}.ami.jsonl")
-                   if not text.startswith("Event: FullyBooted"))
+        raw.extend(
+            text
+            for _, text in load_trace(TRACES / f"{name}.ami.jsonl")
+            if not text.startswith("Event: FullyBooted")
+        )
     server = FakeAmiServer(raw)
     async with bridge_on(server, pool) as (ingest, tracker, pipeline):
         async with asyncio.timeout(30):
@@ -137,8 +140,9 @@ async def test_reconnect_keeps_a_live_call(pool: asyncpg.Pool) -> None:
 
 async def test_half_open_socket_is_detected_by_the_watchdog(pool: asyncpg.Pool, caplog) -> None:
     server = FakeAmiServer(TRACES / "in_answered.ami.jsonl")
-    async with bridge_on(server, pool, ping_interval=0.1, ping_timeout=0.2,
-                         reconnect_max_delay=0.2) as (ingest, tracker, pipeline):
+    async with bridge_on(
+        server, pool, ping_interval=0.1, ping_timeout=0.2, reconnect_max_delay=0.2
+    ) as (ingest, tracker, pipeline):
         async with asyncio.timeout(20):
             server.pause_after(10)
             await server.wait_replayed(10)

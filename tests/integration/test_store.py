@@ -62,16 +62,31 @@ async def test_rows_of_a_blind_transfer(pool: asyncpg.Pool) -> None:
     await store_trace(pool, "in_blind_transfer")
     call = await pool.fetchrow("SELECT * FROM calls")
     assert (call["direction"], call["status"], call["ext"], call["phone"], call["diversion"]) == (
-        "in", "Success", "1002", "79101234567", "74957654321")
+        "in",
+        "Success",
+        "1002",
+        "79101234567",
+        "74957654321",
+    )
     assert 7 <= call["duration"] <= 11 and call["closed_by"] == "hangup"
-    legs = await pool.fetch("SELECT kind, ext FROM call_legs WHERE callid = $1 ORDER BY started_at",
-                            call["callid"])
-    assert [(r["kind"], r["ext"]) for r in legs] == [("trunk", ""), ("extension", "1001"),
-                                                     ("extension", "1002")]
+    legs = await pool.fetch(
+        "SELECT kind, ext FROM call_legs WHERE callid = $1 ORDER BY started_at", call["callid"]
+    )
+    assert [(r["kind"], r["ext"]) for r in legs] == [
+        ("trunk", ""),
+        ("extension", "1001"),
+        ("extension", "1002"),
+    ]
     events = await pool.fetch("SELECT ext, type FROM call_events ORDER BY seq")
     assert [(r["ext"], r["type"]) for r in events] == [
-        ("1001", "INCOMING"), ("1001", "ACCEPTED"), ("1001", "TRANSFERRED"), ("1001", "COMPLETED"),
-        ("1002", "INCOMING"), ("1002", "ACCEPTED"), ("1002", "COMPLETED")]
+        ("1001", "INCOMING"),
+        ("1001", "ACCEPTED"),
+        ("1001", "TRANSFERRED"),
+        ("1001", "COMPLETED"),
+        ("1002", "INCOMING"),
+        ("1002", "ACCEPTED"),
+        ("1002", "COMPLETED"),
+    ]
 
 
 async def test_two_pbxs_share_one_database(pool: asyncpg.Pool) -> None:
@@ -88,7 +103,9 @@ async def test_open_calls_come_back_after_a_restart(pool: asyncpg.Pool) -> None:
         outputs = tracker.feed(ev, t)
         if outputs:
             await store.save(outputs)
-        if tracker.calls and any(s.accepted for c in tracker.calls.values() for s in c.sessions.values()):
+        if tracker.calls and any(
+            s.accepted for c in tracker.calls.values() for s in c.sessions.values()
+        ):
             break
     (open_call,) = await store.open_calls()
     assert open_call.direction == "in" and open_call.phone == "79101234567"

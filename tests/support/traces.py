@@ -29,7 +29,9 @@ def expected(name: str) -> dict[str, Any]:
 
 def by_call(payloads: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Group replay payloads per callid: its history and, per employee, the event types."""
-    calls: dict[str, dict[str, Any]] = defaultdict(lambda: {"history": [], "events": defaultdict(list)})
+    calls: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"history": [], "events": defaultdict(list)}
+    )
     for p in payloads:
         call = calls[p["callid"]]
         if p["cmd"] == "history":
@@ -82,7 +84,9 @@ def compare_with_expected(name: str, payloads: list[dict[str, Any]]) -> list[str
         eh = exp["history"]
         for key in ("type", "status", "ext"):
             if h.get(key) != eh.get(key):
-                problems.append(f"{phone}: history {key} is {h.get(key)!r}, expected {eh.get(key)!r}")
+                problems.append(
+                    f"{phone}: history {key} is {h.get(key)!r}, expected {eh.get(key)!r}"
+                )
         if "duration" in eh:
             lo, hi = eh["duration"]
             if not lo <= int(h["duration"]) <= hi:

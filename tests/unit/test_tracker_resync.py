@@ -18,10 +18,15 @@ def live_channels(tracker: CallTracker, at: float) -> list[dict[str, str]]:
     """What `CoreShowChannels` would list for the channels the tracker knows."""
     return [
         {
-            "Event": "CoreShowChannel", "Channel": ch.name, "Uniqueid": ch.uid,
-            "Linkedid": ch.call.callid if ch.call else ch.uid, "ChannelState": str(ch.state),
-            "CallerIDNum": ch.caller_num, "Exten": ch.exten, "BridgeId": ch.bridge or "",
-            "Duration": "00:00:%02d" % int(at - ch.created),
+            "Event": "CoreShowChannel",
+            "Channel": ch.name,
+            "Uniqueid": ch.uid,
+            "Linkedid": ch.call.callid if ch.call else ch.uid,
+            "ChannelState": str(ch.state),
+            "CallerIDNum": ch.caller_num,
+            "Exten": ch.exten,
+            "BridgeId": ch.bridge or "",
+            "Duration": f"00:00:{int(at - ch.created):02d}",
         }
         for ch in tracker.channels.values()
     ]
@@ -81,9 +86,15 @@ def test_restart_mid_call_restores_and_finishes_without_repeating_events() -> No
     (callid,) = first.calls
     # what the store would hand back after a restart
     open_call = OpenCall(
-        callid=callid, direction="in", phone="79101234567", diversion="74957654321", group="",
-        start=first.calls[callid].start, answered=first.calls[callid].answered,
-        last_seq=max(e.seq for e in sent), sessions={e.ext: e.type for e in sent},
+        callid=callid,
+        direction="in",
+        phone="79101234567",
+        diversion="74957654321",
+        group="",
+        start=first.calls[callid].start,
+        answered=first.calls[callid].answered,
+        last_seq=max(e.seq for e in sent),
+        sessions={e.ext: e.type for e in sent},
     )
     second = lab_tracker()
     second.restore([open_call])
@@ -96,15 +107,31 @@ def test_restart_mid_call_restores_and_finishes_without_repeating_events() -> No
 
 def test_restored_call_that_ended_during_the_restart_is_closed() -> None:
     second = lab_tracker()
-    second.restore([
-        OpenCall("42.1", "in", "79101234567", "74957654321", "sales", 100.0, 101.0, 2,
-                 {"1001": "ACCEPTED", "1002": "INCOMING"}),
-    ])
+    second.restore(
+        [
+            OpenCall(
+                "42.1",
+                "in",
+                "79101234567",
+                "74957654321",
+                "sales",
+                100.0,
+                101.0,
+                2,
+                {"1001": "ACCEPTED", "1002": "INCOMING"},
+            ),
+        ]
+    )
     outputs = second.resync([], at=200.0)
     types = {(o.ext, o.type) for o in outputs if isinstance(o, CallEvent)}
     assert types == {("1001", "COMPLETED"), ("1002", "CANCELLED")}
     (record,) = [o for o in outputs if isinstance(o, CallRecord)]
-    assert (record.status, record.ext, record.group, record.closed_by) == ("Success", "1001", "sales", "resync")
+    assert (record.status, record.ext, record.group, record.closed_by) == (
+        "Success",
+        "1001",
+        "sales",
+        "resync",
+    )
     assert [o.seq for o in outputs if isinstance(o, CallEvent)] == [3, 4]
 
 

@@ -67,7 +67,15 @@ def test_load_trace_invariants() -> None:
     events = [o for o in outputs if isinstance(o, CallEvent)]
     assert {e.callid for e in events} <= {r.callid for r in external}
     for r in external:
-        assert r.status in {"Success", "missed", "Cancel", "Busy", "NotAvailable", "NotAllowed", "NotFound"}
+        assert r.status in {
+            "Success",
+            "missed",
+            "Cancel",
+            "Busy",
+            "NotAvailable",
+            "NotAllowed",
+            "NotFound",
+        }
         if r.status == "Success":
             assert r.duration >= 0 and r.answered is not None
         else:
