@@ -88,6 +88,7 @@ class CallTracker:
         self.calls: dict[str, Call] = {}
         self.bridges: dict[str, set[Channel]] = {}
         self._dead: OrderedDict[str, None] = OrderedDict()
+        self._finished: OrderedDict[str, None] = OrderedDict()
         self._out: list[Output] = []
         self.events_seen = 0
         self.events_ignored = 0
@@ -250,6 +251,9 @@ class CallTracker:
         if not uid or not name or uid in self._dead:
             return None
         linkedid = ev.get(prefix + "Linkedid") or uid
+        if linkedid in self._finished:  # a straggler of a call already reported
+            self._remember_dead(uid)
+            return None
         state = _int(ev.get(prefix + "ChannelState"), DOWN) or DOWN
         cls = self.classifier.classify(name)
         if adopted:
@@ -314,6 +318,8 @@ class CallTracker:
         """A channel now carries another Linkedid (pickup, some transfers)."""
         old = ch.call
         assert old is not None
+        if linkedid in self._finished:
+            return  # late news of a call already reported: the channel stays where it is
         old.live.pop(ch.uid, None)
         new = self.calls.get(linkedid)
         if new is None:
@@ -677,6 +683,9 @@ class CallTracker:
             if sess.open:
                 self._close(sess, at, None)
         self.calls.pop(call.callid, None)
+        self._finished[call.callid] = None
+        if len(self._finished) > _DEAD_MEMORY:
+            self._finished.popitem(last=False)
         direction = call.direction or model.INTERNAL
         answered = call.answered
         if direction == model.IN:
