@@ -1,0 +1,140 @@
+"""The `crm-bridge` command as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import asyncpg
+import pytest
+
+from bridge.devtools.fake_ami import FakeAmiServer
+from tests.support.traces import (
+    LAB_CONFIG,
+    TRACES,
+    all_trace_names,
+    compare_with_expected,
+    grammar_violations,
+    scenario_names,
+)
+
+CLI = [sys.executable, "-m", "bridge"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def crm_bridge(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, **kw)
+
+
+@pytest.mark.parametrize("name", scenario_names())
+def test_replay_gives_the_expected_payloads(name: str) -> None:
+    done = crm_bridge("replay", str(TRACES / f"{name}.ami.jsonl"), "--config", str(LAB_CONFIG))
+    assert done.returncode == 0, done.stderr
+    payloads = [json.loads(line) for line in done.stdout.splitlines()]
+    assert compare_with_expected(name, payloads) == []
+    for p in payloads:
+        assert "crm_token" not in p
+        assert all(v != "" for v in p.values()), "empty fields are left out"
+        if p["cmd"] == "history":
+            assert len(p["start"]) == 16 and p["start"].endswith("Z")
+
+
+def test_replay_of_the_load_trace_keeps_the_grammar() -> None:
+    assert "load_mixed" in all_trace_names()
+    done = crm_bridge("replay", str(TRACES / "load_mixed.ami.jsonl"), "--config", str(LAB_CONFIG))
+    assert done.returncode == 0, done.stderr
+    payloads = [json.loads(line) for line in done.stdout.splitlines()]
+    histories = [p for p in payloads if p["cmd"] == "history"]
+    assert len(histories) == 200 and len({h["callid"] for h in histories}) == 200
+    per: dict[tuple[str, str], list[str]] = {}
+    for p in payloads:
+        if p["cmd"] == "event":
+            per.setdefault((p["callid"], p["ext"]), []).append(p["type"])
+    assert all(grammar_violations(t) == [] for t in per.values())
+    # every call's events come before its history
+    position = {h["callid"]: i for i, h in enumerate(payloads) if h["cmd"] == "history"}
+    assert all(i < position[p["callid"]] for i, p in enumerate(payloads) if p["cmd"] == "event")
+
+
+def test_replay_errors_are_plain(tmp_path) -> None:
+    done = crm_bridge("replay", str(tmp_path / "nope.jsonl"))
+    assert done.returncode == 2 and "no such trace file" in done.stderr
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"t": 0, "raw": "Event: Newchannel\\r\\n"}\nnot json\n')
+    done = crm_bridge("replay", str(bad))
+    assert done.returncode == 2 and "bad.jsonl:2" in done.stderr
+
+
+def test_check_config(tmp_path) -> None:
+    assert crm_bridge("check-config", "--replay-only", str(LAB_CONFIG)).returncode == 0
+    done = crm_bridge("check-config", str(LAB_CONFIG))
+    assert done.returncode == 1 and "[asterisk] secret" in done.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[pbx]\ntrunks = ["trunk"]\n[crm]\nurl = "ftp://x"\n')
+    done = crm_bridge("check-config", "--replay-only", str(bad))
+    assert done.returncode == 1
+    assert "[pbx] trunks" in done.stderr and "[crm] url" in done.stderr
+
+
+@pytest.mark.integration
+async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, tmp_path) -> None:
+    server = FakeAmiServer(TRACES / "in_ringgroup.ami.jsonl")
+    port = await server.start()
+    config = tmp_path / "bridge.toml"
+    config.write_text(LAB_CONFIG.read_text() + f"""
+[asterisk]
+host = "127.0.0.1"
+port = {port}
+username = "bridge"
+secret = "bridge"
+
+[database]
+url = "{pg_dsn}"
+
+[api]
+listen = "127.0.0.1:{free_port()}"
+""")
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "run", "--config", str(config), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env={**os.environ, "NOTIFY_SOCKET": ""})
+    try:
+        async with asyncio.timeout(30):
+            while server.logins == 0:
+                assert proc.returncode is None, (await proc.stdout.read()).decode()
+                await asyncio.sleep(0.05)
+            await server.wait_done()
+            conn = await asyncpg.connect(pg_dsn)
+            try:
+                while True:
+                    try:
+                        status = await conn.fetchval("SELECT status FROM calls")
+                    except asyncpg.UndefinedTableError:
+                        status = None
+                    if status:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                await conn.close()
+        assert status == "Success"
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(15):
+            out, _ = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await server.stop()
+    assert proc.returncode == 0
+    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    finished = [x for x in lines if x.get("event") == "call_finished"]
+    assert finished and finished[0]["callid"] and finished[0]["status"] == "Success"
+    assert all("callid" in x for x in lines if x.get("event") == "call_event")
