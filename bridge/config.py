@@ -255,10 +255,10 @@ class CrmSettings(_Section):
         return None if value is None or value == "" else _check_http_url(value)
 
 
-class AgiSettings(_Section):
-    """FastAGI listener the dialplan calls for contact look-ups and ratings."""
+class _Listener(_Section):
+    """A section with a `listen = "host:port"` key."""
 
-    listen: str = "127.0.0.1:4573"
+    listen: str = "127.0.0.1:0"
 
     @field_validator("listen")
     @classmethod
@@ -274,30 +274,23 @@ class AgiSettings(_Section):
         return split_listen(self.listen)[1]
 
 
-class ApiSettings(_Section):
+class AgiSettings(_Listener):
+    """FastAGI listener the dialplan calls for contact look-ups and ratings."""
+
+    listen: str = "127.0.0.1:4573"
+
+
+class ApiSettings(_Listener):
     """HTTP API listener; public_url is the base of recording links handed to CRMs."""
 
     listen: str = "127.0.0.1:8080"
     public_url: str = "http://127.0.0.1:8080"
     link_secret: str | None = Field(default=None, repr=False)
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        return _check_listen(value)
-
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
         return _check_http_url(value).rstrip("/")
-
-    @property
-    def listen_host(self) -> str:
-        return split_listen(self.listen)[0]
-
-    @property
-    def listen_port(self) -> int:
-        return split_listen(self.listen)[1]
 
 
 class LogSettings(_Section):

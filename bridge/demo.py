@@ -20,7 +20,7 @@ from aiohttp import web
 
 from .ami.ingest import AmiIngest
 from .api.health import create_health_app
-from .devtools.fake_ami import FakeAmiServer, load_trace
+from .devtools.fake_ami import FakeAmiServer, concat_traces
 from .devtools.local_postgres import LocalPostgres
 from .observability.metrics import pipeline_registry
 from .pipeline import CallPipeline
@@ -31,8 +31,17 @@ from .tracker.model import Output
 from .tracker.tracker import CallTracker
 
 REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = ("in_answered", "in_ringgroup", "in_queue", "in_blind_transfer", "in_noanswer",
-             "out_answered", "out_busy", "click_to_call", "concurrent")
+SCENARIOS = (
+    "in_answered",
+    "in_ringgroup",
+    "in_queue",
+    "in_blind_transfer",
+    "in_noanswer",
+    "out_answered",
+    "out_busy",
+    "click_to_call",
+    "concurrent",
+)
 
 
 def traces_dir() -> Path:
@@ -44,12 +53,13 @@ async def run_demo(speed: float = 4.0, traces: Sequence[str] = (), listen_port: 
     paths = [Path(t) for t in traces] or [directory / f"{n}.ami.jsonl" for n in SCENARIOS]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        print(f"crm-bridge demo: traces not found: {', '.join(missing)} "
-              f"(set AMI_TRACES to the ami-traces folder)", file=sys.stderr)
+        print(
+            f"crm-bridge demo: traces not found: {', '.join(missing)} "
+            f"(set AMI_TRACES to the ami-traces folder)",
+            file=sys.stderr,
+        )
         return 2
-    raw: list[str] = []
-    for path in paths:
-        raw.extend(text for _, text in load_trace(path) if not text.startswith("Event: FullyBooted"))
+    raw = concat_traces(paths)
     print(f"demo: starting PostgreSQL in {REPO / '.demo'} ...", file=sys.stderr)
     pg = LocalPostgres(REPO / ".demo" / "pg")
     pg.start()
@@ -59,8 +69,9 @@ async def run_demo(speed: float = 4.0, traces: Sequence[str] = (), listen_port: 
         dsn = pg.dsn_for("postgres")
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
         async with pool.acquire() as conn:
-            await conn.execute("DROP TABLE IF EXISTS calls, call_legs, call_events, "
-                               "schema_migrations")
+            await conn.execute(
+                "DROP TABLE IF EXISTS calls, call_legs, call_events, schema_migrations"
+            )
             await migrate(conn)
         port = await server.start()
         ingest = AmiIngest("127.0.0.1", port, "bridge", "bridge", reconnect_max_delay=1)
@@ -71,11 +82,17 @@ async def run_demo(speed: float = 4.0, traces: Sequence[str] = (), listen_port: 
                 print(json.dumps(payload, ensure_ascii=False), flush=True)
 
         pipeline = CallPipeline(ingest, tracker, CallStore(pool, "demo"), on_outputs=show)
-        registry = pipeline_registry(lambda: {
-            "received": ingest.received, "dropped": ingest.dropped,
-            "reconnects": ingest.reconnects, "connected": float(ingest.connected),
-            "queue": len(ingest.buffer), "calls_up": tracker.open_calls,
-            "store_failures": pipeline.store_failures})
+        registry = pipeline_registry(
+            lambda: {
+                "received": ingest.received,
+                "dropped": ingest.dropped,
+                "reconnects": ingest.reconnects,
+                "connected": float(ingest.connected),
+                "queue": len(ingest.buffer),
+                "calls_up": tracker.open_calls,
+                "store_failures": pipeline.store_failures,
+            }
+        )
 
         async def ready() -> dict[str, bool]:
             return {"ami": ingest.connected, "database": True}
@@ -84,20 +101,26 @@ async def run_demo(speed: float = 4.0, traces: Sequence[str] = (), listen_port: 
         await runner.setup()
         try:
             await web.TCPSite(runner, "127.0.0.1", listen_port).start()
-            print(f"demo: health and metrics on http://127.0.0.1:{listen_port}/metrics",
-                  file=sys.stderr)
+            print(
+                f"demo: health and metrics on http://127.0.0.1:{listen_port}/metrics",
+                file=sys.stderr,
+            )
         except OSError as exc:
             print(f"demo: port {listen_port} busy ({exc}); no HTTP this time", file=sys.stderr)
         task = asyncio.create_task(pipeline.run())
         await ingest.start()
         await server.wait_done()
-        while ingest.received < len(raw) or ingest.buffer or tracker.open_calls:
+        while ingest.received < len(raw) or ingest.buffer or tracker.open_calls:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         await pipeline.drain()
-        rows = await pool.fetch("SELECT direction, status, count(*) AS n FROM calls "
-                                "GROUP BY 1, 2 ORDER BY 1, 2")
-        print("demo: calls in PostgreSQL: " + ", ".join(
-            f"{r['direction']}/{r['status']}: {r['n']}" for r in rows), file=sys.stderr)
+        rows = await pool.fetch(
+            "SELECT direction, status, count(*) AS n FROM calls GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        print(
+            "demo: calls in PostgreSQL: "
+            + ", ".join(f"{r['direction']}/{r['status']}: {r['n']}" for r in rows),
+            file=sys.stderr,
+        )
         await ingest.stop()
         task.cancel()
         await runner.cleanup()

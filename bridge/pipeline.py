@@ -16,7 +16,7 @@ from typing import Protocol
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from .ami.ingest import Item, Resync, ResyncMark
-from .tracker.model import CallEvent, CallRecord, Output
+from .tracker.model import CallEvent, Output
 from .tracker.tracker import CallTracker
 
 log = logging.getLogger("bridge.calls")
@@ -122,28 +122,12 @@ class CallPipeline:
             self.on_outputs(outputs)
         for out in outputs:
             if isinstance(out, CallEvent):
-                log.info(
-                    "call_event",
-                    extra={
-                        "callid": out.callid,
-                        "type": out.type,
-                        "ext": out.ext,
-                        "direction": out.direction,
-                        "phone": out.phone,
-                    },
-                )
-            elif isinstance(out, CallRecord):
-                log.info(
-                    "call_finished",
-                    extra={
-                        "callid": out.callid,
-                        "direction": out.direction,
-                        "status": out.status,
-                        "ext": out.ext,
-                        "duration": out.duration,
-                        "closed_by": out.closed_by,
-                    },
-                )
+                fields = ("callid", "type", "ext", "direction", "phone")
+                name = "call_event"
+            else:
+                fields = ("callid", "direction", "status", "ext", "duration", "closed_by")
+                name = "call_finished"
+            log.info(name, extra={f: getattr(out, f) for f in fields})
 
     def _store_failed(self, state: object) -> None:
         self.store_failures += 1

@@ -406,3 +406,13 @@ class FakeAmiServer:
             "Duration": f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}",
             "BridgeId": ch.bridge_id,
         }
+
+
+def concat_traces(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Several recorded traces as one AMI stream (one login, one FullyBooted)."""
+    return [
+        text
+        for path in paths
+        for _, text in load_trace(path)
+        if not text.startswith("Event: FullyBooted")
+    ]

@@ -103,6 +103,7 @@ class CallTracker:
             "BridgeEnter": self._on_bridge_enter,
             "BridgeLeave": self._on_bridge_leave,
             "BridgeDestroy": self._on_bridge_destroy,
+            "BridgeMerge": self._on_bridge_merge,
             "Hangup": self._on_hangup,
             "LocalBridge": self._on_local_bridge,
             "BlindTransfer": self._on_blind_transfer,
@@ -376,7 +377,7 @@ class CallTracker:
             if (not number or number == "s") and caller is not None:
                 number = caller.exten
             call.phone = self.numbers.normalize(number)
-            root = self._root(dest)
+            root = self._placer_leg(call, dest)
             if root.kind is Kind.EXTENSION:
                 call.placer = root.ext
                 sess = self._session(call, root.ext)
@@ -424,6 +425,18 @@ class CallTracker:
     def _on_bridge_destroy(self, ev: Event, at: float) -> None:
         for ch in self.bridges.pop(ev.get("BridgeUniqueid", ""), ()):
             ch.bridge = None
+
+    def _on_bridge_merge(self, ev: Event, at: float) -> None:
+        """Everyone in the `From` bridge is now in the `To` bridge (attended transfers)."""
+        source = self.bridges.pop(ev.get("FromBridgeUniqueid", ""), set())
+        target_id = ev.get("ToBridgeUniqueid", "")
+        if not source or not target_id:
+            return
+        target = self.bridges.setdefault(target_id, set())
+        for ch in source:
+            ch.bridge = target_id
+            target.add(ch)
+        self._connect(next(iter(source)), at)
 
     def _on_hangup(self, ev: Event, at: float) -> None:
         uid = ev.get("Uniqueid", "")
@@ -506,7 +519,7 @@ class CallTracker:
             return
         if ch.customer_of is call:
             if call.direction == model.OUT:
-                root = self._root(ch)
+                root = self._placer_leg(call, ch)
                 if root.kind is Kind.EXTENSION:
                     self._accept(call, root, at)
                 elif call.answered is None:
@@ -533,6 +546,23 @@ class CallTracker:
             else:
                 return node
         return node
+
+    def _placer_leg(self, call: Call, customer: Channel) -> Channel:
+        """The employee's leg behind an outbound customer leg.
+
+        Usually the dial chain starts at the phone; a click-to-call through a Local channel
+        (`Originate Local/1001@from-internal`) starts at the Local half that was never
+        dialled, and the employee is then the call's first phone."""
+        root = self._root(customer)
+        first = call.first
+        if (
+            root.kind is not Kind.EXTENSION
+            and first is not None
+            and first.kind is Kind.EXTENSION
+            and first.ended is None
+        ):
+            return first
+        return root
 
     def _customer_call(self, ch: Channel) -> Call | None:
         """The call whose customer this channel is ringing or talking for, if any."""

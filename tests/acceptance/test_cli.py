@@ -91,7 +91,9 @@ async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, t
     server = FakeAmiServer(TRACES / "in_ringgroup.ami.jsonl")
     port = await server.start()
     config = tmp_path / "bridge.toml"
-    config.write_text(LAB_CONFIG.read_text() + f"""
+    config.write_text(
+        LAB_CONFIG.read_text()
+        + f"""
 [asterisk]
 host = "127.0.0.1"
 port = {port}
@@ -103,10 +105,17 @@ url = "{pg_dsn}"
 
 [api]
 listen = "127.0.0.1:{free_port()}"
-""")
+"""
+    )
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "run", "--config", str(config), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env={**os.environ, "NOTIFY_SOCKET": ""})
+        *CLI,
+        "run",
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "NOTIFY_SOCKET": ""},
+    )
     try:
         async with asyncio.timeout(30):
             while server.logins == 0:

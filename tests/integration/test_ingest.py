@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from bridge.ami.ingest import AmiIngest
-from bridge.devtools.fake_ami import FakeAmiServer
+from bridge.devtools.fake_ami import FakeAmiServer, concat_traces
 from bridge.pipeline import CallPipeline
 from bridge.store.calls import CallStore
 from bridge.store.migrations import migrate
@@ -65,15 +65,7 @@ async def calls(pool: asyncpg.Pool) -> list[asyncpg.Record]:
 async def test_all_scenarios_end_to_end(pool: asyncpg.Pool) -> None:
     """Every scenario, one after another on one AMI connection, as on a real PBX."""
     names = scenario_names()
-    raw = []
-    from bridge.devtools.fake_ami import load_trace
-
-    for name in names:
-        raw.extend(
-            text
-            for _, text in load_trace(TRACES / f"{name}.ami.jsonl")
-            if not text.startswith("Event: FullyBooted")
-        )
+    raw = concat_traces(TRACES / f"{name}.ami.jsonl" for name in names)
     server = FakeAmiServer(raw)
     async with bridge_on(server, pool) as (ingest, tracker, pipeline):
         async with asyncio.timeout(30):

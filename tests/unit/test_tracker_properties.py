@@ -67,14 +67,49 @@ def test_events_lost_duplicated_and_shuffled(name: str, data: st.DataObject) -> 
 @slow
 @given(
     headers=st.dictionaries(
-        st.sampled_from(["Event", "Channel", "Uniqueid", "Linkedid", "ChannelState", "DestUniqueid",
-                         "DestChannel", "BridgeUniqueid", "Cause", "Timestamp", "DialStatus",
-                         "LocalOneUniqueid", "TransfererUniqueid", "DestLinkedid"]),
-        st.one_of(st.sampled_from(["Newchannel", "Newstate", "DialBegin", "DialEnd", "Hangup",
-                                   "BridgeEnter", "BridgeLeave", "LocalBridge", "BlindTransfer",
-                                   "AttendedTransfer", "1.1", "1.2", "PJSIP/1001-01",
-                                   "PJSIP/trunk-02", "Local/1@x-1;1", "6", "ANSWER", ""]),
-                  st.text(max_size=12)),
+        st.sampled_from(
+            [
+                "Event",
+                "Channel",
+                "Uniqueid",
+                "Linkedid",
+                "ChannelState",
+                "DestUniqueid",
+                "DestChannel",
+                "BridgeUniqueid",
+                "Cause",
+                "Timestamp",
+                "DialStatus",
+                "LocalOneUniqueid",
+                "TransfererUniqueid",
+                "DestLinkedid",
+            ]
+        ),
+        st.one_of(
+            st.sampled_from(
+                [
+                    "Newchannel",
+                    "Newstate",
+                    "DialBegin",
+                    "DialEnd",
+                    "Hangup",
+                    "BridgeEnter",
+                    "BridgeLeave",
+                    "LocalBridge",
+                    "BlindTransfer",
+                    "AttendedTransfer",
+                    "1.1",
+                    "1.2",
+                    "PJSIP/1001-01",
+                    "PJSIP/trunk-02",
+                    "Local/1@x-1;1",
+                    "6",
+                    "ANSWER",
+                    "",
+                ]
+            ),
+            st.text(max_size=12),
+        ),
     ),
 )
 def test_arbitrary_headers_never_crash(headers: dict[str, str]) -> None:
@@ -93,8 +128,9 @@ def test_duplicated_whole_trace_reports_once() -> None:
 
 
 def _rewrite(name: str, fn) -> list[tuple[float, dict[str, str]]]:
-    return [(t, {k: fn(k, v) for k, v in ev.items() if fn(k, v) is not None})
-            for t, ev in events(name)]
+    return [
+        (t, {k: fn(k, v) for k, v in ev.items() if fn(k, v) is not None}) for t, ev in events(name)
+    ]
 
 
 def replay_payloads(tracker: CallTracker, evs) -> list[dict]:
@@ -114,6 +150,7 @@ def test_without_timestamp_headers_receipt_time_is_used() -> None:
 def test_chan_sip_and_iax2_channels() -> None:
     """The same calls as chan_sip would name them (`SIP/trunk-…`, `SIP/1001-…`)."""
     for tech in ("SIP", "IAX2"):
+
         def rename(_: str, v: str, tech: str = tech) -> str:
             return re.sub(r"\bPJSIP/", f"{tech}/", v)
 
