@@ -47,6 +47,7 @@ __all__ = [
     "ConfigError",
     "CrmSettings",
     "DatabaseSettings",
+    "DeliverySettings",
     "LogSettings",
     "PbxSettings",
     "Settings",
@@ -248,6 +249,11 @@ class CrmSettings(_Section):
     url: str | None = None
     token: str | None = Field(default=None, repr=False)
     profile: CrmProfile = "vpbx"
+    signing_secret: str | None = Field(default=None, repr=False)  # Standard Webhooks HMAC
+    event_ttl: float = Field(default=60.0, gt=0)  # seconds a ringing pop-up stays worth sending
+    connect_timeout: float = Field(default=5.0, gt=0)
+    timeout: float = Field(default=15.0, gt=0)  # total per request
+    contact_timeout: float = Field(default=1.5, gt=0)  # the dialplan waits at most this long
 
     @field_validator("url")
     @classmethod
@@ -278,6 +284,19 @@ class AgiSettings(_Listener):
     """FastAGI listener the dialplan calls for contact look-ups and ratings."""
 
     listen: str = "127.0.0.1:4573"
+    cache_ttl: float = Field(default=300.0, ge=0)  # seconds a CRM answer is served from cache
+    breaker_failures: int = Field(default=5, ge=1)  # consecutive failures that open the breaker
+    breaker_reset: float = Field(default=30.0, gt=0)  # seconds before asking the CRM again
+
+
+class DeliverySettings(_Section):
+    """Webhook delivery workers (the outbox)."""
+
+    workers: int = Field(default=4, ge=1, le=256)
+    lease: float = Field(default=30.0, gt=0)  # a crashed worker's rows come back after this
+    poll_interval: float = Field(default=2.0, gt=0)  # fallback when NOTIFY is missed
+    retry_for: float = Field(default=172_800.0, ge=86_400.0)  # history/rating keep trying
+    max_client_errors: int = Field(default=3, ge=1)  # other 4xx: tries before dead letter
 
 
 class ApiSettings(_Listener):
@@ -346,6 +365,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     crm: CrmSettings = Field(default_factory=CrmSettings)
     agi: AgiSettings = Field(default_factory=AgiSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
