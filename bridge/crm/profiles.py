@@ -1,0 +1,75 @@
+"""Wire profiles: how one CRM target wants its payloads (SPEC section 4).
+
+- `vpbx`: `application/x-www-form-urlencoded`, the fields of the VPBX "REST API for CRM",
+  the token both as `crm_token` in the body and in an `X-CRM-Token` header (some receivers
+  read only one of them);
+- `vpbx-legacy`: the 2017 spec's strict receivers answer 400 to any field they do not
+  know, so exactly the newer fields are left out, and they never get `rating`;
+- `json`: the `vpbx` fields as a JSON object.
+Every field of the profile is sent, empty or not (receivers index them blindly), except
+`second_callid`, which only TRANSFERRED carries.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+PROFILES = ("vpbx", "vpbx-legacy", "json")
+
+FIELDS: dict[str, tuple[str, ...]] = {
+    "history": ("cmd", "crm_token", "type", "user", "ext", "groupRealName", "telnum", "phone",
+                "diversion", "start", "duration", "wait", "callid", "link", "status", "rating",
+                "missedStatus"),
+    "event": ("cmd", "crm_token", "type", "callid", "phone", "user", "direction", "diversion",
+              "groupRealName", "ext", "telnum", "telnum_name", "second_callid"),
+    "contact": ("cmd", "crm_token", "phone", "callid", "diversion"),
+    "rating": ("cmd", "crm_token", "callid", "rating", "phone", "user", "ext"),
+}
+
+LEGACY_LEFT_OUT: dict[str, frozenset[str]] = {
+    "history": frozenset({"rating", "wait", "missedStatus"}),
+    "event": frozenset({"direction", "telnum_name", "second_callid"}),
+    "contact": frozenset({"diversion"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+
+
+def sends(profile: str, cmd: str) -> bool:
+    """Whether a target of this profile gets this command at all."""
+    return not (profile == "vpbx-legacy" and cmd == "rating") and cmd in FIELDS
+
+
+def wire_fields(profile: str, fields: dict[str, object], token: str) -> dict[str, str]:
+    """The exact fields, in the spec's order, as strings."""
+    cmd = str(fields["cmd"])
+    names = FIELDS[cmd]
+    left_out = LEGACY_LEFT_OUT.get(cmd, frozenset()) if profile == "vpbx-legacy" else frozenset()
+    values = {**fields, "crm_token": token}
+    out: dict[str, str] = {}
+    for name in names:
+        if name in left_out:
+            continue
+        if name == "second_callid" and values.get("type") != "TRANSFERRED":
+            continue
+        value = values.get(name)
+        out[name] = "" if value is None else str(value)
+    return out
+
+
+def encode(profile: str, fields: dict[str, object], token: str) -> WireRequest:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown CRM profile {profile!r}")
+    wire = wire_fields(profile, fields, token)
+    headers = {"X-CRM-Token": token} if token else {}
+    if profile == "json":
+        body = json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode()
+        return WireRequest(body, "application/json", headers)
+    return WireRequest(urlencode(wire).encode(), "application/x-www-form-urlencoded", headers)
