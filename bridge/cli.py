@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
@@ -92,6 +93,59 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deliver(args: argparse.Namespace) -> int:
+    from .daemon import run_delivery
+    from .observability.logs import configure_logging
+
+    settings = _load(args.config, for_daemon=True)
+    configure_logging(settings.log.level, cache_loggers=True)
+    asyncio.run(run_delivery(settings))
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from .delivery import admin
+
+    settings = _load(args.config, for_daemon=False)
+    if not settings.database.url:
+        print("crm-bridge outbox: no [database] url in the config", file=sys.stderr)
+        return 2
+
+    async def go() -> int:
+        conn = await asyncpg.connect(settings.database.url)
+        try:
+            if args.action == "list":
+                rows = await admin.list_rows(conn, "dead" if args.dead else args.state, args.limit)
+                for r in rows:
+                    print(
+                        json.dumps(
+                            {
+                                k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                                for k, v in r.items()
+                            },
+                            ensure_ascii=False,
+                        )
+                    )
+                print(json.dumps({"counts": await admin.counts(conn)}), file=sys.stderr)
+            elif args.action == "retry":
+                if not args.all_dead and not args.ids:
+                    print("crm-bridge outbox retry: give row ids or --all-dead", file=sys.stderr)
+                    return 2
+                n = await admin.redrive(conn, None if args.all_dead else args.ids)
+                print(f"re-driven: {n}")
+            elif args.action == "enable":
+                ok = await admin.enable_target(conn, settings.pbx.id, args.target)
+                print("enabled" if ok else f"no target named {args.target!r}")
+                return 0 if ok else 1
+            return 0
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -124,6 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("trace")
     p.add_argument("--config", default=None)
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("deliver", help="webhook delivery workers only (scale-out)")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.set_defaults(func=cmd_deliver)
+
+    p = sub.add_parser("outbox", help="list and re-drive webhooks")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    osub = p.add_subparsers(dest="action", required=True)
+    o = osub.add_parser("list", help="newest rows first (JSON lines)")
+    o.add_argument("--dead", action="store_true", help="dead letters only")
+    o.add_argument("--state", choices=["pending", "leased", "sent", "dead", "expired"])
+    o.add_argument("--limit", type=int, default=50)
+    o = osub.add_parser("retry", help="send dead letters again")
+    o.add_argument("ids", nargs="*", type=int)
+    o.add_argument("--all-dead", action="store_true")
+    o = osub.add_parser("enable", help="switch a target on again (after a 410)")
+    o.add_argument("target", help="target name, e.g. primary")
+    p.set_defaults(func=cmd_outbox)
 
     p = sub.add_parser("demo", help="everything on localhost, no Asterisk needed")
     p.add_argument("--speed", type=float, default=4.0, help="replay speed factor")

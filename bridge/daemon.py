@@ -17,6 +17,8 @@ from aiohttp import web
 from .ami.ingest import AmiIngest
 from .api.health import create_health_app
 from .config import Settings
+from .delivery.outbox import Outbox, ensure_primary_target
+from .delivery.service import Delivery
 from .observability.metrics import pipeline_registry
 from .pipeline import CallPipeline
 from .replay import tracker_for
@@ -44,6 +46,8 @@ class Bridge:
             queue_size=a.queue_size,
         )
         self.pipeline: CallPipeline | None = None
+        self.delivery: Delivery | None = None
+        self.outbox: Outbox | None = None
         self.runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped = asyncio.Event()
@@ -56,7 +60,11 @@ class Bridge:
         )
         async with self.pool.acquire() as conn:
             await migrate(conn)
-        store = CallStore(self.pool, s.pbx.id)
+            await ensure_primary_target(
+                conn, s.pbx.id, s.crm.url, s.crm.token, s.crm.profile, s.crm.signing_secret
+            )
+        self.outbox = Outbox(s.pbx.id, event_ttl=s.crm.event_ttl, send_internal=s.pbx.send_internal)
+        store = CallStore(self.pool, s.pbx.id, self.outbox)
         left_open = await store.open_calls()
         self.tracker.restore(left_open)
         log.info("bridge_starting", extra={"pbx": s.pbx.id, "calls_left_open": len(left_open)})
@@ -65,6 +73,8 @@ class Bridge:
         self.runner = web.AppRunner(create_health_app(self._ready, registry), access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, s.api.listen_host, s.api.listen_port).start()
+        self.delivery = Delivery(self.pool, s.database.url, s)
+        await self.delivery.start()
         await self.ingest.start()
         self._tasks.append(
             asyncio.create_task(self._supervise(self.pipeline.run()), name="pipeline")
@@ -91,6 +101,8 @@ class Bridge:
         if self.pipeline is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.pipeline.drain(), 10)
+        if self.delivery is not None:
+            await self.delivery.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -116,6 +128,10 @@ class Bridge:
             "queue": len(self.ingest.buffer),
             "calls_up": self.tracker.open_calls,
             "store_failures": p.store_failures if p else 0,
+            "webhooks_sent": self.delivery.stats.sent if self.delivery else 0,
+            "webhooks_retried": self.delivery.stats.retried if self.delivery else 0,
+            "webhooks_dead": self.delivery.stats.dead if self.delivery else 0,
+            "webhooks_expired": self.delivery.stats.expired if self.delivery else 0,
         }
 
     async def _systemd_watchdog(self, interval: float) -> None:
@@ -136,3 +152,27 @@ async def run_bridge(settings: Settings) -> None:
     finally:
         log.info("bridge_stopping")
         await bridge.stop()
+
+
+async def run_delivery(settings: Settings) -> None:
+    """`crm-bridge deliver`: delivery workers only (scale-out on other hosts)."""
+    assert settings.database.url
+    pool = await asyncpg.create_pool(
+        settings.database.url, min_size=1, max_size=settings.database.pool_max
+    )
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    delivery = Delivery(pool, settings.database.url, settings)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stopped.set)
+    await delivery.start()
+    notify("READY=1")
+    log.info("delivery_started", extra={"workers": settings.delivery.workers})
+    try:
+        await stopped.wait()
+    finally:
+        await delivery.stop()
+        await pool.close()

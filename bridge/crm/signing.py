@@ -14,7 +14,7 @@ import hmac
 
 def _key(secret: str) -> bytes:
     if secret.startswith("whsec_"):
-        return base64.b64decode(secret[len("whsec_"):])
+        return base64.b64decode(secret[len("whsec_") :])
     return secret.encode()
 
 

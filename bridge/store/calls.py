@@ -1,9 +1,9 @@
 """Calls, legs and call events in PostgreSQL.
 
 `save()` writes what the tracker reported for a batch of AMI events in ONE transaction,
-so a crash leaves either all of it or none. Writes are idempotent: replaying the same
-events upserts the same call and leg rows and skips events already stored (their key is
-the call and the event's sequence number within it).
+together with the webhook rows of the outbox, so a crash leaves either all of it or none.
+Writes are idempotent: replaying the same events upserts the same call and leg rows and
+skips events already stored (their key is the call and the event's sequence number in it).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from ..delivery.outbox import Outbox
 from ..tracker.model import CallEvent, CallRecord, OpenCall, Output
 
 
@@ -65,9 +66,10 @@ ON CONFLICT (pbx_id, uniqueid) DO UPDATE SET
 
 
 class CallStore:
-    def __init__(self, pool: asyncpg.Pool, pbx_id: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, pbx_id: str, outbox: Outbox | None = None) -> None:
         self.pool = pool
         self.pbx_id = pbx_id
+        self.outbox = outbox
 
     async def save(self, outputs: Sequence[Output]) -> None:
         """Store one batch of tracker outputs atomically."""
@@ -131,6 +133,8 @@ class CallStore:
                 await conn.executemany(_FINISH_CALL, finished)
             if legs:
                 await conn.executemany(_LEG, legs)
+            if self.outbox is not None:
+                await self.outbox.enqueue(conn, outputs)
 
     async def open_calls(self) -> list[OpenCall]:
         """Calls a previous run left open, with each employee's last event."""

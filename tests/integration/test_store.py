@@ -7,7 +7,7 @@ import pytest
 
 from bridge.ami.trace import trace_events
 from bridge.store.calls import CallStore
-from bridge.store.migrations import migrate
+from bridge.store.migrations import migrate, migration_files
 from tests.support.traces import TRACES, expected, scenario_names
 from tests.unit.test_tracker_traces import lab_tracker
 
@@ -38,7 +38,7 @@ async def snapshot(pool: asyncpg.Pool) -> dict[str, list]:
 async def pool(pg_dsn: str):
     pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
     async with pool.acquire() as conn:
-        assert await migrate(conn) == ["001_calls.sql"]
+        assert await migrate(conn) == [p.name for p in migration_files()]
         assert await migrate(conn) == []  # idempotent
     yield pool
     await pool.close()

@@ -1,0 +1,56 @@
+"""Turn the CRM's ``responsible`` (a login, an extension or a direct number) into an extension.
+
+Only extensions the directory knows come out: the value is dialled by the dialplan
+(``Dial(PJSIP/${CRM_RESPONSIBLE})``), so a CRM typo or a hostile answer must never become
+a dial string. Unknown values resolve to None and the call goes to the ring group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..tracker.numbers import PhoneNormalizer
+
+__all__ = ["Directory"]
+
+
+class Directory:
+    """``users`` is ``[pbx] users`` (extension -> login); ``direct`` maps numbers to extensions."""
+
+    def __init__(
+        self,
+        users: Mapping[str, str],
+        direct: Mapping[str, str] | None = None,
+        region: str = "RU",
+    ) -> None:
+        self._normalizer = PhoneNormalizer(region)
+        self._logins = {ext.strip(): login.strip() for ext, login in users.items()}
+        self._extensions = set(self._logins)
+        self._by_login = {login.strip().casefold(): ext.strip() for ext, login in users.items()}
+        self._by_number: dict[str, str] = {}
+        for number, ext in (direct or {}).items():
+            key = self._normalizer.normalize(number)
+            if key:
+                self._by_number[key] = ext.strip()
+                self._extensions.add(ext.strip())
+
+    def resolve(self, responsible: str | None) -> str | None:
+        """The extension to ring, or None when the value names nobody we know."""
+        value = (responsible or "").strip()
+        if not value:
+            return None
+        if value in self._extensions:
+            return value
+        ext = self._by_login.get(value.casefold())
+        if ext is not None:
+            return ext
+        if any(ch.isdigit() for ch in value):
+            number = self._normalizer.normalize(value)
+            if number in self._extensions:  # "+101" or "101 " written by hand
+                return number
+            return self._by_number.get(number)
+        return None
+
+    def login(self, ext: str) -> str:
+        """The directory login of an extension (falls back to the extension, as for `user`)."""
+        return self._logins.get(ext, ext)

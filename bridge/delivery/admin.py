@@ -1,0 +1,48 @@
+"""Operator tools on the outbox: list what failed, re-drive it (CLI now, API later)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+LIST = """
+SELECT o.id, t.name AS target, o.callid, o.cmd, o.state, o.attempts, o.last_status,
+       o.last_error, o.created_at, o.available_at, o.webhook_id
+FROM webhook_outbox o JOIN webhook_targets t ON t.id = o.target_id
+WHERE ($1::text IS NULL OR o.state = $1)
+ORDER BY o.id DESC LIMIT $2
+"""
+
+
+async def list_rows(
+    conn: asyncpg.Connection, state: str | None = None, limit: int = 50
+) -> list[asyncpg.Record]:
+    return await conn.fetch(LIST, state, limit)
+
+
+async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+    rows = await conn.fetch("SELECT state, count(*) AS n FROM webhook_outbox GROUP BY state")
+    return {r["state"]: r["n"] for r in rows}
+
+
+async def redrive(conn: asyncpg.Connection, ids: list[int] | None = None) -> int:
+    """Dead letters (all, or these ids) back to pending, with a fresh retry window.
+    Their webhook-id stays the same, so a receiver that got one anyway drops it."""
+    result = await conn.execute(
+        "UPDATE webhook_outbox SET state = 'pending', available_at = now(), attempts = 0, "
+        "created_at = now(), lease_until = NULL "
+        "WHERE state = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1))",
+        ids,
+    )
+    await conn.execute("SELECT pg_notify('webhook_outbox', '')")
+    return int(result.split()[-1])
+
+
+async def enable_target(conn: asyncpg.Connection, pbx_id: str, name: str) -> bool:
+    result = await conn.execute(
+        "UPDATE webhook_targets SET enabled = true, disabled_reason = '' "
+        "WHERE pbx_id = $1 AND name = $2",
+        pbx_id,
+        name,
+    )
+    await conn.execute("SELECT pg_notify('webhook_outbox', '')")
+    return result.endswith(" 1")

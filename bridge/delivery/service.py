@@ -1,0 +1,76 @@
+"""The delivery side of the bridge: N workers, one NOTIFY listener, one HTTP session.
+
+Runs inside `crm-bridge run`, or alone as `crm-bridge deliver` on any host that reaches
+the database (workers on several hosts share the outbox safely).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import aiohttp
+import asyncpg
+
+from ..config import Settings
+from .retry import RetryPolicy
+from .worker import DeliveryWorker, OutboxListener, Stats
+
+
+def policy_from(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        retry_for=settings.delivery.retry_for,
+        event_ttl=settings.crm.event_ttl,
+        max_client_errors=settings.delivery.max_client_errors,
+    )
+
+
+class Delivery:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        settings: Settings,
+        policy: RetryPolicy | None = None,
+        on_sent=None,
+    ) -> None:  # type: ignore[no-untyped-def]
+        self.pool = pool
+        self.dsn = dsn
+        self.settings = settings
+        self.policy = policy or policy_from(settings)
+        self.wake = asyncio.Event()
+        self.stats = Stats()
+        self.on_sent = on_sent
+        self.listener = OutboxListener(dsn, self.wake)
+        self.session: aiohttp.ClientSession | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        d, crm = self.settings.delivery, self.settings.crm
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+        prefix = f"{socket.gethostname()}:{os.getpid()}"
+        self.tasks.append(asyncio.create_task(self.listener.run(), name="outbox-listener"))
+        for n in range(d.workers):
+            worker = DeliveryWorker(
+                self.pool,
+                self.session,
+                self.policy,
+                name=f"{prefix}:{n}",
+                wake=self.wake,
+                lease=d.lease,
+                poll_interval=d.poll_interval,
+                connect_timeout=crm.connect_timeout,
+                timeout=crm.timeout,
+                stats=self.stats,
+                on_sent=self.on_sent,
+            )
+            self.tasks.append(asyncio.create_task(worker.run(), name=f"delivery-{n}"))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+        if self.session is not None:
+            await self.session.close()

@@ -1,0 +1,378 @@
+"""Delivery workers: claim outbox rows, POST them, record what happened.
+
+- Claims use `FOR UPDATE SKIP LOCKED` and a lease: several workers, in one process or on
+  several hosts, never hold the same row; a crashed worker's rows come back when their
+  lease ends (at-least-once: the same `webhook-id` then reaches the CRM twice).
+- Only the oldest undelivered row of each (target, call) can be claimed, so a CRM sees a
+  call's INCOMING before ACCEPTED before COMPLETED before its history; a row waiting for
+  its retry holds the later ones of its call back with it.
+- Workers wake on NOTIFY (a dedicated connection: LISTEN does not survive a pool) and poll
+  as a fallback; Postgres going away makes them wait and retry, never die.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from ..crm.profiles import encode
+from ..crm.signing import signature_headers
+from .retry import Decision, RetryPolicy
+
+log = logging.getLogger("bridge.delivery")
+USER_AGENT = "asterisk-crm-bridge/0.1"
+MAX_ANSWER = 64 * 1024  # bytes of a CRM's answer we read (and ignore)
+
+CLAIM = """
+WITH due AS (
+    SELECT o.id
+    FROM webhook_outbox o
+    JOIN webhook_targets t ON t.id = o.target_id AND t.enabled
+    WHERE ((o.state = 'pending' AND o.available_at <= now())
+           OR (o.state = 'leased' AND o.lease_until < now()))
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_outbox e
+          WHERE e.target_id = o.target_id AND e.callid = o.callid AND e.id < o.id
+            AND e.state IN ('pending', 'leased'))
+    ORDER BY o.id
+    LIMIT $1
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE webhook_outbox o
+SET state = 'leased', leased_by = $2, lease_until = now() + make_interval(secs => $3),
+    attempts = o.attempts + 1
+FROM due, webhook_targets t
+WHERE o.id = due.id AND t.id = o.target_id
+RETURNING o.id, o.target_id, o.callid, o.cmd, o.webhook_id, o.payload::text AS payload,
+          o.attempts, extract(epoch FROM o.created_at)::float8 AS created_at,
+          extract(epoch FROM o.expires_at)::float8 AS expires_at,
+          t.url, t.token, t.profile, t.signing_secret, t.name AS target
+"""
+
+NEXT_DUE = """
+SELECT extract(epoch FROM min(available_at) - now())::float8
+FROM webhook_outbox WHERE state = 'pending'
+"""
+
+
+@dataclass(slots=True)
+class Claimed:
+    id: int
+    target_id: int
+    target: str
+    callid: str
+    cmd: str
+    webhook_id: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: float
+    expires_at: float | None
+    url: str
+    token: str
+    profile: str
+    signing_secret: str | None
+
+    @classmethod
+    def from_row(cls, r: asyncpg.Record) -> Claimed:
+        return cls(
+            id=r["id"],
+            target_id=r["target_id"],
+            target=r["target"],
+            callid=r["callid"],
+            cmd=r["cmd"],
+            webhook_id=r["webhook_id"],
+            payload=json.loads(r["payload"]),
+            attempts=r["attempts"],
+            created_at=r["created_at"],
+            expires_at=r["expires_at"],
+            url=r["url"],
+            token=r["token"],
+            profile=r["profile"],
+            signing_secret=r["signing_secret"],
+        )
+
+
+@dataclass(slots=True)
+class Stats:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    expired: int = 0
+    disabled: int = 0
+    db_errors: int = 0
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        session: aiohttp.ClientSession,
+        policy: RetryPolicy,
+        *,
+        name: str,
+        wake: asyncio.Event,
+        lease: float = 30.0,
+        batch: int = 8,
+        poll_interval: float = 2.0,
+        connect_timeout: float = 5.0,
+        timeout: float = 15.0,
+        stats: Stats | None = None,
+        on_sent: Any = None,
+    ) -> None:
+        self.pool = pool
+        self.session = session
+        self.policy = policy
+        self.name = name
+        self.wake = wake
+        self.lease = lease
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self.stats = stats or Stats()
+        self.on_sent = on_sent
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                rows = await self.claim()
+                backoff = 0.1
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.stats.db_errors += 1
+                log.warning(
+                    "delivery_db_unavailable", extra={"worker": self.name, "error": repr(exc)}
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if rows:
+                await asyncio.gather(*(self.deliver(row) for row in rows))
+                continue
+            await self._idle()
+
+    async def _idle(self) -> None:
+        wait = self.poll_interval
+        with contextlib.suppress(Exception):
+            due_in = await self.pool.fetchval(NEXT_DUE)
+            if due_in is not None:
+                wait = max(0.01, min(wait, due_in))
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), wait)
+
+    async def claim(self) -> list[Claimed]:
+        rows = await self.pool.fetch(CLAIM, self.batch, self.name, self.lease)
+        return [Claimed.from_row(r) for r in rows]
+
+    async def deliver(self, row: Claimed) -> Decision:
+        now = time.time()
+        if row.cmd == "event" and row.expires_at is not None and now > row.expires_at:
+            decision = Decision("expired", reason="event older than its TTL")
+            await self._finish(row, decision, None, "", None)
+            return decision
+        request = encode(row.profile, row.payload, row.token)
+        headers = {
+            "Content-Type": request.content_type,
+            "User-Agent": USER_AGENT,
+            "webhook-id": row.webhook_id,
+            **request.headers,
+        }
+        if row.signing_secret:
+            headers.update(
+                signature_headers(row.signing_secret, row.webhook_id, int(now), request.body)
+            )
+        status: int | None = None
+        error = ""
+        retry_after: str | None = None
+        started = time.perf_counter()
+        try:
+            async with self.session.post(
+                row.url,
+                data=request.body,
+                headers=headers,
+                timeout=self.client_timeout,
+                allow_redirects=False,
+            ) as resp:
+                status = resp.status
+                retry_after = resp.headers.get("Retry-After")
+                await resp.content.read(MAX_ANSWER)
+        except TimeoutError:
+            error = "timeout"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        latency = time.perf_counter() - started
+        decision = self.policy.decide(
+            cmd=row.cmd,
+            attempts=row.attempts,
+            first_attempt_at=row.created_at,
+            created_at=row.created_at,
+            now=time.time(),
+            status=status,
+            error=error or None,
+            retry_after=retry_after,
+        )
+        await self._finish(row, decision, status, error, latency)
+        return decision
+
+    async def _finish(
+        self,
+        row: Claimed,
+        decision: Decision,
+        status: int | None,
+        error: str,
+        latency: float | None,
+    ) -> None:
+        """Record the attempt and move the row on; keep trying while Postgres is away."""
+        backoff = 0.1
+        while True:
+            try:
+                await self._record(row, decision, status, error, latency)
+                break
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.stats.db_errors += 1
+                log.warning(
+                    "delivery_result_not_stored_retrying",
+                    extra={"worker": self.name, "error": repr(exc)},
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        outcome = decision.outcome
+        fields = {
+            "callid": row.callid,
+            "cmd": row.cmd,
+            "target": row.target,
+            "webhook_id": row.webhook_id,
+            "attempt": row.attempts,
+            "status": status,
+            "error": error,
+            "outcome": outcome,
+        }
+        if outcome == "sent":
+            self.stats.sent += 1
+            if self.on_sent is not None:
+                self.on_sent(row, latency)
+            log.info("webhook_sent", extra={**fields, "latency_ms": round((latency or 0) * 1e3)})
+        elif outcome == "retry":
+            self.stats.retried += 1
+            log.warning("webhook_retry", extra={**fields, "delay": round(decision.delay, 2)})
+        elif outcome == "dead":
+            self.stats.dead += 1
+            log.error("webhook_dead_letter", extra={**fields, "reason": decision.reason})
+        elif outcome == "expired":
+            self.stats.expired += 1
+            log.info("webhook_expired", extra=fields)
+        elif outcome == "disable":
+            self.stats.disabled += 1
+            log.error("webhook_target_disabled", extra={**fields, "reason": decision.reason})
+
+    async def _record(
+        self,
+        row: Claimed,
+        decision: Decision,
+        status: int | None,
+        error: str,
+        latency: float | None,
+    ) -> None:
+        outcome = decision.outcome
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO webhook_attempts (outbox_id, worker, status, latency_ms, error, "
+                "outcome) VALUES ($1, $2, $3, $4, $5, $6)",
+                row.id,
+                self.name,
+                status,
+                None if latency is None else round(latency * 1000),
+                error,
+                outcome,
+            )
+            mine = "id = $1 AND state = 'leased' AND leased_by = $2"
+            if outcome in ("sent", "dead", "expired"):
+                await conn.execute(
+                    f"UPDATE webhook_outbox SET state = $3, last_status = $4, last_error = $5, "
+                    f"lease_until = NULL, sent_at = CASE WHEN $3 = 'sent' THEN now() END "
+                    f"WHERE {mine}",
+                    row.id,
+                    self.name,
+                    outcome,
+                    status,
+                    error or decision.reason,
+                )
+            elif outcome == "retry":
+                due = await conn.fetchval(
+                    f"UPDATE webhook_outbox SET state = 'pending', lease_until = NULL, "
+                    f"last_status = $3, last_error = $4, "
+                    f"available_at = now() + make_interval(secs => $5) WHERE {mine} "
+                    f"RETURNING available_at",
+                    row.id,
+                    self.name,
+                    status,
+                    error,
+                    decision.delay,
+                )
+                if due is not None:  # the rest of this call waits with it: nothing to scan
+                    await conn.execute(
+                        "UPDATE webhook_outbox SET available_at = $3 WHERE target_id = $1 "
+                        "AND callid = $2 AND state = 'pending' AND available_at < $3",
+                        row.target_id,
+                        row.callid,
+                        due,
+                    )
+            elif outcome == "disable":
+                await conn.execute(
+                    "UPDATE webhook_targets SET enabled = false, disabled_reason = $2 "
+                    "WHERE id = $1",
+                    row.target_id,
+                    decision.reason or f"HTTP {status}",
+                )
+                # the row is not lost: it waits for the target to be enabled again
+                await conn.execute(
+                    f"UPDATE webhook_outbox SET state = 'pending', lease_until = NULL, "
+                    f"attempts = attempts - 1, last_status = $3 WHERE {mine}",
+                    row.id,
+                    self.name,
+                    status,
+                )
+
+
+class OutboxListener:
+    """LISTEN webhook_outbox on a dedicated connection; reconnects; sets `wake`."""
+
+    def __init__(self, dsn: str, wake: asyncio.Event) -> None:
+        self.dsn = dsn
+        self.wake = wake
+        self.connected = False
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener("webhook_outbox", lambda *_: self.wake.set())
+                self.connected = True
+                backoff = 0.2
+                self.wake.set()  # catch up on what was committed while we were away
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 5)
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1")  # notice a dead socket
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                pass
+            finally:
+                self.connected = False
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=1)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
