@@ -297,6 +297,8 @@ class DeliverySettings(_Section):
     poll_interval: float = Field(default=2.0, gt=0)  # fallback when NOTIFY is missed
     retry_for: float = Field(default=172_800.0, ge=86_400.0)  # history/rating keep trying
     max_client_errors: int = Field(default=3, ge=1)  # other 4xx: tries before dead letter
+    retry_base_delay: float = Field(default=1.0, gt=0)  # first retry; doubles each time
+    retry_max_delay: float = Field(default=300.0, gt=0)
 
 
 class ApiSettings(_Listener):

@@ -34,6 +34,7 @@ CREATE TABLE webhook_outbox (
     lease_until  timestamptz,
     leased_by    text,
     attempts     integer     NOT NULL DEFAULT 0,
+    first_attempt_at timestamptz,                     -- durable rows get a day from here
     last_status  integer,
     last_error   text        NOT NULL DEFAULT '',
     sent_at      timestamptz,

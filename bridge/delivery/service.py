@@ -23,6 +23,8 @@ def policy_from(settings: Settings) -> RetryPolicy:
         retry_for=settings.delivery.retry_for,
         event_ttl=settings.crm.event_ttl,
         max_client_errors=settings.delivery.max_client_errors,
+        base_delay=settings.delivery.retry_base_delay,
+        max_delay=settings.delivery.retry_max_delay,
     )
 
 

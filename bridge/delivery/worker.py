@@ -48,12 +48,13 @@ WITH due AS (
 )
 UPDATE webhook_outbox o
 SET state = 'leased', leased_by = $2, lease_until = now() + make_interval(secs => $3),
-    attempts = o.attempts + 1
+    attempts = o.attempts + 1, first_attempt_at = COALESCE(o.first_attempt_at, now())
 FROM due, webhook_targets t
 WHERE o.id = due.id AND t.id = o.target_id
 RETURNING o.id, o.target_id, o.callid, o.cmd, o.webhook_id, o.payload::text AS payload,
           o.attempts, extract(epoch FROM o.created_at)::float8 AS created_at,
           extract(epoch FROM o.expires_at)::float8 AS expires_at,
+          extract(epoch FROM o.first_attempt_at)::float8 AS first_attempt_at,
           t.url, t.token, t.profile, t.signing_secret, t.name AS target
 """
 
@@ -75,6 +76,7 @@ class Claimed:
     attempts: int
     created_at: float
     expires_at: float | None
+    first_attempt_at: float
     url: str
     token: str
     profile: str
@@ -93,6 +95,7 @@ class Claimed:
             attempts=r["attempts"],
             created_at=r["created_at"],
             expires_at=r["expires_at"],
+            first_attempt_at=r["first_attempt_at"],
             url=r["url"],
             token=r["token"],
             profile=r["profile"],
@@ -153,8 +156,22 @@ class DeliveryWorker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            except Exception:  # a bug must not stop delivery silently: say it, go on
+                log.exception("delivery_claim_failed", extra={"worker": self.name})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
             if rows:
-                await asyncio.gather(*(self.deliver(row) for row in rows))
+                results = await asyncio.gather(
+                    *(self.deliver(r) for r in rows), return_exceptions=True
+                )
+                for row, result in zip(rows, results, strict=True):
+                    if isinstance(result, Exception):  # a bug must not stop delivery
+                        log.error(
+                            "delivery_failed_unexpectedly",
+                            exc_info=result,
+                            extra={"callid": row.callid, "outbox_id": row.id},
+                        )
                 continue
             await self._idle()
 
@@ -212,7 +229,7 @@ class DeliveryWorker:
         decision = self.policy.decide(
             cmd=row.cmd,
             attempts=row.attempts,
-            first_attempt_at=row.created_at,
+            first_attempt_at=row.first_attempt_at,
             created_at=row.created_at,
             now=time.time(),
             status=status,

@@ -225,7 +225,13 @@ class FakeCrm:
             out.setdefault(r.fields.get("callid", ""), []).append(r)
         return out
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    # A timeout parameter on purpose (ASYNC109): a waiting test must never wait forever, and
+    # its failure should say what did arrive.
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> None:
         """Until ``predicate()`` holds, checked after every request; TimeoutError otherwise."""
         try:
             async with asyncio.timeout(timeout):
@@ -238,7 +244,12 @@ class FakeCrm:
             ) from None
 
     async def wait_count(
-        self, cmd: str, n: int, *, accepted: bool = True, timeout: float = 5.0  # noqa: ASYNC109
+        self,
+        cmd: str,
+        n: int,
+        *,
+        accepted: bool = True,
+        timeout: float = 5.0,  # noqa: ASYNC109
     ) -> list[Received]:
         """Until ``n`` requests of ``cmd`` (by default: answered 2xx) have arrived."""
         await self.wait_for(lambda: len(self.requests(cmd, accepted=accepted)) >= n, timeout)
@@ -256,26 +267,27 @@ class FakeCrm:
             if fault is None:
                 self._check(fields, headers, body)
         except _Reject as reject:
-            fault = _Fault(reject.status)
-            answer = reject.text
+            fault, answer = _Fault(reject.status), reject.text
         else:
-            answer = "" if fault is not None else self._answer(fields.get("cmd", ""))
-        self._record(Received(time.time(), fields.get("cmd", ""), fields, headers, body,
-                              fault.status if fault else 200))
-        seconds = self._delays.get(fields.get("cmd", ""), self._delays.get(None, 0.0))
+            answer = self._answer(fields.get("cmd", "")) if fault is None else "injected fault"
+        cmd = fields.get("cmd", "")
+        status = 200 if fault is None else fault.status
+        self._record(Received(time.time(), cmd, fields, headers, body, status))
+        seconds = self._delays.get(cmd, self._delays.get(None, 0.0))
         if seconds > 0:
             await asyncio.sleep(seconds)
-        if fault is None:
-            if isinstance(self.contact_answer, str) and fields.get("cmd") == "contact":
-                return web.Response(text=answer, content_type="application/json")
-            return web.Response(text=answer, content_type="application/json")
-        if fault.status == HUNG:
+        if status == HUNG:
             await self._released.wait()
             if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # no answer: aiohttp ends the request quietly
-        headers_out = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-        return web.Response(status=fault.status, text=answer, headers=headers_out)
+                request.transport.abort()  # cut without an answer
+            return web.Response(status=503)  # never written: the connection is gone
+        retry_after = fault.retry_after if fault is not None else None
+        return web.Response(
+            status=status,
+            text=answer,
+            content_type="application/json" if status == 200 else "text/plain",
+            headers={"Retry-After": retry_after} if retry_after else None,
+        )
 
     async def _parse(self, request: web.Request, body: bytes) -> dict[str, str]:
         """Like the receivers: a form (PHP's ``$_POST``) or a JSON object; values as text."""

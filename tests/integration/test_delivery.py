@@ -1,0 +1,402 @@
+"""Durable CRM webhooks against a real aiohttp CRM and a real PostgreSQL.
+
+Every case checks the same promise: each expected history reaches the CRM (at least once,
+the same `webhook-id` on a repeat) and, per call, the order INCOMING.. before history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bridge.ami.trace import trace_events
+from bridge.config import Settings
+from bridge.crm import profiles
+from bridge.delivery import admin
+from bridge.delivery.outbox import Outbox, ensure_primary_target
+from bridge.delivery.retry import RetryPolicy
+from bridge.delivery.service import Delivery
+from bridge.devtools.fake_crm import FakeCrm, Received
+from bridge.devtools.local_postgres import LocalPostgres
+from bridge.store.calls import CallStore
+from bridge.store.migrations import migrate
+from tests.support.traces import TRACES, expected, grammar_violations, scenario_names
+from tests.unit.test_tracker_traces import lab_tracker
+
+pytestmark = pytest.mark.integration
+
+EXTERNAL = sum(len(expected(n)["calls"]) for n in scenario_names())
+FAST = dict(base_delay=0.05, max_delay=0.3, jitter=0.1)
+
+
+def settings(dsn: str, url: str, **delivery: object) -> Settings:
+    return Settings(
+        pbx={"id": "lab", "trunks": ["PJSIP/trunk-*"], "extensions": ["PJSIP/*"]},
+        database={"url": dsn},
+        crm={"url": url, "token": "tok", "timeout": 2.0, "connect_timeout": 0.5},
+        delivery={"workers": 4, "lease": 5.0, "poll_interval": 0.2, **delivery},
+    )
+
+
+async def prepare(
+    dsn: str, url: str, profile: str = "vpbx", secret: str | None = None, event_ttl: float = 60.0
+) -> tuple[asyncpg.Pool, Outbox]:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+        await ensure_primary_target(conn, "lab", url, "tok", profile, secret)
+    return pool, Outbox("lab", event_ttl=event_ttl)
+
+
+async def store_scenarios(pool: asyncpg.Pool, outbox: Outbox, names=None) -> None:
+    store = CallStore(pool, "lab", outbox)
+    for name in names or scenario_names():
+        tracker = lab_tracker()
+        outputs = [
+            o for t, ev in trace_events(TRACES / f"{name}.ami.jsonl") for o in tracker.feed(ev, t)
+        ]
+        for i in range(0, len(outputs), 5):  # several transactions per call
+            await store.save(outputs[i : i + 5])
+
+
+def check_order(crm: FakeCrm, histories: list[Received]) -> None:
+    """Per call: all its events (each employee's grammar intact) before its history."""
+    first_history = {h.fields["callid"]: h.at for h in histories}
+    for callid, events in crm.events_by_call().items():
+        per_ext: dict[str, list[str]] = {}
+        for e in events:
+            per_ext.setdefault(e.fields["ext"], []).append(e.fields["type"])
+            if callid in first_history:
+                assert e.at <= first_history[callid], "an event arrived after its history"
+        for types in per_ext.values():
+            assert grammar_violations(types) == [], (callid, types)
+
+
+async def settled(pool: asyncpg.Pool) -> None:
+    """Until no row is pending or leased any more (answers are recorded after the POST)."""
+    async with asyncio.timeout(10):
+        while await pool.fetchval(
+            "SELECT count(*) FROM webhook_outbox WHERE state IN ('pending', 'leased')"
+        ):
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def crm() -> AsyncIterator[FakeCrm]:
+    crm = FakeCrm(token="tok")
+    await crm.start()
+    yield crm
+    await crm.stop()
+
+
+@pytest.fixture
+async def running(pg_dsn: str, crm: FakeCrm):
+    """(pool, outbox, start_delivery) with the healthy defaults; delivery stopped after."""
+    pool, outbox = await prepare(pg_dsn, crm.url)
+    started: list[Delivery] = []
+
+    async def start(policy: RetryPolicy | None = None, **delivery: object) -> Delivery:
+        d = Delivery(
+            pool,
+            pg_dsn,
+            settings(pg_dsn, crm.url, **delivery),
+            policy=policy or RetryPolicy(**FAST),
+        )
+        await d.start()
+        started.append(d)
+        return d
+
+    yield pool, outbox, start
+    for d in started:
+        await d.stop()
+    await pool.close()
+
+
+async def test_every_webhook_arrives_in_order_in_the_vpbx_format(running, crm) -> None:
+    pool, outbox, start = running
+    await store_scenarios(pool, outbox)
+    await start()
+    await crm.wait_for(lambda: len(crm.history().unique) >= EXTERNAL, timeout=20)
+    histories = crm.history().unique
+    assert len({h.fields["callid"] for h in histories}) == EXTERNAL
+    check_order(crm, histories)
+    for r in crm.received:
+        assert r.headers["content-type"] == "application/x-www-form-urlencoded"
+        assert r.fields["crm_token"] == "tok" and r.headers["x-crm-token"] == "tok"
+        names = set(profiles.FIELDS[r.cmd])
+        if r.fields.get("type") != "TRANSFERRED":
+            names.discard("second_callid")
+        assert set(r.fields) == names, r.cmd
+    statuses = {h.fields["status"] for h in histories}
+    assert {"Success", "missed", "Busy", "Cancel", "NotAvailable", "NotFound"} <= statuses
+    transferred = [e for e in crm.requests("event") if e.fields["type"] == "TRANSFERRED"]
+    assert transferred and all("second_callid" in e.fields for e in transferred)
+    await settled(pool)
+    async with pool.acquire() as conn:
+        assert (await admin.counts(conn)).keys() == {"sent"}
+        attempts = await conn.fetchval("SELECT count(*) FROM webhook_attempts")
+    assert attempts == len(crm.received)
+
+
+async def test_storing_twice_enqueues_once(running, crm) -> None:
+    pool, outbox, start = running
+    await store_scenarios(pool, outbox, ["in_answered"])
+    await store_scenarios(pool, outbox, ["in_answered"])
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM webhook_outbox") == 4
+
+
+async def test_crm_down_then_back_loses_nothing(running, crm) -> None:
+    pool, outbox, start = running
+    await crm.go_away()
+    await store_scenarios(pool, outbox)
+    await start()
+    async with asyncio.timeout(10):
+        while await pool.fetchval("SELECT count(*) FROM webhook_attempts WHERE error <> ''") < 20:
+            await asyncio.sleep(0.05)
+    await crm.come_back()
+    await crm.wait_for(lambda: len(crm.history().unique) >= EXTERNAL, timeout=30)
+    histories = crm.history().unique
+    assert len({h.fields["callid"] for h in histories}) == EXTERNAL
+    check_order(crm, histories)
+    retried = await pool.fetch("SELECT webhook_id FROM webhook_outbox WHERE attempts > 1")
+    assert retried, "the retries really happened"
+
+
+async def test_crm_slower_than_the_timeout(running, crm) -> None:
+    pool, outbox, start = running
+    crm.delay(3.0, cmd="history")  # client timeout is 2 s
+    await store_scenarios(pool, outbox, ["in_answered", "out_busy"])
+    await start()
+    async with asyncio.timeout(10):
+        while (
+            await pool.fetchval("SELECT count(*) FROM webhook_attempts WHERE error = 'timeout'") < 2
+        ):
+            await asyncio.sleep(0.05)
+    crm.reset()
+    histories = await crm.wait_count("history", 2, timeout=20)
+    await crm.wait_for(lambda: len(crm.requests("history")) >= 4, timeout=10)
+    by_id: dict[str | None, list[Received]] = {}
+    for r in crm.requests("history"):
+        by_id.setdefault(r.webhook_id, []).append(r)
+    assert len(by_id) == 2 and all(len(rs) >= 2 for rs in by_id.values()), "same id on a repeat"
+    check_order(crm, histories)
+
+
+async def test_410_disables_the_target_and_keeps_the_rows(running, crm) -> None:
+    pool, outbox, start = running
+    crm.set_mode(("status", 410))
+    await store_scenarios(pool, outbox, ["in_answered"])
+    await start()
+    async with asyncio.timeout(10):
+        while await pool.fetchval("SELECT enabled FROM webhook_targets"):
+            await asyncio.sleep(0.05)
+    async with pool.acquire() as conn:
+        assert (await admin.counts(conn)) == {"pending": 4}
+        crm.reset()
+        assert await admin.enable_target(conn, "lab", "primary")
+    await crm.wait_count("history", 1, timeout=10)
+
+
+async def test_other_4xx_dead_letters_then_redrive(running, crm) -> None:
+    pool, outbox, start = running
+    crm.set_mode(("status", 422), cmd="history")
+    await store_scenarios(pool, outbox, ["in_answered"])
+    await start()
+    async with asyncio.timeout(10):
+        while await pool.fetchval("SELECT count(*) FROM webhook_outbox WHERE state='dead'") < 1:
+            await asyncio.sleep(0.05)
+    assert len(crm.requests("history")) == 3  # max_client_errors
+    crm.reset()
+    async with pool.acquire() as conn:
+        (dead,) = await admin.list_rows(conn, "dead")
+        assert await admin.redrive(conn, [dead["id"]]) == 1
+    (history,) = await crm.wait_count("history", 1, timeout=10)
+    assert history.webhook_id == dead["webhook_id"]
+
+
+async def test_event_popups_expire_histories_do_not(pg_dsn, crm) -> None:
+    pool, outbox = await prepare(pg_dsn, crm.url, event_ttl=0.3)
+    await crm.go_away()
+    await store_scenarios(pool, outbox, ["in_ringgroup"])
+    delivery = Delivery(pool, pg_dsn, settings(pg_dsn, crm.url), policy=RetryPolicy(**FAST))
+    await delivery.start()
+    try:
+        await asyncio.sleep(0.8)
+        await crm.come_back()
+        await crm.wait_count("history", 1, timeout=10)
+        await settled(pool)
+        async with pool.acquire() as conn:
+            counts = await admin.counts(conn)
+        assert counts.get("expired", 0) >= 1 and counts["sent"] >= 1
+        assert "dead" not in counts
+    finally:
+        await delivery.stop()
+        await pool.close()
+
+
+@pytest.mark.parametrize("profile", ["vpbx-legacy", "json"])
+async def test_profiles_and_signatures(pg_dsn, profile: str) -> None:
+    crm = FakeCrm(token="tok", strict=profile == "vpbx-legacy", signing_secret="whsec_c2VjcmV0")
+    await crm.start()
+    pool, outbox = await prepare(pg_dsn, crm.url, profile, secret="whsec_c2VjcmV0")
+    delivery = Delivery(pool, pg_dsn, settings(pg_dsn, crm.url), policy=RetryPolicy(**FAST))
+    try:
+        await store_scenarios(pool, outbox, ["in_blind_transfer"])
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.enqueue_rating(conn, "1795346461.28", 5)
+        await delivery.start()
+        await crm.wait_count("history", 1, timeout=10)
+        await crm.wait_for(lambda: all(r.status_answered for r in crm.received), timeout=5)
+        assert all(r.accepted for r in crm.received), [r.status_answered for r in crm.received]
+        ratings = crm.requests("rating")
+        if profile == "vpbx-legacy":
+            assert ratings == []
+            assert all("wait" not in r.fields for r in crm.requests("history"))
+        else:
+            await crm.wait_count("rating", 1, timeout=5)
+            assert crm.requests("rating")[0].fields["rating"] == "5"
+            assert all(r.headers["content-type"] == "application/json" for r in crm.received)
+        assert await pool.fetchval("SELECT rating FROM calls WHERE callid = '1795346461.28'") == 5
+    finally:
+        await delivery.stop()
+        await pool.close()
+        await crm.stop()
+
+
+# ----------------------------------------------------------------- whole processes
+
+
+def write_config(tmp: Path, dsn: str, url: str, **delivery: object) -> Path:
+    options = {
+        "workers": 2,
+        "lease": 1.0,
+        "poll_interval": 0.2,
+        "retry_base_delay": 0.05,
+        "retry_max_delay": 0.3,
+        **delivery,
+    }
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in options.items())
+    path = tmp / f"bridge-{len(list(tmp.glob('*.toml')))}.toml"
+    path.write_text(f"""
+[pbx]
+id = "lab"
+[asterisk]
+secret = "unused"
+[database]
+url = "{dsn}"
+[crm]
+url = "{url}"
+token = "tok"
+timeout = 2.0
+[delivery]
+{lines}
+""")
+    return path
+
+
+async def deliver_process(config: Path) -> asyncio.subprocess.Process:
+    log = open(config.with_suffix(".log"), "ab")  # noqa: ASYNC230, SIM115 (the child owns it)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge",
+        "deliver",
+        "--config",
+        str(config),
+        stdout=log,
+        stderr=log,
+        env={**os.environ, "NOTIFY_SOCKET": ""},
+    )
+
+
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(10):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_bridge_killed_mid_delivery_and_restarted(pg_dsn, crm, tmp_path) -> None:
+    pool, outbox = await prepare(pg_dsn, crm.url)
+    await store_scenarios(pool, outbox)
+    crm.delay(0.3)
+    config = write_config(tmp_path, pg_dsn, crm.url)
+    proc = await deliver_process(config)
+    try:
+        await crm.wait_count("history", 3, timeout=20)
+        proc.kill()  # SIGKILL mid-delivery: its leased rows are left behind
+        await proc.wait()
+        leased = await pool.fetchval("SELECT count(*) FROM webhook_outbox WHERE state='leased'")
+        proc = await deliver_process(config)
+        await crm.wait_for(lambda: len(crm.history().unique) >= EXTERNAL, timeout=60)
+        histories = crm.history().unique
+        await settled(pool)
+    finally:
+        await stop_process(proc)
+    assert leased > 0, "the kill really left rows in flight"
+    assert len({h.fields["callid"] for h in histories}) == EXTERNAL
+    check_order(crm, histories)
+    assert await pool.fetchval("SELECT count(*) FROM webhook_outbox WHERE state <> 'sent'") == 0
+    await pool.close()
+
+
+async def test_two_delivery_processes_never_send_a_row_twice(pg_dsn, crm, tmp_path) -> None:
+    pool, outbox = await prepare(pg_dsn, crm.url)
+    await store_scenarios(pool, outbox)
+    total = await pool.fetchval("SELECT count(*) FROM webhook_outbox")
+    procs = [
+        await deliver_process(write_config(tmp_path, pg_dsn, crm.url, lease=30.0)) for _ in range(2)
+    ]
+    try:
+        await crm.wait_for(lambda: len(crm.received) >= total, timeout=60)
+        await asyncio.sleep(0.5)  # anything sent twice would show up now
+    finally:
+        for p in procs:
+            await stop_process(p)
+    ids = [r.webhook_id for r in crm.received]
+    assert len(ids) == total == len(set(ids)), "each row exactly once"
+    workers = await pool.fetchval(
+        "SELECT count(DISTINCT split_part(worker, ':', 2)) FROM webhook_attempts"
+    )
+    assert workers == 2, "both processes delivered"
+    check_order(crm, crm.history().unique)
+    await pool.close()
+
+
+async def test_postgres_restarted_during_delivery(crm, tmp_path) -> None:
+    with LocalPostgres(tmp_path / "pg", durable=True) as pg:
+        pg.start()
+        dsn = pg.create_database("bridge")
+        pool, outbox = await prepare(dsn, crm.url)
+        await store_scenarios(pool, outbox)
+        crm.delay(0.05)
+        delivery = Delivery(
+            pool, dsn, settings(dsn, crm.url, workers=2), policy=RetryPolicy(**FAST)
+        )
+        await delivery.start()
+        try:
+            await crm.wait_count("history", 3, timeout=20)
+            await asyncio.to_thread(pg.stop, "immediate")
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(pg.start)
+            await crm.wait_for(lambda: len(crm.history().unique) >= EXTERNAL, timeout=60)
+            histories = crm.history().unique
+        finally:
+            await delivery.stop()
+        assert len({h.fields["callid"] for h in histories}) == EXTERNAL
+        check_order(crm, histories)
+        assert delivery.stats.db_errors > 0, "the outage was seen"
+        await pool.close()
