@@ -306,7 +306,16 @@ class FakeCrm:
             return {str(k): "" if v is None else str(v) for k, v in data.items()}
         raise _Reject(415, f"unsupported content type {request.content_type!r}")
 
+    def fail_ratio(self, ratio: float, status: int = 503, seed: int = 1) -> None:
+        """Answer ``status`` to a random ``ratio`` of requests (a flaky CRM, for benchmarks)."""
+        import random
+
+        self._ratio = (ratio, _Fault(status), random.Random(seed))
+
     def _fault_for(self, cmd: str) -> _Fault | None:
+        ratio = getattr(self, "_ratio", None)
+        if ratio is not None and ratio[2].random() < ratio[0]:
+            return ratio[1]
         for i, (only, fault, left) in enumerate(self._fail_next):
             if only is None or only == cmd:
                 left[0] -= 1
