@@ -58,6 +58,16 @@ RETURNING o.id, o.target_id, o.callid, o.cmd, o.webhook_id, o.payload::text AS p
           t.url, t.token, t.profile, t.signing_secret, t.name AS target
 """
 
+FINAL = """
+WITH attempt AS (
+    INSERT INTO webhook_attempts (outbox_id, worker, status, latency_ms, error, outcome)
+    VALUES ($1, $2, $4, $6, $7, $3)
+)
+UPDATE webhook_outbox SET state = $3, last_status = $4, last_error = $5, lease_until = NULL,
+       sent_at = CASE WHEN $3 = 'sent' THEN now() END
+WHERE id = $1 AND state = 'leased' AND leased_by = $2
+"""
+
 NEXT_DUE = """
 SELECT extract(epoch FROM min(available_at) - now())::float8
 FROM webhook_outbox WHERE state = 'pending'
@@ -299,6 +309,19 @@ class DeliveryWorker:
         latency: float | None,
     ) -> None:
         outcome = decision.outcome
+        latency_ms = None if latency is None else round(latency * 1000)
+        if outcome in ("sent", "dead", "expired"):  # the common case: one round trip
+            await self.pool.execute(
+                FINAL,
+                row.id,
+                self.name,
+                outcome,
+                status,
+                error or decision.reason,
+                latency_ms,
+                error,
+            )
+            return
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO webhook_attempts (outbox_id, worker, status, latency_ms, error, "
@@ -306,23 +329,12 @@ class DeliveryWorker:
                 row.id,
                 self.name,
                 status,
-                None if latency is None else round(latency * 1000),
+                latency_ms,
                 error,
                 outcome,
             )
             mine = "id = $1 AND state = 'leased' AND leased_by = $2"
-            if outcome in ("sent", "dead", "expired"):
-                await conn.execute(
-                    f"UPDATE webhook_outbox SET state = $3, last_status = $4, last_error = $5, "
-                    f"lease_until = NULL, sent_at = CASE WHEN $3 = 'sent' THEN now() END "
-                    f"WHERE {mine}",
-                    row.id,
-                    self.name,
-                    outcome,
-                    status,
-                    error or decision.reason,
-                )
-            elif outcome == "retry":
+            if outcome == "retry":
                 due = await conn.fetchval(
                     f"UPDATE webhook_outbox SET state = 'pending', lease_until = NULL, "
                     f"last_status = $3, last_error = $4, "

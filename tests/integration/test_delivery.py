@@ -357,6 +357,7 @@ async def test_two_delivery_processes_never_send_a_row_twice(pg_dsn, crm, tmp_pa
     pool, outbox = await prepare(pg_dsn, crm.url)
     await store_scenarios(pool, outbox)
     total = await pool.fetchval("SELECT count(*) FROM webhook_outbox")
+    crm.delay(0.1)  # long enough a run that both processes are up and claiming
     procs = [
         await deliver_process(write_config(tmp_path, pg_dsn, crm.url, lease=30.0)) for _ in range(2)
     ]
