@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from bridge.devtools.fake_ami import FakeAmiServer
+from bridge.devtools.fake_crm import FakeCrm
 from tests.support.traces import (
     LAB_CONFIG,
     TRACES,
@@ -90,6 +91,8 @@ def test_check_config(tmp_path) -> None:
 async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, tmp_path) -> None:
     server = FakeAmiServer(TRACES / "in_ringgroup.ami.jsonl")
     port = await server.start()
+    crm = FakeCrm(token="secret-token")
+    crm_url = await crm.start()
     config = tmp_path / "bridge.toml"
     config.write_text(
         LAB_CONFIG.read_text()
@@ -102,6 +105,10 @@ secret = "bridge"
 
 [database]
 url = "{pg_dsn}"
+
+[crm]
+url = "{crm_url}"
+token = "secret-token"
 
 [api]
 listen = "127.0.0.1:{free_port()}"
@@ -135,6 +142,10 @@ listen = "127.0.0.1:{free_port()}"
             finally:
                 await conn.close()
         assert status == "Success"
+        (history,) = await crm.wait_count("history", 1, timeout=10)
+        assert (history.fields["status"], history.fields["ext"]) == ("Success", "1002")
+        events = [(r.fields["ext"], r.fields["type"]) for r in crm.requests("event")]
+        assert ("1002", "ACCEPTED") in events and ("1001", "CANCELLED") in events
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(15):
             out, _ = await proc.communicate()
@@ -142,6 +153,7 @@ listen = "127.0.0.1:{free_port()}"
         if proc.returncode is None:
             proc.kill()
         await server.stop()
+        await crm.stop()
     assert proc.returncode == 0
     lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
     finished = [x for x in lines if x.get("event") == "call_finished"]
