@@ -401,3 +401,25 @@ async def test_postgres_restarted_during_delivery(crm, tmp_path) -> None:
         check_order(crm, histories)
         assert delivery.stats.db_errors > 0, "the outage was seen"
         await pool.close()
+
+
+async def test_outbox_rating_sink_stores_and_sends_the_rating(running, crm) -> None:
+    from bridge.agi.ports import RatingSink
+    from bridge.delivery.rating import OutboxRatingSink
+
+    pool, outbox, start = running
+    await store_scenarios(pool, outbox, ["in_queue"])
+    sink = OutboxRatingSink(pool, outbox)
+    assert isinstance(sink, RatingSink)
+    await sink.submit_rating("1795346445.14", 4)
+    await sink.submit_rating("1795346445.14", 4)  # the caller pressed twice: one webhook
+    await start()
+    (rating,) = await crm.wait_count("rating", 1, timeout=10)
+    assert rating.fields == {"cmd": "rating", "crm_token": "tok", "callid": "1795346445.14",
+                             "rating": "4", "phone": "79101234567", "user": "1002",
+                             "ext": "1002"}
+    history = crm.requests("history")[0]
+    assert history.at <= rating.at, "the rating follows its call's history"
+    assert await pool.fetchval("SELECT rating FROM calls") == 4
+    await settled(pool)
+    assert len(crm.requests("rating")) == 1
