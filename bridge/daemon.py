@@ -1,23 +1,28 @@
 """The composition root of `crm-bridge run`: wires ingest, tracker, store and servers.
 
 Order of start-up: database first (migrations, open calls from a previous run), then the
-health server, then AMI; the first login's resync closes or adopts what was left open.
+FastAGI server and the health server (both serve while AMI is down), delivery, then AMI;
+the first login's resync closes or adopts what was left open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
+from collections.abc import Sequence
 
 import asyncpg
 from aiohttp import web
 
+from .agi import AgiCollector, AgiServer, Directory, start_agi_server
 from .ami.ingest import AmiIngest
 from .api.health import create_health_app
 from .config import Settings
 from .delivery.outbox import Outbox, ensure_primary_target
+from .delivery.rating import OutboxRatingSink
 from .delivery.service import Delivery
 from .observability.metrics import pipeline_registry
 from .pipeline import CallPipeline
@@ -25,6 +30,7 @@ from .replay import tracker_for
 from .store.calls import CallStore
 from .store.migrations import migrate
 from .systemd import notify, watchdog_interval
+from .tracker.model import CallEvent, Output
 
 log = logging.getLogger("bridge.daemon")
 
@@ -47,6 +53,7 @@ class Bridge:
         )
         self.pipeline: CallPipeline | None = None
         self.delivery: Delivery | None = None
+        self.agi: AgiServer | None = None
         self.outbox: Outbox | None = None
         self.runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -68,8 +75,18 @@ class Bridge:
         left_open = await store.open_calls()
         self.tracker.restore(left_open)
         log.info("bridge_starting", extra={"pbx": s.pbx.id, "calls_left_open": len(left_open)})
-        self.pipeline = CallPipeline(self.ingest, self.tracker, store)
+        self.pipeline = CallPipeline(self.ingest, self.tracker, store, on_outputs=self._learn)
+        self.directory = Directory(s.pbx.users, region=s.pbx.region)
+        known = await self.pool.fetch(
+            "SELECT DISTINCT ext FROM call_legs WHERE pbx_id = $1 AND kind = 'extension'", s.pbx.id
+        )
+        self.directory.add_extensions(r["ext"] for r in known)
+        self.ingest.login_hooks.append(self._learn_endpoints)
+        self.agi = await start_agi_server(
+            s, OutboxRatingSink(self.pool, self.outbox), directory=self.directory
+        )
         registry = pipeline_registry(self._metrics)
+        registry.register(AgiCollector(self.agi.stats))
         self.runner = web.AppRunner(create_health_app(self._ready, registry), access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, s.api.listen_host, s.api.listen_port).start()
@@ -82,6 +99,7 @@ class Bridge:
         interval = watchdog_interval()
         if interval:
             self._tasks.append(asyncio.create_task(self._systemd_watchdog(interval)))
+        gc.freeze()  # the start-up objects never die: keep full collections from scanning them
         notify("READY=1")
 
     async def _supervise(self, coro) -> None:  # type: ignore[no-untyped-def]
@@ -97,6 +115,8 @@ class Bridge:
 
     async def stop(self) -> None:
         notify("STOPPING=1")
+        if self.agi is not None:
+            await self.agi.close()
         await self.ingest.stop()
         if self.pipeline is not None:
             with contextlib.suppress(Exception):
@@ -110,6 +130,26 @@ class Bridge:
             await self.runner.cleanup()
         if self.pool is not None:
             await self.pool.close()
+
+    def _learn(self, outputs: Sequence[Output]) -> None:
+        """The phones seen in calls join the directory (for responsible-manager routing)."""
+        self.directory.add_extensions(o.ext for o in outputs if isinstance(o, CallEvent))
+
+    async def _learn_endpoints(self) -> None:
+        """After each AMI login: Asterisk's PJSIP endpoints that are employees' phones."""
+        try:
+            events = await self.ingest.list_action({"Action": "PJSIPShowEndpoints"})
+        except (TimeoutError, ConnectionError) as exc:
+            log.warning("endpoints_not_listed", extra={"error": repr(exc)})
+            return
+        classify = self.tracker.classifier.classify
+        found = [
+            classify(f"PJSIP/{e['ObjectName']}-00000000")
+            for e in events
+            if e.get("Event") == "EndpointList" and e.get("ObjectName")
+        ]
+        self.directory.add_extensions(c.ext for c in found if c.ext)
+        log.info("endpoints_learnt", extra={"extensions": sum(bool(c.ext) for c in found)})
 
     async def _ready(self) -> dict[str, bool]:
         db = False

@@ -33,8 +33,17 @@ from .store.migrations import migrate
 from .tracker.tracker import CallTracker
 
 REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = ("in_answered", "in_ringgroup", "in_queue", "in_blind_transfer", "in_noanswer",
-             "out_answered", "out_busy", "click_to_call", "concurrent")
+SCENARIOS = (
+    "in_answered",
+    "in_ringgroup",
+    "in_queue",
+    "in_blind_transfer",
+    "in_noanswer",
+    "out_answered",
+    "out_busy",
+    "click_to_call",
+    "concurrent",
+)
 RESET = """
 DROP TABLE IF EXISTS calls, call_legs, call_events, webhook_attempts, webhook_outbox,
                      webhook_targets, schema_migrations CASCADE;
@@ -70,8 +79,11 @@ async def run_demo(speed: float = 4.0, traces: Sequence[str] = (), listen_port: 
             await conn.execute(RESET)  # every demo starts from an empty database
             await migrate(conn)
             await ensure_primary_target(conn, "demo", crm_url, "demo-token", "vpbx", None)
-        settings = Settings(pbx={"id": "demo"}, database={"url": pg.dsn},
-                            crm={"url": crm_url, "token": "demo-token"})
+        settings = Settings(
+            pbx={"id": "demo"},
+            database={"url": pg.dsn},
+            crm={"url": crm_url, "token": "demo-token"},
+        )
         delivery = Delivery(pool, pg.dsn, settings)
         await delivery.start()
         say(f"CRM receiver on {crm_url}: one JSON line per webhook it gets")
@@ -92,9 +104,12 @@ async def run_demo(speed: float = 4.0, traces: Sequence[str] = (), listen_port: 
         ):
             await asyncio.sleep(0.05)
         rows = await pool.fetch(
-            "SELECT direction, status, count(*) AS n FROM calls GROUP BY 1, 2 ORDER BY 1, 2")
-        say("calls in PostgreSQL: " + ", ".join(
-            f"{r['direction']}/{r['status']}: {r['n']}" for r in rows))
+            "SELECT direction, status, count(*) AS n FROM calls GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        say(
+            "calls in PostgreSQL: "
+            + ", ".join(f"{r['direction']}/{r['status']}: {r['n']}" for r in rows)
+        )
         say(f"webhooks delivered: {delivery.stats.sent}")
         await ingest.stop()
         task.cancel()
@@ -109,13 +124,20 @@ async def run_demo(speed: float = 4.0, traces: Sequence[str] = (), listen_port: 
     return 0
 
 
-async def _health(ingest: AmiIngest, tracker: CallTracker, pipeline: CallPipeline,
-                  port: int) -> web.AppRunner | None:
-    registry = pipeline_registry(lambda: {
-        "received": ingest.received, "dropped": ingest.dropped,
-        "reconnects": ingest.reconnects, "connected": float(ingest.connected),
-        "queue": len(ingest.buffer), "calls_up": tracker.open_calls,
-        "store_failures": pipeline.store_failures})
+async def _health(
+    ingest: AmiIngest, tracker: CallTracker, pipeline: CallPipeline, port: int
+) -> web.AppRunner | None:
+    registry = pipeline_registry(
+        lambda: {
+            "received": ingest.received,
+            "dropped": ingest.dropped,
+            "reconnects": ingest.reconnects,
+            "connected": float(ingest.connected),
+            "queue": len(ingest.buffer),
+            "calls_up": tracker.open_calls,
+            "store_failures": pipeline.store_failures,
+        }
+    )
 
     async def ready() -> dict[str, bool]:
         return {"ami": ingest.connected, "database": True}

@@ -19,8 +19,14 @@ __all__ = ["NO_CONTACT", "Contact", "clean_name", "parse_contact_answer"]
 
 MAX_NAME = 80  # phones show ~20 characters; anything longer is not a name
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_KEYWORDS = {"true": "true", "false": "false", "null": "null",
-             "True": "true", "False": "false", "None": "null"}
+_KEYWORDS = {
+    "true": "true",
+    "false": "false",
+    "null": "null",
+    "True": "true",
+    "False": "false",
+    "None": "null",
+}
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
 
@@ -85,8 +91,11 @@ def _repair(text: str) -> str:
             while k < len(text) and text[k].isspace():
                 k += 1
             is_key = k < len(text) and text[k] == ":"
-            out.append(_KEYWORDS.get(word, "") if not is_key and word in _KEYWORDS
-                       else json.dumps(word, ensure_ascii=False))
+            out.append(
+                _KEYWORDS.get(word, "")
+                if not is_key and word in _KEYWORDS
+                else json.dumps(word, ensure_ascii=False)
+            )
             i = j
         else:
             out.append(ch)
@@ -140,8 +149,10 @@ def parse_contact_answer(body: str | bytes) -> Contact:
     else:
         found = _find_object(_load(text))
         if found is None:
-            fields = {"contact_name": _scan(text, "contact_name"),
-                      "responsible": _scan(text, "responsible")}
+            fields = {
+                "contact_name": _scan(text, "contact_name"),
+                "responsible": _scan(text, "responsible"),
+            }
         else:
             fields = found
     name = clean_name(_text(fields.get("contact_name")))

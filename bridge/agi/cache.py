@@ -33,15 +33,21 @@ class TtlCache(Generic[K, V]):
         return len(self._data)
 
     def get(self, key: K) -> V | None:
+        found = self.get_with_age(key)
+        return None if found is None else found[0]
+
+    def get_with_age(self, key: K) -> tuple[V, float] | None:
+        """The value and its age in seconds (for stale-while-revalidate), or None."""
         item = self._data.get(key)
         if item is None:
             return None
         stored_at, value = item
-        if self.clock() - stored_at >= self.ttl:
+        age = self.clock() - stored_at
+        if age >= self.ttl:
             del self._data[key]
             return None
         self._data.move_to_end(key)
-        return value
+        return value, age
 
     def put(self, key: K, value: V) -> None:
         if self.ttl <= 0 or self.max_entries <= 0:

@@ -7,11 +7,14 @@ a dial string. Unknown values resolve to None and the call goes to the ring grou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 
 from ..tracker.numbers import PhoneNormalizer
 
 __all__ = ["Directory"]
+
+_PHONE = re.compile(r"\+?[\d\s().-]*\d[\d\s().-]*")  # how people write numbers, nothing else
 
 
 class Directory:
@@ -34,6 +37,13 @@ class Directory:
                 self._by_number[key] = ext.strip()
                 self._extensions.add(ext.strip())
 
+    def add_extensions(self, extensions: Iterable[str]) -> None:
+        """Extensions learnt from the PBX (its endpoints, the phones seen in calls)."""
+        for ext in extensions:
+            ext = ext.strip()
+            if ext:
+                self._extensions.add(ext)
+
     def resolve(self, responsible: str | None) -> str | None:
         """The extension to ring, or None when the value names nobody we know."""
         value = (responsible or "").strip()
@@ -44,7 +54,7 @@ class Directory:
         ext = self._by_login.get(value.casefold())
         if ext is not None:
             return ext
-        if any(ch.isdigit() for ch in value):
+        if _PHONE.fullmatch(value):
             number = self._normalizer.normalize(value)
             if number in self._extensions:  # "+101" or "101 " written by hand
                 return number

@@ -39,6 +39,7 @@ class AgiSession:
         self.env: dict[str, str] = {}
         self.args: list[str] = []
         self.hung_up = False
+        self.callid = ""  # the call's linkedid, once a route knows it (for log lines)
 
     async def _line(self) -> str:
         """One line without its newline; EOF is a hang-up, an over-long line garbage."""

@@ -113,6 +113,7 @@ class AmiIngest:
         self._resync_wanted = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
+        self.login_hooks: list[Callable[[], Any]] = []  # coroutines to run after each login
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -200,6 +201,19 @@ class AmiIngest:
             log.warning("ami_disconnected")
         self.logged_in.clear()
 
+    async def list_action(self, action: dict[str, Any], within: float = 10.0) -> list[AmiMessage]:
+        """A list action (`PJSIPShowEndpoints`, ...): its events, as plain dicts."""
+        if not self.connected or self.manager is None:
+            raise ConnectionError("AMI is not connected")
+        replies = await asyncio.wait_for(self.manager.send_action(action, as_list=True), within)
+        if not isinstance(replies, list):
+            replies = [replies]
+        return [
+            {key: value for key, value in reply.items() if isinstance(value, str)}
+            for reply in replies
+            if reply.get("Event")
+        ]
+
     def _on_login(self, manager: _Manager) -> None:
         self._attempt = 0
         self.logins += 1
@@ -208,6 +222,8 @@ class AmiIngest:
             "ami_logged_in", extra={"host": self.host, "port": self.port, "logins": self.logins}
         )
         self._spawn(self._resync())
+        for hook in self.login_hooks:
+            self._spawn(hook())
 
     async def _resync(self) -> None:
         manager = self.manager

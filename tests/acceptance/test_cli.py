@@ -15,6 +15,7 @@ import pytest
 
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.fake_crm import FakeCrm
+from tests.support.agi_client import agi_call, asterisk_env, dialplan_agi
 from tests.support.traces import (
     LAB_CONFIG,
     TRACES,
@@ -87,12 +88,30 @@ def test_check_config(tmp_path) -> None:
     assert "[pbx] trunks" in done.stderr and "[crm] url" in done.stderr
 
 
+def endpoints(*names: str):  # type: ignore[no-untyped-def]
+    """Asterisk's answer to PJSIPShowEndpoints (EndpointList events)."""
+
+    def respond(headers: dict[str, str]) -> list[str]:
+        aid = f"ActionID: {headers.get('ActionID', '')}\r\n"
+        items = [f"Event: EndpointList\r\n{aid}ObjectType: endpoint\r\nObjectName: {n}\r\n"
+                 f"Transport: \r\nAor: {n}\r\nDeviceState: Not in use\r\n" for n in names]
+        return [f"Response: Success\r\n{aid}EventList: start\r\n"
+                f"Message: A listing of Endpoints follows\r\n", *items,
+                f"Event: EndpointListComplete\r\n{aid}EventList: Complete\r\n"
+                f"ListItems: {len(names)}\r\n"]
+
+    return respond
+
+
 @pytest.mark.integration
 async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, tmp_path) -> None:
     server = FakeAmiServer(TRACES / "in_ringgroup.ami.jsonl")
+    server.respond_with("PJSIPShowEndpoints", endpoints("1001", "1007", "trunk"))
     port = await server.start()
-    crm = FakeCrm(token="secret-token")
+    crm = FakeCrm(token="secret-token", contact_answer={"contact_name": "Anna Ivanova",
+                                                        "responsible": "1007"})
     crm_url = await crm.start()
+    agi_port = free_port()
     config = tmp_path / "bridge.toml"
     config.write_text(
         LAB_CONFIG.read_text()
@@ -109,6 +128,9 @@ url = "{pg_dsn}"
 [crm]
 url = "{crm_url}"
 token = "secret-token"
+
+[agi]
+listen = "127.0.0.1:{agi_port}"
 
 [api]
 listen = "127.0.0.1:{free_port()}"
@@ -146,6 +168,24 @@ listen = "127.0.0.1:{free_port()}"
         assert (history.fields["status"], history.fields["ext"]) == ("Success", "1002")
         events = [(r.fields["ext"], r.fields["type"]) for r in crm.requests("event")]
         assert ("1002", "ACCEPTED") in events and ("1001", "CANCELLED") in events
+        # the dialplan's look-ups, over FastAGI, against the same daemon
+        callid = history.fields["callid"]
+        line = dialplan_agi("crm-bridge-contact")
+        call = await agi_call(agi_port, asterisk_env(
+            line, variables={"CHANNEL(linkedid)": callid}, callerid="+79101234567"))
+        assert call.set_vars.get("CRM_CONTACT_NAME") == "Anna Ivanova"
+        assert call.set_vars.get("CRM_RESPONSIBLE") == "1007", "learnt from PJSIPShowEndpoints"
+        crm.contact_answer = {"contact_name": "Anna Ivanova", "responsible": "trunk"}
+        call = await agi_call(agi_port, asterisk_env(
+            line, variables={"CHANNEL(linkedid)": callid + "x"}, callerid="+79101234568"))
+        assert "CRM_RESPONSIBLE" not in call.set_vars, "a trunk is nobody's phone"
+        rating_line = dialplan_agi("crm-bridge-rating")
+        await agi_call(agi_port, asterisk_env(rating_line, variables={
+            "CRM_RATING": "5", "DIALEDPEERNAME": "PJSIP/1002-00000009",
+            "CHANNEL(linkedid)": callid}))
+        (rating,) = await crm.wait_count("rating", 1, timeout=10)
+        assert (rating.fields["callid"], rating.fields["rating"], rating.fields["ext"]) == (
+            callid, "5", "1002")
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(15):
             out, _ = await proc.communicate()
