@@ -146,6 +146,51 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def cmd_targets(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from .delivery import admin
+
+    settings = _load(args.config, for_daemon=False)
+    if not settings.database.url:
+        print("crm-bridge targets: no [database] url in the config", file=sys.stderr)
+        return 2
+
+    async def go() -> int:
+        conn = await asyncpg.connect(settings.database.url)
+        try:
+            pbx = settings.pbx.id
+            if args.action == "list":
+                for r in await admin.list_targets(conn, pbx):
+                    print(json.dumps(dict(r), ensure_ascii=False))
+            elif args.action == "add":
+                try:
+                    await admin.add_target(
+                        conn,
+                        pbx,
+                        args.name,
+                        args.url,
+                        token=args.token,
+                        profile=args.profile,
+                        commands=tuple(c for c in args.commands.split(",") if c),
+                        direction=args.direction,
+                        signing_secret=args.signing_secret,
+                    )
+                except ValueError as exc:
+                    print(f"crm-bridge targets add: {exc}", file=sys.stderr)
+                    return 2
+                print(f"subscribed {args.name}")
+            elif args.action == "remove":
+                ok = await admin.remove_target(conn, pbx, args.name)
+                print("removed" if ok else f"no subscription named {args.name!r}")
+                return 0 if ok else 1
+            return 0
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -196,6 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     o = osub.add_parser("enable", help="switch a target on again (after a 410)")
     o.add_argument("target", help="target name, e.g. primary")
     p.set_defaults(func=cmd_outbox)
+
+    p = sub.add_parser("targets", help="webhook subscriptions (besides the config's [crm])")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    tsub = p.add_subparsers(dest="action", required=True)
+    tsub.add_parser("list")
+    t = tsub.add_parser("add", help="add or replace a subscription")
+    t.add_argument("name")
+    t.add_argument("url")
+    t.add_argument("--token", default="")
+    t.add_argument("--profile", default="vpbx", choices=["vpbx", "vpbx-legacy", "json"])
+    t.add_argument("--commands", default="history,event,rating")
+    t.add_argument("--direction", default="both", choices=["in", "out", "both"])
+    t.add_argument("--signing-secret", default=None)
+    t = tsub.add_parser("remove")
+    t.add_argument("name")
+    p.set_defaults(func=cmd_targets)
 
     p = sub.add_parser("demo", help="everything on localhost, no Asterisk needed")
     p.add_argument("--speed", type=float, default=4.0, help="replay speed factor")

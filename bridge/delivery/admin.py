@@ -46,3 +46,68 @@ async def enable_target(conn: asyncpg.Connection, pbx_id: str, name: str) -> boo
     )
     await conn.execute("SELECT pg_notify('webhook_outbox', '')")
     return result.endswith(" 1")
+
+
+async def list_targets(conn: asyncpg.Connection, pbx_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT id, name, url, profile, commands, direction, enabled, disabled_reason, "
+        "signing_secret IS NOT NULL AS signed FROM webhook_targets WHERE pbx_id = $1 "
+        "ORDER BY id",
+        pbx_id,
+    )
+
+
+async def add_target(
+    conn: asyncpg.Connection,
+    pbx_id: str,
+    name: str,
+    url: str,
+    *,
+    token: str = "",
+    profile: str = "vpbx",
+    commands: tuple[str, ...] = ("history", "event", "rating"),
+    direction: str = "both",
+    signing_secret: str | None = None,
+) -> int:
+    """A webhook subscription (another CRM, a billing hook). Replaces one of the same name."""
+    if name == "primary":
+        raise ValueError("'primary' is the config's [crm]; choose another name")
+    if direction not in ("in", "out", "both"):
+        raise ValueError(f"direction must be in, out or both, not {direction!r}")
+    unknown = set(commands) - {"history", "event", "rating"}
+    if unknown or not commands:
+        raise ValueError(f"commands are history, event, rating; got {sorted(commands)}")
+    if profile not in ("vpbx", "vpbx-legacy", "json"):
+        raise ValueError(f"profile must be vpbx, vpbx-legacy or json, not {profile!r}")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    return await conn.fetchval(
+        """
+        INSERT INTO webhook_targets (pbx_id, name, url, token, profile, commands, direction,
+                                     signing_secret)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        ON CONFLICT (pbx_id, name) DO UPDATE SET url = EXCLUDED.url, token = EXCLUDED.token,
+            profile = EXCLUDED.profile, commands = EXCLUDED.commands,
+            direction = EXCLUDED.direction, signing_secret = EXCLUDED.signing_secret,
+            enabled = true, disabled_reason = ''
+        RETURNING id
+        """,
+        pbx_id,
+        name,
+        url,
+        token,
+        profile,
+        list(commands),
+        direction,
+        signing_secret,
+    )
+
+
+async def remove_target(conn: asyncpg.Connection, pbx_id: str, name: str) -> bool:
+    """Deletes the subscription and its undelivered rows."""
+    result = await conn.execute(
+        "DELETE FROM webhook_targets WHERE pbx_id = $1 AND name = $2 AND name <> 'primary'",
+        pbx_id,
+        name,
+    )
+    return result.endswith(" 1")

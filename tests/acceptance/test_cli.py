@@ -199,3 +199,28 @@ listen = "127.0.0.1:{free_port()}"
     finished = [x for x in lines if x.get("event") == "call_finished"]
     assert finished and finished[0]["callid"] and finished[0]["status"] == "Success"
     assert all("callid" in x for x in lines if x.get("event") == "call_event")
+
+
+@pytest.mark.integration
+def test_operator_commands(pg_dsn: str, tmp_path) -> None:
+    config = tmp_path / "ops.toml"
+    config.write_text(f'[pbx]\nid = "lab"\n[database]\nurl = "{pg_dsn}"\n')
+    c = ["--config", str(config)]
+    done = crm_bridge("migrate", *c)
+    assert done.returncode == 0 and "001_calls.sql" in done.stdout, done.stderr
+    assert "up to date" in crm_bridge("migrate", *c).stdout
+    done = crm_bridge("targets", *c, "add", "billing", "https://billing.example/hook",
+                      "--direction", "out", "--commands", "history", "--profile", "json")
+    assert done.returncode == 0, done.stderr
+    (row,) = [json.loads(line) for line in crm_bridge("targets", *c, "list").stdout.splitlines()]
+    assert (row["name"], row["direction"], row["commands"], row["profile"]) == (
+        "billing", "out", ["history"], "json")
+    done = crm_bridge("targets", *c, "add", "bad", "ftp://x")
+    assert done.returncode == 2 and "not an http(s) URL" in done.stderr
+    done = crm_bridge("outbox", *c, "list", "--dead")
+    assert done.returncode == 0 and done.stdout == "" and '"counts": {}' in done.stderr
+    done = crm_bridge("outbox", *c, "retry")
+    assert done.returncode == 2 and "--all-dead" in done.stderr
+    assert crm_bridge("outbox", *c, "retry", "--all-dead").stdout.strip() == "re-driven: 0"
+    assert crm_bridge("targets", *c, "remove", "billing").returncode == 0
+    assert crm_bridge("targets", *c, "remove", "billing").returncode == 1

@@ -423,3 +423,35 @@ async def test_outbox_rating_sink_stores_and_sends_the_rating(running, crm) -> N
     assert await pool.fetchval("SELECT rating FROM calls") == 4
     await settled(pool)
     assert len(crm.requests("rating")) == 1
+
+
+async def test_subscriptions_get_what_they_asked_for(running, crm, pg_dsn) -> None:
+    """A second target: histories of outbound calls only, JSON, signed; the primary all."""
+    pool, outbox, start = running
+    billing = FakeCrm(token="b-tok", signing_secret="whsec_c2VjcmV0")
+    await billing.start()
+    try:
+        async with pool.acquire() as conn:
+            with pytest.raises(ValueError, match="direction"):
+                await admin.add_target(conn, "lab", "billing", billing.url, direction="up")
+            await admin.add_target(conn, "lab", "billing", billing.url, token="b-tok",
+                                   profile="json", commands=("history",), direction="out",
+                                   signing_secret="whsec_c2VjcmV0")
+            assert [r["name"] for r in await admin.list_targets(conn, "lab")] == [
+                "primary", "billing"]
+        outbox.invalidate()
+        await store_scenarios(pool, outbox)
+        await start()
+        outbound = sum(c["history"]["type"] == "out" for n in scenario_names()
+                       for c in expected(n)["calls"])
+        await billing.wait_for(lambda: len(billing.history().unique) >= outbound, timeout=20)
+        await crm.wait_for(lambda: len(crm.history().unique) >= EXTERNAL, timeout=20)
+        await settled(pool)
+        assert {r.cmd for r in billing.received} == {"history"}
+        assert {r.fields["type"] for r in billing.received} == {"out"}
+        assert all(r.accepted for r in billing.received), "signed, JSON, token accepted"
+        async with pool.acquire() as conn:
+            assert await admin.remove_target(conn, "lab", "billing")
+            assert not await admin.remove_target(conn, "lab", "primary")
+    finally:
+        await billing.stop()
