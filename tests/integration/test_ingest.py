@@ -172,3 +172,25 @@ async def test_garbage_on_the_wire_loses_no_call(pool: asyncpg.Pool) -> None:
     (row,) = await calls(pool)
     assert (row["status"], row["ext"]) == ("Success", "1002")
     assert ingest.connected is False  # stopped cleanly
+
+
+async def test_unanswered_action_is_not_resent_after_a_reconnect(pool: asyncpg.Pool) -> None:
+    """panoramisk re-sends pending actions on reconnect: an Originate would ring twice."""
+    server = FakeAmiServer(TRACES / "in_answered.ami.jsonl")
+    server.respond_with("Originate", lambda headers: [])  # Asterisk never got to answer
+    async with bridge_on(server, pool, reconnect_max_delay=0.2) as (ingest, tracker, pipeline):
+        async with asyncio.timeout(20):
+            await server.wait_logins(1)
+            while not ingest.connected:
+                await asyncio.sleep(0.01)
+            pending = asyncio.create_task(ingest.send_action(
+                {"Action": "Originate", "Channel": "PJSIP/1001", "Exten": "79101234567",
+                 "Context": "from-internal", "Priority": "1", "Async": "true"}))
+            while not any(a.get("Action") == "Originate" for a in server.actions):
+                await asyncio.sleep(0.01)
+            server.cut()
+            with pytest.raises(ConnectionError):
+                await pending
+            await server.wait_logins(2)
+            await asyncio.sleep(0.3)  # panoramisk would re-send on FullyBooted
+    assert [a.get("Action") for a in server.actions].count("Originate") == 1
