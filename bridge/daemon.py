@@ -50,6 +50,7 @@ class Bridge:
             ping_timeout=a.ping_timeout,
             reconnect_max_delay=a.reconnect_max_delay,
             queue_size=a.queue_size,
+            wants=self.tracker.wants,
         )
         self.pipeline: CallPipeline | None = None
         self.delivery: Delivery | None = None

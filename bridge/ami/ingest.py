@@ -61,6 +61,10 @@ class _Manager(Manager):  # type: ignore[misc]
     def on_ami_event(self, message: AmiMessage, received_at: float) -> None:
         self.ingest.push(message, received_at)
 
+    def on_ami_skipped(self) -> None:
+        self.ingest.received += 1
+        self.ingest.skipped += 1
+
     def connection_made(self, f: asyncio.Future[Any]) -> None:
         if f.cancelled() or f.exception() is not None:
             self.reconnect_timeout = self.ingest.next_backoff()
@@ -91,6 +95,7 @@ class AmiIngest:
         reconnect_max_delay: float = 30.0,
         queue_size: int = 100_000,
         resync_timeout: float = 30.0,
+        wants: Callable[[str, str], bool] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.host, self.port = host, port
@@ -105,7 +110,9 @@ class AmiIngest:
         self.wake = asyncio.Event()
         self.logged_in = asyncio.Event()
         self.manager: _Manager | None = None
+        self.wants = wants  # the consumer's filter of events (see FastAmiProtocol.wants)
         self.dropped = 0
+        self.skipped = 0
         self.received = 0
         self.logins = 0
         self.reconnects = 0
@@ -125,7 +132,7 @@ class AmiIngest:
             username=self.username,
             secret=self.secret,
             loop=loop,
-            protocol_factory=FastAmiProtocol,
+            protocol_factory=self._protocol,
             events="on",
             ping_delay=10**9,  # panoramisk's own pinger never checks replies: ours does
             reconnect_timeout=1,
@@ -147,6 +154,11 @@ class AmiIngest:
             manager, self.manager = self.manager, None
             manager.connection_lost = lambda exc: None  # no reconnect while stopping
             manager.close()
+
+    def _protocol(self) -> FastAmiProtocol:
+        protocol = FastAmiProtocol()
+        protocol.wants = self.wants
+        return protocol
 
     @property
     def connected(self) -> bool:

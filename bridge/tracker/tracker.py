@@ -114,8 +114,21 @@ class CallTracker:
             "NewConnectedLine": self._on_touch,
             "NewCallerid": self._on_touch,
         }
+        self._needed = frozenset(self._handlers) - {
+            "VarSet", "Newexten", "NewConnectedLine", "NewCallerid"}
 
     # ------------------------------------------------------------------ input
+
+    def wants(self, name: str, text: str) -> bool:
+        """Whether an event (by name, or its raw text) can change anything here.
+
+        The AMI reader asks before parsing: VarSet (but the recording's file name),
+        Newexten, DeviceStateChange, Cdr, RTCP... are most of the traffic and change no
+        call. Events that merely show a channel's Linkedid again are left out too: the
+        events that matter show it as well."""
+        if name in self._needed:
+            return True
+        return name == "VarSet" and "MIXMONITOR_FILENAME" in text
 
     def feed(self, event: Event, received_at: float = 0.0) -> list[Output]:
         """Take one AMI event; return what it caused, in order."""

@@ -36,8 +36,10 @@ async def pool(pg_dsn: str):
 @asynccontextmanager
 async def bridge_on(server: FakeAmiServer, pool: asyncpg.Pool, **ingest_options):
     port = await server.start()
-    ingest = AmiIngest("127.0.0.1", port, "bridge", "bridge", **ingest_options)
     tracker = lab_tracker()
+    # the daemon's own filter: events the tracker does not need are dropped unparsed
+    ingest = AmiIngest("127.0.0.1", port, "bridge", "bridge", wants=tracker.wants,
+                       **ingest_options)
     pipeline = CallPipeline(ingest, tracker, CallStore(pool, "lab"))
     task = asyncio.create_task(pipeline.run())
     await ingest.start()

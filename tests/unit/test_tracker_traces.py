@@ -111,3 +111,26 @@ def test_memory_is_freed_between_scenarios() -> None:
     for name in scenario_names():
         run(name, tracker)
     assert tracker.open_calls == 0 and not tracker.channels and not tracker.bridges
+
+
+@pytest.mark.parametrize("name", all_trace_names())
+def test_events_the_reader_skips_change_nothing(name: str) -> None:
+    """The AMI reader drops what `wants` refuses, unparsed: the outcome must not move."""
+    from bridge.ami.trace import read_trace
+
+    full, filtered = lab_tracker(), lab_tracker()
+    everything, kept = [], []
+    skipped = 0
+    for msg in read_trace(TRACES / f"{name}.ami.jsonl"):
+        event = msg.parse()
+        if "Event" not in event:
+            continue
+        everything.extend(full.feed(event, msg.t))
+        if filtered.wants(event["Event"], msg.raw):
+            kept.extend(filtered.feed(event, msg.t))
+        else:
+            skipped += 1
+    assert list(crm_payloads(kept)) == list(crm_payloads(everything))
+    assert [o for o in kept if isinstance(o, CallRecord)] == [
+        o for o in everything if isinstance(o, CallRecord)]
+    assert skipped > 0.5 * full.events_seen, "most traffic is skipped"
