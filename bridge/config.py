@@ -168,6 +168,9 @@ class PbxSettings(_Section):
     extensions: list[ChannelPattern] = Field(default_factory=lambda: ["PJSIP/*", "SIP/*"])
     main_number: str | None = None
     send_internal: bool = False
+    # an outbound call to a customer whose inbound call was missed less than this many
+    # seconds before (and not answered since) is a call back: its history says missedStatus=2
+    callback_window: float = Field(default=86_400.0, gt=0)
     users: dict[str, str] = Field(default_factory=dict)
     groups: dict[str, str] = Field(default_factory=dict)
 

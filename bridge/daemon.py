@@ -72,7 +72,7 @@ class Bridge:
                 conn, s.pbx.id, s.crm.url, s.crm.token, s.crm.profile, s.crm.signing_secret
             )
         self.outbox = Outbox(s.pbx.id, event_ttl=s.crm.event_ttl, send_internal=s.pbx.send_internal)
-        store = CallStore(self.pool, s.pbx.id, self.outbox)
+        store = CallStore(self.pool, s.pbx.id, self.outbox, callback_window=s.pbx.callback_window)
         left_open = await store.open_calls()
         self.tracker.restore(left_open)
         log.info("bridge_starting", extra={"pbx": s.pbx.id, "calls_left_open": len(left_open)})

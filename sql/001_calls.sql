@@ -19,6 +19,7 @@ CREATE TABLE calls (
     recording    text        NOT NULL DEFAULT '',
     closed_by    text,                             -- hangup / resync
     rating       smallint,
+    missed_status smallint,                        -- 2: an outbound call back to a missed caller
     PRIMARY KEY (pbx_id, callid)
 );
 CREATE INDEX calls_started_idx ON calls (pbx_id, started_at DESC);

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +105,9 @@ class Outbox:
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
 
-    def rows(self, outputs: Sequence[Output], targets: Sequence[Target]) -> list[tuple]:
+    def rows(
+        self, outputs: Sequence[Output], targets: Sequence[Target], callbacks: Collection[str] = ()
+    ) -> list[tuple]:
         rows: list[tuple] = []
         pbx = self.pbx_id
         for out in outputs:
@@ -116,7 +118,7 @@ class Outbox:
                 if not (out.external or self.send_internal):
                     continue
                 cmd, key, ttl = "history", "history", None
-                fields = history_fields(out)
+                fields = history_fields(out, missed_status="2" if out.callid in callbacks else "")
             else:  # pragma: no cover
                 continue
             direction = out.direction
@@ -139,12 +141,15 @@ class Outbox:
                 )
         return rows
 
-    async def enqueue(self, conn: asyncpg.Connection, outputs: Sequence[Output]) -> int:
-        """Inside the caller's transaction."""
+    async def enqueue(
+        self, conn: asyncpg.Connection, outputs: Sequence[Output], callbacks: Collection[str] = ()
+    ) -> int:
+        """Inside the caller's transaction. `callbacks`: outbound calls that called back a
+        missed customer (their history says `missedStatus = 2`)."""
         targets = await self.targets(conn)
         if not targets:
             return 0
-        rows = self.rows(outputs, targets)
+        rows = self.rows(outputs, targets, callbacks)
         if rows:
             await conn.executemany(_ENQUEUE, rows)
         return len(rows)

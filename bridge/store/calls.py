@@ -54,6 +54,18 @@ ON CONFLICT (pbx_id, callid) DO UPDATE SET
     closed_by = EXCLUDED.closed_by
 """
 
+_CALLS_BACK = """
+SELECT EXISTS (
+    SELECT 1 FROM calls m
+    WHERE m.pbx_id = $1 AND m.phone = $2 AND m.direction = 'in' AND m.status = 'missed'
+      AND m.started_at < $3 AND m.started_at >= $3 - make_interval(secs => $4)
+      AND NOT EXISTS (
+          SELECT 1 FROM calls s
+          WHERE s.pbx_id = $1 AND s.phone = $2 AND s.status = 'Success'
+            AND s.direction <> 'internal' AND s.started_at > m.started_at
+            AND s.started_at < $3))
+"""
+
 _LEG = """
 INSERT INTO call_legs (pbx_id, uniqueid, callid, channel, kind, ext, started_at, answered_at,
                        ended_at, cause, dial_status)
@@ -66,10 +78,17 @@ ON CONFLICT (pbx_id, uniqueid) DO UPDATE SET
 
 
 class CallStore:
-    def __init__(self, pool: asyncpg.Pool, pbx_id: str, outbox: Outbox | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        pbx_id: str,
+        outbox: Outbox | None = None,
+        callback_window: float = 86_400.0,
+    ) -> None:
         self.pool = pool
         self.pbx_id = pbx_id
         self.outbox = outbox
+        self.callback_window = callback_window  # how old a missed call may be, called back
 
     async def save(self, outputs: Sequence[Output]) -> None:
         """Store one batch of tracker outputs atomically."""
@@ -133,8 +152,27 @@ class CallStore:
                 await conn.executemany(_FINISH_CALL, finished)
             if legs:
                 await conn.executemany(_LEG, legs)
+            callbacks = await self._callbacks(conn, outputs)
             if self.outbox is not None:
-                await self.outbox.enqueue(conn, outputs)
+                await self.outbox.enqueue(conn, outputs, callbacks)
+
+    async def _callbacks(self, conn: asyncpg.Connection, outputs: Sequence[Output]) -> set[str]:
+        """Outbound calls that called back a customer whose inbound call was missed (and not
+        answered since): their history carries `missedStatus = 2`."""
+        found: set[str] = set()
+        for out in outputs:
+            if isinstance(out, CallRecord) and out.direction == "out" and out.phone:
+                if await conn.fetchval(
+                    _CALLS_BACK, self.pbx_id, out.phone, _ts(out.start), self.callback_window
+                ):
+                    found.add(out.callid)
+        if found:
+            await conn.execute(
+                "UPDATE calls SET missed_status = 2 WHERE pbx_id = $1 AND callid = ANY($2)",
+                self.pbx_id,
+                list(found),
+            )
+        return found
 
     async def open_calls(self) -> list[OpenCall]:
         """Calls a previous run left open, with each employee's last event."""

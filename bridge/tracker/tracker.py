@@ -115,7 +115,11 @@ class CallTracker:
             "NewCallerid": self._on_touch,
         }
         self._needed = frozenset(self._handlers) - {
-            "VarSet", "Newexten", "NewConnectedLine", "NewCallerid"}
+            "VarSet",
+            "Newexten",
+            "NewConnectedLine",
+            "NewCallerid",
+        }
 
     # ------------------------------------------------------------------ input
 

@@ -455,3 +455,18 @@ async def test_subscriptions_get_what_they_asked_for(running, crm, pg_dsn) -> No
             assert not await admin.remove_target(conn, "lab", "primary")
     finally:
         await billing.stop()
+
+
+@pytest.mark.parametrize(("between", "flag"), [([], "2"), (["in_queue"], "")])
+async def test_calling_back_a_missed_customer_is_flagged(running, crm, between, flag) -> None:
+    """in_noanswer (missed, +79101234567) ... click_to_call dials 79101234567 back."""
+    pool, outbox, start = running
+    await store_scenarios(pool, outbox, ["in_noanswer", *between, "click_to_call"])
+    await start()
+    await crm.wait_for(lambda: len(crm.history().unique) >= 2 + len(between), timeout=10)
+    (callback,) = [h for h in crm.history().unique if h.fields["type"] == "out"]
+    assert callback.fields["missedStatus"] == flag
+    stored = await pool.fetchval("SELECT missed_status FROM calls WHERE direction = 'out'")
+    assert stored == (2 if flag else None)
+    inbound = [h for h in crm.history().unique if h.fields["type"] == "in"]
+    assert all(h.fields["missedStatus"] == "" for h in inbound)

@@ -60,6 +60,14 @@ async def settle(ingest: AmiIngest, pipeline: CallPipeline, received: int = 0) -
     await pipeline.drain()
 
 
+async def replayed_and_closed(server, ingest, tracker, pipeline) -> None:  # type: ignore[no-untyped-def]
+    """The trace is out, every call it opened is closed, and all of it is stored."""
+    await server.wait_done()
+    while tracker.open_calls:
+        await asyncio.sleep(0.02)
+    await settle(ingest, pipeline)
+
+
 async def calls(pool: asyncpg.Pool) -> list[asyncpg.Record]:
     return await pool.fetch("SELECT * FROM calls ORDER BY started_at")
 
@@ -118,10 +126,7 @@ async def test_reconnect_keeps_a_live_call(pool: asyncpg.Pool) -> None:
             await server.wait_logins(2)
             await asyncio.sleep(0.1)  # the resync after the second login
             server.resume()
-            await server.wait_done()
-            while tracker.open_calls:
-                await asyncio.sleep(0.02)
-            await settle(ingest, pipeline)
+            await replayed_and_closed(server, ingest, tracker, pipeline)
     (row,) = await calls(pool)
     assert (row["status"], row["ext"], row["closed_by"]) == ("Success", "1002", "hangup")
     rows = await pool.fetch("SELECT ext, type FROM call_events ORDER BY seq")
@@ -145,10 +150,7 @@ async def test_half_open_socket_is_detected_by_the_watchdog(pool: asyncpg.Pool, 
                 await server.wait_logins(2)
             assert "ami_ping_timeout_reconnecting" in caplog.text
             server.resume()
-            await server.wait_done()
-            while tracker.open_calls:
-                await asyncio.sleep(0.02)
-            await settle(ingest, pipeline)
+            await replayed_and_closed(server, ingest, tracker, pipeline)
     assert ingest.reconnects >= 1
     (row,) = await calls(pool)
     assert row["status"] == "Success"
@@ -167,10 +169,7 @@ async def test_garbage_on_the_wire_loses_no_call(pool: asyncpg.Pool) -> None:
             server.inject(b"Event: Hangup\r\nUniqueid: 999.999\r\nCause: banana\r\n\r\n")
             server.inject(b":::\r\n: \r\nEvent:\r\n\r\n")
             server.resume()
-            await server.wait_done()
-            while tracker.open_calls:
-                await asyncio.sleep(0.02)
-            await settle(ingest, pipeline)
+            await replayed_and_closed(server, ingest, tracker, pipeline)
     (row,) = await calls(pool)
     assert (row["status"], row["ext"]) == ("Success", "1002")
     assert ingest.connected is False  # stopped cleanly
