@@ -309,7 +309,9 @@ class ApiSettings(_Listener):
 
     listen: str = "127.0.0.1:8080"
     public_url: str = "http://127.0.0.1:8080"
-    link_secret: str | None = Field(default=None, repr=False)
+    link_secret: str | None = Field(default=None, repr=False)  # signs recording links
+    link_ttl: float = Field(default=2_592_000.0, gt=0)  # seconds a recording link works
+    recordings_dir: str = "/var/spool/asterisk/monitor"  # links serve files under it only
 
     @field_validator("public_url")
     @classmethod

@@ -12,7 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncpg
 from aiohttp import web
@@ -20,7 +20,9 @@ from aiohttp import web
 from .agi import AgiCollector, AgiServer, Directory, start_agi_server
 from .ami.ingest import AmiIngest
 from .api.health import create_health_app
+from .api.recordings import add_recording_routes
 from .config import Settings
+from .crm.links import recording_link
 from .delivery.outbox import Outbox, ensure_primary_target
 from .delivery.rating import OutboxRatingSink
 from .delivery.service import Delivery
@@ -30,7 +32,7 @@ from .replay import tracker_for
 from .store.calls import CallStore
 from .store.migrations import migrate
 from .systemd import notify, watchdog_interval
-from .tracker.model import CallEvent, Output
+from .tracker.model import CallEvent, CallRecord, Output
 
 log = logging.getLogger("bridge.daemon")
 
@@ -71,7 +73,12 @@ class Bridge:
             await ensure_primary_target(
                 conn, s.pbx.id, s.crm.url, s.crm.token, s.crm.profile, s.crm.signing_secret
             )
-        self.outbox = Outbox(s.pbx.id, event_ttl=s.crm.event_ttl, send_internal=s.pbx.send_internal)
+        self.outbox = Outbox(
+            s.pbx.id,
+            event_ttl=s.crm.event_ttl,
+            send_internal=s.pbx.send_internal,
+            link_for=self._link_for(),
+        )
         store = CallStore(self.pool, s.pbx.id, self.outbox, callback_window=s.pbx.callback_window)
         left_open = await store.open_calls()
         self.tracker.restore(left_open)
@@ -88,7 +95,10 @@ class Bridge:
         )
         registry = pipeline_registry(self._metrics)
         registry.register(AgiCollector(self.agi.stats))
-        self.runner = web.AppRunner(create_health_app(self._ready, registry), access_log=None)
+        app = create_health_app(self._ready, registry)
+        if s.api.link_secret:
+            add_recording_routes(app, self.pool, s.pbx.id, s.api.link_secret, s.api.recordings_dir)
+        self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, s.api.listen_host, s.api.listen_port).start()
         self.delivery = Delivery(self.pool, s.database.url, s)
@@ -131,6 +141,13 @@ class Bridge:
             await self.runner.cleanup()
         if self.pool is not None:
             await self.pool.close()
+
+    def _link_for(self) -> Callable[[CallRecord], str] | None:
+        api = self.settings.api
+        if not api.link_secret:
+            return None
+        secret, base, ttl = api.link_secret, api.public_url, api.link_ttl
+        return lambda rec: recording_link(base, secret, rec.callid, int(rec.end + ttl))
 
     def _learn(self, outputs: Sequence[Output]) -> None:
         """The phones seen in calls join the directory (for responsible-manager routing)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,8 +83,10 @@ class Outbox:
         event_ttl: float = 60.0,
         targets_ttl: float = 5.0,
         send_internal: bool = False,
+        link_for: Callable[[CallRecord], str] | None = None,
     ) -> None:
         self.pbx_id = pbx_id
+        self.link_for = link_for  # the recording link of a finished call, or None
         self.event_ttl = event_ttl
         self.targets_ttl = targets_ttl
         self.send_internal = send_internal
@@ -118,7 +120,9 @@ class Outbox:
                 if not (out.external or self.send_internal):
                     continue
                 cmd, key, ttl = "history", "history", None
-                fields = history_fields(out, missed_status="2" if out.callid in callbacks else "")
+                link = self.link_for(out) if self.link_for and out.recording else ""
+                missed = "2" if out.callid in callbacks else ""
+                fields = history_fields(out, link=link, missed_status=missed)
             else:  # pragma: no cover
                 continue
             direction = out.direction

@@ -93,12 +93,18 @@ def endpoints(*names: str):  # type: ignore[no-untyped-def]
 
     def respond(headers: dict[str, str]) -> list[str]:
         aid = f"ActionID: {headers.get('ActionID', '')}\r\n"
-        items = [f"Event: EndpointList\r\n{aid}ObjectType: endpoint\r\nObjectName: {n}\r\n"
-                 f"Transport: \r\nAor: {n}\r\nDeviceState: Not in use\r\n" for n in names]
-        return [f"Response: Success\r\n{aid}EventList: start\r\n"
-                f"Message: A listing of Endpoints follows\r\n", *items,
-                f"Event: EndpointListComplete\r\n{aid}EventList: Complete\r\n"
-                f"ListItems: {len(names)}\r\n"]
+        items = [
+            f"Event: EndpointList\r\n{aid}ObjectType: endpoint\r\nObjectName: {n}\r\n"
+            f"Transport: \r\nAor: {n}\r\nDeviceState: Not in use\r\n"
+            for n in names
+        ]
+        return [
+            f"Response: Success\r\n{aid}EventList: start\r\n"
+            f"Message: A listing of Endpoints follows\r\n",
+            *items,
+            f"Event: EndpointListComplete\r\n{aid}EventList: Complete\r\n"
+            f"ListItems: {len(names)}\r\n",
+        ]
 
     return respond
 
@@ -108,8 +114,9 @@ async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, t
     server = FakeAmiServer(TRACES / "in_ringgroup.ami.jsonl")
     server.respond_with("PJSIPShowEndpoints", endpoints("1001", "1007", "trunk"))
     port = await server.start()
-    crm = FakeCrm(token="secret-token", contact_answer={"contact_name": "Anna Ivanova",
-                                                        "responsible": "1007"})
+    crm = FakeCrm(
+        token="secret-token", contact_answer={"contact_name": "Anna Ivanova", "responsible": "1007"}
+    )
     crm_url = await crm.start()
     agi_port = free_port()
     config = tmp_path / "bridge.toml"
@@ -171,21 +178,38 @@ listen = "127.0.0.1:{free_port()}"
         # the dialplan's look-ups, over FastAGI, against the same daemon
         callid = history.fields["callid"]
         line = dialplan_agi("crm-bridge-contact")
-        call = await agi_call(agi_port, asterisk_env(
-            line, variables={"CHANNEL(linkedid)": callid}, callerid="+79101234567"))
+        call = await agi_call(
+            agi_port,
+            asterisk_env(line, variables={"CHANNEL(linkedid)": callid}, callerid="+79101234567"),
+        )
         assert call.set_vars.get("CRM_CONTACT_NAME") == "Anna Ivanova"
         assert call.set_vars.get("CRM_RESPONSIBLE") == "1007", "learnt from PJSIPShowEndpoints"
         crm.contact_answer = {"contact_name": "Anna Ivanova", "responsible": "trunk"}
-        call = await agi_call(agi_port, asterisk_env(
-            line, variables={"CHANNEL(linkedid)": callid + "x"}, callerid="+79101234568"))
+        call = await agi_call(
+            agi_port,
+            asterisk_env(
+                line, variables={"CHANNEL(linkedid)": callid + "x"}, callerid="+79101234568"
+            ),
+        )
         assert "CRM_RESPONSIBLE" not in call.set_vars, "a trunk is nobody's phone"
         rating_line = dialplan_agi("crm-bridge-rating")
-        await agi_call(agi_port, asterisk_env(rating_line, variables={
-            "CRM_RATING": "5", "DIALEDPEERNAME": "PJSIP/1002-00000009",
-            "CHANNEL(linkedid)": callid}))
+        await agi_call(
+            agi_port,
+            asterisk_env(
+                rating_line,
+                variables={
+                    "CRM_RATING": "5",
+                    "DIALEDPEERNAME": "PJSIP/1002-00000009",
+                    "CHANNEL(linkedid)": callid,
+                },
+            ),
+        )
         (rating,) = await crm.wait_count("rating", 1, timeout=10)
         assert (rating.fields["callid"], rating.fields["rating"], rating.fields["ext"]) == (
-            callid, "5", "1002")
+            callid,
+            "5",
+            "1002",
+        )
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(15):
             out, _ = await proc.communicate()
@@ -209,12 +233,27 @@ def test_operator_commands(pg_dsn: str, tmp_path) -> None:
     done = crm_bridge("migrate", *c)
     assert done.returncode == 0 and "001_calls.sql" in done.stdout, done.stderr
     assert "up to date" in crm_bridge("migrate", *c).stdout
-    done = crm_bridge("targets", *c, "add", "billing", "https://billing.example/hook",
-                      "--direction", "out", "--commands", "history", "--profile", "json")
+    done = crm_bridge(
+        "targets",
+        *c,
+        "add",
+        "billing",
+        "https://billing.example/hook",
+        "--direction",
+        "out",
+        "--commands",
+        "history",
+        "--profile",
+        "json",
+    )
     assert done.returncode == 0, done.stderr
     (row,) = [json.loads(line) for line in crm_bridge("targets", *c, "list").stdout.splitlines()]
     assert (row["name"], row["direction"], row["commands"], row["profile"]) == (
-        "billing", "out", ["history"], "json")
+        "billing",
+        "out",
+        ["history"],
+        "json",
+    )
     done = crm_bridge("targets", *c, "add", "bad", "ftp://x")
     assert done.returncode == 2 and "not an http(s) URL" in done.stderr
     done = crm_bridge("outbox", *c, "list", "--dead")

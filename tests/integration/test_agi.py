@@ -54,13 +54,18 @@ class RecordingSink:
         self.ratings.append((callid, rating, phone, ext))
 
 
-def settings_for(crm_url: str | None, *, crm: dict[str, Any] | None = None,
-                 agi: dict[str, Any] | None = None) -> Settings:
+def settings_for(
+    crm_url: str | None, *, crm: dict[str, Any] | None = None, agi: dict[str, Any] | None = None
+) -> Settings:
     return Settings(
         pbx={"region": "RU", "users": USERS},
         crm={"url": crm_url, "token": TOKEN, "contact_timeout": 0.5, **(crm or {})},
-        agi={"listen": f"127.0.0.1:{free_port()}", "breaker_failures": 3,
-             "breaker_reset": 0.5, **(agi or {})},
+        agi={
+            "listen": f"127.0.0.1:{free_port()}",
+            "breaker_failures": 3,
+            "breaker_reset": 0.5,
+            **(agi or {}),
+        },
     )
 
 
@@ -83,12 +88,16 @@ async def serving(settings: Settings, sink: Any = None) -> AsyncIterator[AgiServ
 CHANNEL = {"CHANNEL(linkedid)": LINKEDID}  # what GET VARIABLE / ${...} read on the channel
 
 
-def contact_env(callerid: str = CALLER, did: str = DID,
-                linkedid: str = LINKEDID) -> list[tuple[str, str]]:
+def contact_env(
+    callerid: str = CALLER, did: str = DID, linkedid: str = LINKEDID
+) -> list[tuple[str, str]]:
     """What Asterisk sends for `Gosub(crm-bridge-contact,s,1(${EXTEN}))` on an inbound call."""
-    return asterisk_env(dialplan_agi("crm-bridge-contact"),
-                        variables={"ARG1": did, "CHANNEL(linkedid)": linkedid},
-                        callerid=callerid, uniqueid=UNIQUEID)
+    return asterisk_env(
+        dialplan_agi("crm-bridge-contact"),
+        variables={"ARG1": did, "CHANNEL(linkedid)": linkedid},
+        callerid=callerid,
+        uniqueid=UNIQUEID,
+    )
 
 
 # An admin's own one-liner in the inbound context: `AGI(agi://127.0.0.1:4573/contact)`,
@@ -102,9 +111,11 @@ def bare_env() -> list[tuple[str, str]]:
 
 def rating_env(digit: str, peer: str = "PJSIP/101-0000002a") -> list[tuple[str, str]]:
     """What Asterisk sends for the AGI() line of [crm-bridge-rating] after `Read()`."""
-    return asterisk_env(dialplan_agi("crm-bridge-rating"),
-                        variables={"CRM_RATING": digit, "DIALEDPEERNAME": peer, **CHANNEL},
-                        uniqueid=UNIQUEID)
+    return asterisk_env(
+        dialplan_agi("crm-bridge-rating"),
+        variables={"CRM_RATING": digit, "DIALEDPEERNAME": peer, **CHANNEL},
+        uniqueid=UNIQUEID,
+    )
 
 
 async def call_contact(server: AgiServer, **kw: Any) -> AgiCall:
@@ -130,13 +141,16 @@ def test_the_environment_is_the_sample_dialplans() -> None:
     assert env["agi_network_script"] == "contact"
     assert env["agi_request"] == "agi://127.0.0.1:4573/contact"
     assert (env["agi_context"], env["agi_arg_1"], env["agi_arg_2"]) == (
-        "crm-bridge-contact", DID, LINKEDID)
+        "crm-bridge-contact",
+        DID,
+        LINKEDID,
+    )
     rating = dialplan_agi("crm-bridge-rating")
     assert rating.args == ("${CRM_RATING}", "${DIALEDPEERNAME}", "${CHANNEL(linkedid)}")
 
 
 async def test_name_and_responsible_are_set(crm: FakeCrm) -> None:
-    crm.contacts[PHONE] = json.dumps({"contact_name": "Иван Петров \"VIP\"", "responsible": "ivan"})
+    crm.contacts[PHONE] = json.dumps({"contact_name": 'Иван Петров "VIP"', "responsible": "ivan"})
     settings = settings_for(crm.url, crm={"signing_secret": "whsec_c2VjcmV0"})
     with capture_logs() as logs:
         async with serving(settings) as server:
@@ -152,8 +166,13 @@ async def test_name_and_responsible_are_set(crm: FakeCrm) -> None:
         "CRM_RESPONSIBLE": "101",
     }
     (request,) = crm.of("contact")
-    assert request.fields == {"cmd": "contact", "crm_token": TOKEN, "phone": PHONE,
-                              "callid": LINKEDID, "diversion": DID}
+    assert request.fields == {
+        "cmd": "contact",
+        "crm_token": TOKEN,
+        "phone": PHONE,
+        "callid": LINKEDID,
+        "diversion": DID,
+    }
     assert request.headers["X-CRM-Token"] == TOKEN
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert verify("whsec_c2VjcmV0", request.headers, request.body)
@@ -163,8 +182,11 @@ async def test_name_and_responsible_are_set(crm: FakeCrm) -> None:
     ("profile", "content_type", "fields"),
     [
         ("json", "application/json", {"cmd", "crm_token", "phone", "callid", "diversion"}),
-        ("vpbx-legacy", "application/x-www-form-urlencoded",
-         {"cmd", "crm_token", "phone", "callid"}),  # strict 2017 receivers: no diversion
+        (
+            "vpbx-legacy",
+            "application/x-www-form-urlencoded",
+            {"cmd", "crm_token", "phone", "callid"},
+        ),  # strict 2017 receivers: no diversion
     ],
 )
 async def test_contact_request_follows_the_profile(
@@ -191,8 +213,14 @@ async def test_without_arguments_the_call_id_is_asked_for(crm: FakeCrm) -> None:
 
 @pytest.mark.parametrize(
     ("responsible", "expected"),
-    [("102", "102"), ("MARIA", "102"), ("nobody", None), ("", None), ("999", None),
-     ("101; EXEC System(rm -rf /)", None)],
+    [
+        ("102", "102"),
+        ("MARIA", "102"),
+        ("nobody", None),
+        ("", None),
+        ("999", None),
+        ("101; EXEC System(rm -rf /)", None),
+    ],
 )
 async def test_responsible_is_resolved_through_the_directory(
     crm: FakeCrm, responsible: str, expected: str | None
@@ -209,14 +237,20 @@ async def test_responsible_is_resolved_through_the_directory(
     [
         ("{}", {}),
         ('{"ok": true}', {}),
-        ("{contact_name: 'Ivan', responsible: 101,}", {"CALLERID(name)": "Ivan",
-                                                       "CRM_CONTACT_NAME": "Ivan",
-                                                       "CRM_RESPONSIBLE": "101"}),
+        (
+            "{contact_name: 'Ivan', responsible: 101,}",
+            {"CALLERID(name)": "Ivan", "CRM_CONTACT_NAME": "Ivan", "CRM_RESPONSIBLE": "101"},
+        ),
         ('{contact_name: "Ivan"}', {"CALLERID(name)": "Ivan", "CRM_CONTACT_NAME": "Ivan"}),
         ('{"contact_name": ""}', {}),
         ("<html>502 Bad Gateway</html>", {}),
-        ('{"contact_name": "Ivan\\nSET VARIABLE X 1"}',
-         {"CALLERID(name)": "Ivan SET VARIABLE X 1", "CRM_CONTACT_NAME": "Ivan SET VARIABLE X 1"}),
+        (
+            '{"contact_name": "Ivan\\nSET VARIABLE X 1"}',
+            {
+                "CALLERID(name)": "Ivan SET VARIABLE X 1",
+                "CRM_CONTACT_NAME": "Ivan SET VARIABLE X 1",
+            },
+        ),
     ],
 )
 async def test_answers_are_read_leniently(crm: FakeCrm, answer: str, expected: dict) -> None:
@@ -255,9 +289,9 @@ async def test_many_ringing_calls_wait_in_parallel(crm: FakeCrm) -> None:
         crm.contacts[f"7910123{n:04d}"] = json.dumps({"contact_name": f"Customer {n}"})
     async with serving(settings_for(crm.url)) as server:
         started = time.perf_counter()
-        calls = await asyncio.gather(*(
-            call_contact(server, env=contact_env(callerid=f"+7910123{n:04d}")) for n in range(40)
-        ))
+        calls = await asyncio.gather(
+            *(call_contact(server, env=contact_env(callerid=f"+7910123{n:04d}")) for n in range(40))
+        )
         elapsed = time.perf_counter() - started
     assert [c.set_vars.get("CRM_CONTACT_NAME") for c in calls] == [
         f"Customer {n}" for n in range(40)
@@ -326,7 +360,7 @@ async def test_cached_answer_is_served_at_once_and_refreshed_in_the_background(
         assert server.stats()["crm_contact_cache_hits"] == 3
 
         await asyncio.sleep(1.0)  # past cache_ttl: a miss again, asked and awaited
-        crm.contacts[PHONE] = '{}'
+        crm.contacts[PHONE] = "{}"
         gone = await call_contact(server)
         assert gone.set_vars == {} and len(crm.requests) == 3
 
@@ -407,9 +441,11 @@ async def test_garbage_reply_ends_the_session(crm: FakeCrm) -> None:
 
 
 async def test_usage_reply_falls_back_to_the_uniqueid(crm: FakeCrm) -> None:
-    usage = ("520-Invalid command syntax.  Proper usage follows:\n"
-             "Usage: GET VARIABLE <variablename>\n"
-             "520 End of proper usage.\n")
+    usage = (
+        "520-Invalid command syntax.  Proper usage follows:\n"
+        "Usage: GET VARIABLE <variablename>\n"
+        "520 End of proper usage.\n"
+    )
 
     def reply(command: str) -> str | None:
         return usage if command.startswith("GET VARIABLE") else None
@@ -437,8 +473,9 @@ async def test_unknown_route_and_silent_peer_are_closed(crm: FakeCrm) -> None:
 
 async def test_close_ends_open_sessions(crm: FakeCrm) -> None:
     crm.delay = 5.0
-    server = await start_agi_server(settings_for(crm.url, crm={"contact_timeout": 2.0}),
-                                    RecordingSink())
+    server = await start_agi_server(
+        settings_for(crm.url, crm={"contact_timeout": 2.0}), RecordingSink()
+    )
     call = asyncio.create_task(call_contact(server))
     await until(lambda: len(crm.requests) == 1)
     started = time.perf_counter()
@@ -471,8 +508,9 @@ async def test_rating_goes_to_the_sink_with_the_call_id() -> None:
 async def test_rating_digit_from_the_channel_variable() -> None:
     sink = RecordingSink()
     async with serving(settings_for(None), sink) as server:
-        call = await agi_call(server.port, rating_env("", peer=""),
-                              variables={**CHANNEL, "CRM_RATING": "9"})
+        call = await agi_call(
+            server.port, rating_env("", peer=""), variables={**CHANNEL, "CRM_RATING": "9"}
+        )
     assert "GET VARIABLE CRM_RATING" in call.commands
     assert sink.ratings == [(LINKEDID, 9, PHONE, "")]
 
@@ -510,8 +548,15 @@ async def test_direct_rating_sink_posts_to_the_crm(crm: FakeCrm, profile: str) -
         await sink.close()
     first, second = crm.of("rating")
     assert first.fields == second.fields  # the retry sends the same rating
-    assert second.fields == {"cmd": "rating", "crm_token": TOKEN, "callid": LINKEDID,
-                             "rating": "8", "phone": PHONE, "user": "ivan", "ext": "101"}
+    assert second.fields == {
+        "cmd": "rating",
+        "crm_token": TOKEN,
+        "callid": LINKEDID,
+        "rating": "8",
+        "phone": PHONE,
+        "user": "ivan",
+        "ext": "101",
+    }
     assert second.headers["X-CRM-Token"] == TOKEN
     assert verify("s3", second.headers, second.body)
     content_type = "application/json" if profile == "json" else "application/x-www-form-urlencoded"

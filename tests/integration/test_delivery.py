@@ -415,9 +415,15 @@ async def test_outbox_rating_sink_stores_and_sends_the_rating(running, crm) -> N
     await sink.submit_rating("1795346445.14", 4)  # the caller pressed twice: one webhook
     await start()
     (rating,) = await crm.wait_count("rating", 1, timeout=10)
-    assert rating.fields == {"cmd": "rating", "crm_token": "tok", "callid": "1795346445.14",
-                             "rating": "4", "phone": "79101234567", "user": "1002",
-                             "ext": "1002"}
+    assert rating.fields == {
+        "cmd": "rating",
+        "crm_token": "tok",
+        "callid": "1795346445.14",
+        "rating": "4",
+        "phone": "79101234567",
+        "user": "1002",
+        "ext": "1002",
+    }
     history = crm.requests("history")[0]
     assert history.at <= rating.at, "the rating follows its call's history"
     assert await pool.fetchval("SELECT rating FROM calls") == 4
@@ -434,16 +440,27 @@ async def test_subscriptions_get_what_they_asked_for(running, crm, pg_dsn) -> No
         async with pool.acquire() as conn:
             with pytest.raises(ValueError, match="direction"):
                 await admin.add_target(conn, "lab", "billing", billing.url, direction="up")
-            await admin.add_target(conn, "lab", "billing", billing.url, token="b-tok",
-                                   profile="json", commands=("history",), direction="out",
-                                   signing_secret="whsec_c2VjcmV0")
+            await admin.add_target(
+                conn,
+                "lab",
+                "billing",
+                billing.url,
+                token="b-tok",
+                profile="json",
+                commands=("history",),
+                direction="out",
+                signing_secret="whsec_c2VjcmV0",
+            )
             assert [r["name"] for r in await admin.list_targets(conn, "lab")] == [
-                "primary", "billing"]
+                "primary",
+                "billing",
+            ]
         outbox.invalidate()
         await store_scenarios(pool, outbox)
         await start()
-        outbound = sum(c["history"]["type"] == "out" for n in scenario_names()
-                       for c in expected(n)["calls"])
+        outbound = sum(
+            c["history"]["type"] == "out" for n in scenario_names() for c in expected(n)["calls"]
+        )
         await billing.wait_for(lambda: len(billing.history().unique) >= outbound, timeout=20)
         await crm.wait_for(lambda: len(crm.history().unique) >= EXTERNAL, timeout=20)
         await settled(pool)

@@ -38,8 +38,7 @@ async def bridge_on(server: FakeAmiServer, pool: asyncpg.Pool, **ingest_options)
     port = await server.start()
     tracker = lab_tracker()
     # the daemon's own filter: events the tracker does not need are dropped unparsed
-    ingest = AmiIngest("127.0.0.1", port, "bridge", "bridge", wants=tracker.wants,
-                       **ingest_options)
+    ingest = AmiIngest("127.0.0.1", port, "bridge", "bridge", wants=tracker.wants, **ingest_options)
     pipeline = CallPipeline(ingest, tracker, CallStore(pool, "lab"))
     task = asyncio.create_task(pipeline.run())
     await ingest.start()
@@ -184,9 +183,18 @@ async def test_unanswered_action_is_not_resent_after_a_reconnect(pool: asyncpg.P
             await server.wait_logins(1)
             while not ingest.connected:
                 await asyncio.sleep(0.01)
-            pending = asyncio.create_task(ingest.send_action(
-                {"Action": "Originate", "Channel": "PJSIP/1001", "Exten": "79101234567",
-                 "Context": "from-internal", "Priority": "1", "Async": "true"}))
+            pending = asyncio.create_task(
+                ingest.send_action(
+                    {
+                        "Action": "Originate",
+                        "Channel": "PJSIP/1001",
+                        "Exten": "79101234567",
+                        "Context": "from-internal",
+                        "Priority": "1",
+                        "Async": "true",
+                    }
+                )
+            )
             while not any(a.get("Action") == "Originate" for a in server.actions):
                 await asyncio.sleep(0.01)
             server.cut()

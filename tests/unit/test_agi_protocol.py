@@ -54,7 +54,9 @@ def test_environment_lines() -> None:
     assert parse_env_line("agi_callerid: 89101234567") == ("agi_callerid", "89101234567")
     assert parse_env_line("agi_accountcode: ") == ("agi_accountcode", "")
     assert parse_env_line("agi_request: agi://127.0.0.1:4573/contact") == (
-        "agi_request", "agi://127.0.0.1:4573/contact")
+        "agi_request",
+        "agi://127.0.0.1:4573/contact",
+    )
     for line in ("GET / HTTP/1.1", "Host: pbx", "agi_callerid 123", "AGI_X: 1", ""):
         with pytest.raises(AgiGarbage):
             parse_env_line(line)

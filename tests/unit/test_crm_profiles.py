@@ -11,13 +11,34 @@ from bridge.crm import profiles, signing
 from bridge.crm.payloads import event_fields, history_fields, without_empty
 from bridge.tracker.model import CallEvent, CallRecord
 
-EVENT = CallEvent(callid="1795346461.28", seq=3, type="TRANSFERRED", at=1795346464.0,
-                  direction="in", phone="79101234567", diversion="74957654321", ext="1001",
-                  user="ivan", group="sales", second_callid="1795346470.40")
-RECORD = CallRecord(callid="1795346414.0", direction="in", status="Success",
-                    phone="79101234567", diversion="74957654321", ext="1001", user="ivan",
-                    group="", start=1795346414.34, answered=1795346415.39, end=1795346417.42,
-                    duration=2, wait=1)
+EVENT = CallEvent(
+    callid="1795346461.28",
+    seq=3,
+    type="TRANSFERRED",
+    at=1795346464.0,
+    direction="in",
+    phone="79101234567",
+    diversion="74957654321",
+    ext="1001",
+    user="ivan",
+    group="sales",
+    second_callid="1795346470.40",
+)
+RECORD = CallRecord(
+    callid="1795346414.0",
+    direction="in",
+    status="Success",
+    phone="79101234567",
+    diversion="74957654321",
+    ext="1001",
+    user="ivan",
+    group="",
+    start=1795346414.34,
+    answered=1795346415.39,
+    end=1795346417.42,
+    duration=2,
+    wait=1,
+)
 
 
 def form(request: profiles.WireRequest) -> list[tuple[str, str]]:
@@ -29,11 +50,23 @@ def test_vpbx_history_has_exactly_the_spec_fields_in_order() -> None:
     assert request.content_type == "application/x-www-form-urlencoded"
     assert request.headers == {"X-CRM-Token": "tok"}
     assert form(request) == [
-        ("cmd", "history"), ("crm_token", "tok"), ("type", "in"), ("user", "ivan"),
-        ("ext", "1001"), ("groupRealName", ""), ("telnum", ""), ("phone", "79101234567"),
-        ("diversion", "74957654321"), ("start", "20261122T112014Z"), ("duration", "2"),
-        ("wait", "1"), ("callid", "1795346414.0"), ("link", ""), ("status", "Success"),
-        ("rating", ""), ("missedStatus", ""),
+        ("cmd", "history"),
+        ("crm_token", "tok"),
+        ("type", "in"),
+        ("user", "ivan"),
+        ("ext", "1001"),
+        ("groupRealName", ""),
+        ("telnum", ""),
+        ("phone", "79101234567"),
+        ("diversion", "74957654321"),
+        ("start", "20261122T112014Z"),
+        ("duration", "2"),
+        ("wait", "1"),
+        ("callid", "1795346414.0"),
+        ("link", ""),
+        ("status", "Success"),
+        ("rating", ""),
+        ("missedStatus", ""),
     ]
 
 
@@ -45,14 +78,25 @@ def test_vpbx_event_carries_second_callid_only_when_transferred() -> None:
     assert "second_callid" not in dict(form(profiles.encode("vpbx", plain, "tok")))
 
 
-@pytest.mark.parametrize(("cmd", "left_out"), [
-    ("history", {"rating", "wait", "missedStatus"}),
-    ("event", {"direction", "telnum_name", "second_callid"}),
-    ("contact", {"diversion"}),
-])
+@pytest.mark.parametrize(
+    ("cmd", "left_out"),
+    [
+        ("history", {"rating", "wait", "missedStatus"}),
+        ("event", {"direction", "telnum_name", "second_callid"}),
+        ("contact", {"diversion"}),
+    ],
+)
 def test_legacy_leaves_out_exactly_the_newer_fields(cmd: str, left_out: set[str]) -> None:
-    fields = {"cmd": cmd, "type": "TRANSFERRED", "callid": "1.1", "phone": "7910",
-              "second_callid": "2.2", "diversion": "7495", "wait": 3, "direction": "in"}
+    fields = {
+        "cmd": cmd,
+        "type": "TRANSFERRED",
+        "callid": "1.1",
+        "phone": "7910",
+        "second_callid": "2.2",
+        "diversion": "7495",
+        "wait": 3,
+        "direction": "in",
+    }
     sent = dict(form(profiles.encode("vpbx-legacy", fields, "tok")))
     assert set(sent) == set(profiles.FIELDS[cmd]) - left_out
 
@@ -75,8 +119,14 @@ def test_unknown_profile_is_refused() -> None:
 
 
 def test_replay_leaves_empty_fields_out_but_keeps_zero() -> None:
-    missed = CallRecord(**{**{f: getattr(RECORD, f) for f in RECORD.__slots__},
-                           "status": "missed", "duration": 0, "answered": None})
+    missed = CallRecord(
+        **{
+            **{f: getattr(RECORD, f) for f in RECORD.__slots__},
+            "status": "missed",
+            "duration": 0,
+            "answered": None,
+        }
+    )
     fields = without_empty(history_fields(missed))
     assert fields["duration"] == 0 and "link" not in fields and "groupRealName" not in fields
 

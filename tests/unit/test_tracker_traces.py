@@ -132,5 +132,6 @@ def test_events_the_reader_skips_change_nothing(name: str) -> None:
             skipped += 1
     assert list(crm_payloads(kept)) == list(crm_payloads(everything))
     assert [o for o in kept if isinstance(o, CallRecord)] == [
-        o for o in everything if isinstance(o, CallRecord)]
+        o for o in everything if isinstance(o, CallRecord)
+    ]
     assert skipped > 0.5 * full.events_seen, "most traffic is skipped"
