@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -118,7 +119,7 @@ async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, t
         token="secret-token", contact_answer={"contact_name": "Anna Ivanova", "responsible": "1007"}
     )
     crm_url = await crm.start()
-    agi_port = free_port()
+    agi_port, api_port = free_port(), free_port()
     config = tmp_path / "bridge.toml"
     config.write_text(
         LAB_CONFIG.read_text()
@@ -140,7 +141,7 @@ token = "secret-token"
 listen = "127.0.0.1:{agi_port}"
 
 [api]
-listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:{api_port}"
 """
     )
     proc = await asyncio.create_subprocess_exec(
@@ -171,6 +172,16 @@ listen = "127.0.0.1:{free_port()}"
             finally:
                 await conn.close()
         assert status == "Success"
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{api_port}") as http:
+            async with http.get("/healthz") as resp:
+                assert resp.status == 200
+            async with http.get("/readyz") as resp:
+                assert resp.status == 200
+                assert (await resp.json())["checks"] == {"ami": True, "database": True}
+            async with http.get("/metrics") as resp:
+                metrics = await resp.text()
+            assert "bridge_calls_up 0.0" in metrics and "bridge_ami_connected 1.0" in metrics
+            assert "bridge_ami_events_total" in metrics
         (history,) = await crm.wait_count("history", 1, timeout=10)
         assert (history.fields["status"], history.fields["ext"]) == ("Success", "1002")
         events = [(r.fields["ext"], r.fields["type"]) for r in crm.requests("event")]

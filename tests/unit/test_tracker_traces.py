@@ -135,3 +135,25 @@ def test_events_the_reader_skips_change_nothing(name: str) -> None:
         o for o in everything if isinstance(o, CallRecord)
     ]
     assert skipped > 0.5 * full.events_seen, "most traffic is skipped"
+
+
+def test_directory_logins_and_group_names_from_config() -> None:
+    tracker = CallTracker(
+        ["PJSIP/trunk-*"],
+        ["PJSIP/*"],
+        "RU",
+        "74957654321",
+        users={"1002": "olga.smirnova"},
+        groups={"74957654323": "Sales"},
+    )
+    _, outputs = run("in_ringgroup", tracker)
+    (record,) = [o for o in outputs if isinstance(o, CallRecord)]
+    assert (record.ext, record.user, record.group) == ("1002", "olga.smirnova", "Sales")
+    events = [o for o in outputs if isinstance(o, CallEvent)]
+    assert {e.user for e in events} == {"1001", "olga.smirnova", "1003"}
+    assert {e.group for e in events} == {"Sales"}
+    _, queued = run(
+        "in_queue", CallTracker(["PJSIP/trunk-*"], ["PJSIP/*"], groups={"sales": "Sales team"})
+    )
+    (record,) = [o for o in queued if isinstance(o, CallRecord)]
+    assert record.group == "Sales team"
