@@ -30,6 +30,7 @@ from .observability.metrics import pipeline_registry
 from .pipeline import CallPipeline
 from .replay import tracker_for
 from .store.calls import CallStore
+from .store.leader import PbxLock
 from .store.migrations import migrate
 from .systemd import notify, watchdog_interval
 from .tracker.model import CallEvent, CallRecord, Output
@@ -61,6 +62,8 @@ class Bridge:
         self.runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped = asyncio.Event()
+        self.failed = False
+        self.lock: PbxLock | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -79,11 +82,10 @@ class Bridge:
             send_internal=s.pbx.send_internal,
             link_for=self._link_for(),
         )
-        store = CallStore(self.pool, s.pbx.id, self.outbox, callback_window=s.pbx.callback_window)
-        left_open = await store.open_calls()
-        self.tracker.restore(left_open)
-        log.info("bridge_starting", extra={"pbx": s.pbx.id, "calls_left_open": len(left_open)})
-        self.pipeline = CallPipeline(self.ingest, self.tracker, store, on_outputs=self._learn)
+        self.store = CallStore(
+            self.pool, s.pbx.id, self.outbox, callback_window=s.pbx.callback_window
+        )
+        self.pipeline = CallPipeline(self.ingest, self.tracker, self.store, on_outputs=self._learn)
         self.directory = Directory(s.pbx.users, region=s.pbx.region)
         known = await self.pool.fetch(
             "SELECT DISTINCT ext FROM call_legs WHERE pbx_id = $1 AND kind = 'extension'", s.pbx.id
@@ -95,7 +97,7 @@ class Bridge:
         )
         registry = pipeline_registry(self._metrics)
         registry.register(AgiCollector(self.agi.stats))
-        app = create_health_app(self._ready, registry)
+        app = create_health_app(self._ready, registry, info=self._role)
         if s.api.link_secret:
             add_recording_routes(app, self.pool, s.pbx.id, s.api.link_secret, s.api.recordings_dir)
         self.runner = web.AppRunner(app, access_log=None)
@@ -103,15 +105,35 @@ class Bridge:
         await web.TCPSite(self.runner, s.api.listen_host, s.api.listen_port).start()
         self.delivery = Delivery(self.pool, s.database.url, s)
         await self.delivery.start()
-        await self.ingest.start()
-        self._tasks.append(
-            asyncio.create_task(self._supervise(self.pipeline.run()), name="pipeline")
-        )
+        self._tasks.append(asyncio.create_task(self._supervise(self._lead()), name="leader"))
         interval = watchdog_interval()
         if interval:
             self._tasks.append(asyncio.create_task(self._systemd_watchdog(interval)))
         gc.freeze()  # the start-up objects never die: keep full collections from scanning them
         notify("READY=1")
+
+    async def _lead(self) -> None:
+        """Standby until this bridge holds the PBX's lock; then follow AMI and track calls."""
+        s = self.settings
+        assert s.database.url and self.pipeline is not None
+        self.lock = PbxLock(s.database.url, s.pbx.id)
+        await self.lock.acquire()
+        left_open = await self.store.open_calls()  # the previous holder's, after a take-over
+        self.tracker.restore(left_open)
+        log.info("bridge_tracking", extra={"pbx": s.pbx.id, "calls_left_open": len(left_open)})
+        await self.ingest.start()
+        pipeline = asyncio.create_task(self.pipeline.run(), name="pipeline")
+        watch = asyncio.create_task(self.lock.watch(), name="leader-watch")
+        lost = asyncio.create_task(self.lock.lost.wait())
+        try:
+            done, _ = await asyncio.wait({pipeline, lost}, return_when=asyncio.FIRST_COMPLETED)
+            if pipeline in done:
+                pipeline.result()  # raises what killed it
+            self.failed = True  # the other bridge may track now: stop, systemd restarts us
+            self.stopped.set()
+        finally:
+            for task in (pipeline, watch, lost):
+                task.cancel()
 
     async def _supervise(self, coro) -> None:  # type: ignore[no-untyped-def]
         """A dead side task stops the daemon loudly instead of dying silently."""
@@ -121,6 +143,7 @@ class Bridge:
             raise
         except Exception:
             log.exception("pipeline_crashed")
+            self.failed = True
             self.stopped.set()
             raise
 
@@ -139,6 +162,8 @@ class Bridge:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.lock is not None:
+            await self.lock.release()
         if self.pool is not None:
             await self.pool.close()
 
@@ -174,7 +199,12 @@ class Bridge:
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 db = await asyncio.wait_for(self.pool.fetchval("SELECT true"), 2)
-        return {"ami": self.ingest.connected, "database": bool(db)}
+        standby = self.lock is None or not self.lock.held
+        # a standby is ready (it serves look-ups and delivers); it just does not follow AMI
+        return {"ami": self.ingest.connected or standby, "database": bool(db)}
+
+    def _role(self) -> dict[str, str]:
+        return {"role": "leader" if self.lock is not None and self.lock.held else "standby"}
 
     def _metrics(self) -> dict[str, float]:
         p = self.pipeline
@@ -210,6 +240,8 @@ async def run_bridge(settings: Settings) -> None:
     finally:
         log.info("bridge_stopping")
         await bridge.stop()
+    if bridge.failed:
+        raise SystemExit(1)  # systemd's Restart=on-failure brings us back (as standby)
 
 
 async def run_delivery(settings: Settings) -> None:

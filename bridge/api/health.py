@@ -10,16 +10,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 
-def create_health_app(ready: ReadyCheck, registry: CollectorRegistry) -> web.Application:
+def create_health_app(
+    ready: ReadyCheck,
+    registry: CollectorRegistry,
+    info: Callable[[], dict[str, str]] | None = None,
+) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
 
     async def readyz(_: web.Request) -> web.Response:
         checks = await ready()
         ok = all(checks.values())
-        return web.json_response(
-            {"status": "ready" if ok else "not ready", "checks": checks}, status=200 if ok else 503
-        )
+        body = {
+            "status": "ready" if ok else "not ready",
+            "checks": checks,
+            **(info() if info else {}),
+        }
+        return web.json_response(body, status=200 if ok else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)

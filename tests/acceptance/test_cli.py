@@ -274,3 +274,85 @@ def test_operator_commands(pg_dsn: str, tmp_path) -> None:
     assert crm_bridge("outbox", *c, "retry", "--all-dead").stdout.strip() == "re-driven: 0"
     assert crm_bridge("targets", *c, "remove", "billing").returncode == 0
     assert crm_bridge("targets", *c, "remove", "billing").returncode == 1
+
+
+@pytest.mark.integration
+async def test_two_bridges_on_one_pbx_run_active_standby(pg_dsn: str, tmp_path) -> None:
+    """One follows AMI; when it is killed (-9) mid-call the other takes over the call."""
+    server = FakeAmiServer(TRACES / "in_answered.ami.jsonl", drop_while_disconnected=False)
+    server.pause_after(45)  # the call is answered, then the leader dies
+    port = await server.start()
+    crm = FakeCrm(token="t")
+    crm_url = await crm.start()
+    procs, api_ports = [], []
+    try:
+        for n in range(2):
+            api_ports.append(free_port())
+            config = tmp_path / f"bridge{n}.toml"
+            config.write_text(
+                LAB_CONFIG.read_text()
+                + f"""
+[asterisk]
+port = {port}
+secret = "bridge"
+reconnect_max_delay = 0.5
+[database]
+url = "{pg_dsn}"
+[crm]
+url = "{crm_url}"
+token = "t"
+[agi]
+listen = "127.0.0.1:{free_port()}"
+[api]
+listen = "127.0.0.1:{api_ports[n]}"
+"""
+            )
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    *CLI,
+                    "run",
+                    "--config",
+                    str(config),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                    env={**os.environ, "NOTIFY_SOCKET": ""},
+                )
+            )
+            if n == 0:
+                async with asyncio.timeout(20):
+                    await server.wait_replayed(45)
+        roles = {}
+        async with aiohttp.ClientSession() as http:
+            async with asyncio.timeout(20):
+                while len(roles) < 2:
+                    for n, p in enumerate(api_ports):
+                        try:
+                            async with http.get(f"http://127.0.0.1:{p}/readyz") as resp:
+                                roles[n] = (await resp.json())["role"]
+                        except aiohttp.ClientError:
+                            await asyncio.sleep(0.1)
+        assert roles == {0: "leader", 1: "standby"} and server.logins == 1
+        await crm.wait_for(
+            lambda: [r.fields["type"] for r in crm.received] == ["INCOMING", "ACCEPTED"], timeout=10
+        )
+        procs[0].kill()
+        await procs[0].wait()
+        async with asyncio.timeout(20):
+            await server.wait_logins(2)  # the standby took over
+        server.resume()
+        await crm.wait_count("history", 1, timeout=20)
+        await asyncio.sleep(0.5)
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.send_signal(signal.SIGTERM)
+                await p.wait()
+        await server.stop()
+        await crm.stop()
+    assert [r.fields["type"] for r in crm.requests("event")] == [
+        "INCOMING",
+        "ACCEPTED",
+        "COMPLETED",
+    ], "no event repeated by the new leader"
+    (history,) = crm.requests("history")
+    assert (history.fields["status"], history.fields["ext"]) == ("Success", "1001")
