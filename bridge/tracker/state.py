@@ -73,7 +73,7 @@ class Channel:
 class Session:
     """One employee within one customer's call: INCOMING|OUTGOING ... CANCELLED|COMPLETED."""
 
-    __slots__ = ("call", "ext", "legs", "accepted", "open")
+    __slots__ = ("call", "ext", "legs", "accepted", "open", "transferred")
 
     def __init__(self, call: Call, ext: str) -> None:
         self.call = call
@@ -81,6 +81,7 @@ class Session:
         self.legs: set[Channel] = set()
         self.accepted = False
         self.open = False
+        self.transferred = False  # TRANSFERRED is said once per sequence
 
 
 class Call:

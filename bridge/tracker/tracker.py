@@ -219,8 +219,21 @@ class CallTracker:
                     call.placer = first.ext
             if ch.state == UP and ch.kind is not Kind.LOCAL:
                 ch.answered = ch.created
-        for ch in adopted:
-            if ch.ended is None and ch.state == UP:
+        for uid, ev in live_by_uid.items():
+            ch = self.channels.get(uid)
+            if ch is None or ch in adopted:
+                continue
+            # what changed while we were not listening; the snapshot may be older than
+            # events already taken, so it only ever moves a channel forward
+            bridge = ev.get("BridgeId") or ev.get("BridgeUniqueid")
+            if bridge and ch.bridge is None:
+                ch.bridge = bridge
+                self.bridges.setdefault(bridge, set()).add(ch)
+            state = _int(ev.get("ChannelState"), ch.state) or DOWN
+            if state > ch.state:
+                self._set_state(ch, state, at)
+        for ch in list(self.channels.values()):
+            if ch.ended is None and ch.state == UP and ch.bridge:
                 self._connect(ch, at)
         for call in list(self.calls.values()):
             if not call.restored:
@@ -314,12 +327,35 @@ class CallTracker:
                 call.first = ch
                 self._set_customer(call, ch, model.IN if ch.originator else model.OUT)
             elif call.direction is None:
+                if ch.uid == call.callid and ch.originator:
+                    # the carrier's channel started this call; a phone was merely seen first
+                    call.first = ch
+                    self._set_customer(call, ch, model.IN)
+                else:
+                    self._set_customer(call, ch, model.OUT)
+            elif self._failed_over(call):
                 self._set_customer(call, ch, model.OUT)
         elif ch.kind is Kind.EXTENSION and call.first is None:
             call.first = ch
             call.placer = ch.ext
 
+    @staticmethod
+    def _failed_over(call: Call) -> bool:
+        """An outbound call whose customer leg failed before answering dials again (another
+        trunk, a retry): the new leg is the customer now."""
+        customer = call.customer
+        return (
+            call.direction == model.OUT
+            and customer is not None
+            and customer.ended is not None
+            and call.answered is None
+        )
+
     def _set_customer(self, call: Call, ch: Channel, direction: str) -> None:
+        if call.customer is not None and call.customer is not ch:
+            call.customer_end = None
+            call.cause = None
+            call.dial_status = ""
         call.direction = direction
         call.customer = ch
         ch.customer_of = call
@@ -430,7 +466,14 @@ class CallTracker:
         if ch.bridge and ch.bridge != bridge:
             self.bridges.get(ch.bridge, set()).discard(ch)
         ch.bridge = bridge
-        self.bridges.setdefault(bridge, set()).add(ch)
+        members = self.bridges.setdefault(bridge, set())
+        members.add(ch)
+        swapped = self.channels.get(ev.get("SwapUniqueid", ""))
+        if swapped is not None and swapped.bridge == bridge:
+            # it takes that channel's place (attended transfer): Asterisk 22 says so in
+            # this event and sends the other's BridgeLeave only afterwards
+            members.discard(swapped)
+            swapped.bridge = None
         self._connect(ch, at)
 
     def _on_bridge_leave(self, ev: Event, at: float) -> None:
@@ -642,7 +685,8 @@ class CallTracker:
 
     def _transferred(self, ch: Channel, at: float, second_callid: str) -> None:
         for sess in ch.sessions:
-            if sess.open and sess.accepted:
+            if sess.open and sess.accepted and not sess.transferred:
+                sess.transferred = True
                 self._emit(sess.call, model.TRANSFERRED, sess.ext, at, ch, second_callid)
 
     def _hangup(self, ch: Channel, at: float, cause: int | None, resync: bool = False) -> None:
@@ -694,6 +738,7 @@ class CallTracker:
     def _open(self, sess: Session, ch: Channel, kind: str, at: float) -> None:
         sess.open = True
         sess.accepted = False
+        sess.transferred = False
         self._emit(sess.call, kind, sess.ext, at, ch)
 
     def _close(self, sess: Session, at: float, ch: Channel | None) -> None:
