@@ -67,7 +67,7 @@ class CallPipeline:
         self.events = 0
         self.batches = 0
         self.store_failures = 0
-        self._mark: frozenset[str] | None = None
+        self._marks: dict[int, frozenset[str]] = {}
         self._retry_errors = _store_errors()
         self._lock = asyncio.Lock()
 
@@ -101,10 +101,12 @@ class CallPipeline:
                 if result:
                     outputs.extend(result)
             elif isinstance(item, ResyncMark):
-                self._mark = tracker.mark()
+                self._marks[item.id] = tracker.mark()
             elif isinstance(item, Resync):
-                outputs.extend(tracker.resync(item.live, item.at, self._mark))
-                self._mark = None
+                # without its mark, kill nothing: only channels known before the snapshot
+                # was asked for may be declared gone
+                known = self._marks.pop(item.id, frozenset())
+                outputs.extend(tracker.resync(item.live, item.at, known))
         self.events += len(items)
         return outputs
 

@@ -39,15 +39,17 @@ log = logging.getLogger("bridge.ami")
 
 @dataclass(slots=True)
 class ResyncMark:
-    """Channels known before this point and absent from the next `Resync` have ended."""
+    """Channels known before this point and absent from the `Resync` of the same id ended."""
 
     at: float
+    id: int = 0
 
 
 @dataclass(slots=True)
 class Resync:
     at: float
     live: list[AmiMessage] = field(default_factory=list)
+    id: int = 0
 
 
 Item = tuple[AmiMessage, float] | ResyncMark | Resync
@@ -66,6 +68,8 @@ class _Manager(Manager):  # type: ignore[misc]
         self.ingest.skipped += 1
 
     def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if not f.cancelled() and f.exception() is None:
+            self.ingest.connected_at = time.monotonic()
         if f.cancelled() or f.exception() is not None:
             self.reconnect_timeout = self.ingest.next_backoff()
             log.warning("ami_connect_failed", extra={"retry_in": round(self.reconnect_timeout, 2)})
@@ -95,6 +99,7 @@ class AmiIngest:
         reconnect_max_delay: float = 30.0,
         queue_size: int = 100_000,
         resync_timeout: float = 30.0,
+        login_timeout: float = 10.0,
         wants: Callable[[str, str], bool] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -105,6 +110,7 @@ class AmiIngest:
         self.reconnect_max_delay = reconnect_max_delay
         self.queue_size = queue_size
         self.resync_timeout = resync_timeout
+        self.login_timeout = login_timeout
         self.clock = clock
         self.buffer: deque[Item] = deque()
         self.wake = asyncio.Event()
@@ -118,6 +124,9 @@ class AmiIngest:
         self.reconnects = 0
         self._attempt = 0
         self._resync_wanted = False
+        self._resyncing = False
+        self._resync_id = 0
+        self.connected_at: float | None = None  # monotonic time of the TCP connection
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self.login_hooks: list[Callable[[], Any]] = []  # coroutines to run after each login
@@ -191,7 +200,7 @@ class AmiIngest:
         items = [buffer.popleft() for _ in range(n)]
         if not buffer:
             self.wake.clear()
-            if self._resync_wanted and self.connected:
+            if self._resync_wanted and self.connected and not self._resyncing:
                 self._resync_wanted = False
                 self._spawn(self._resync())
         return items
@@ -238,33 +247,53 @@ class AmiIngest:
             self._spawn(hook())
 
     async def _resync(self) -> None:
+        """Ask Asterisk which channels are up; one resync at a time, marks paired by id."""
         manager = self.manager
-        if manager is None:
+        if manager is None or self._resyncing:
             return
-        self._control(ResyncMark(self.clock()))
+        self._resyncing = True
+        self._resync_wanted = False  # this one covers whatever asked for it
+        self._resync_id += 1
+        resync_id = self._resync_id
         try:
-            replies = await asyncio.wait_for(
-                manager.send_action({"Action": "CoreShowChannels"}, as_list=True),
-                self.resync_timeout,
-            )
-        except (TimeoutError, ConnectionError) as exc:
-            log.warning("ami_resync_failed", extra={"error": repr(exc)})
-            return
-        if not isinstance(replies, list):
-            replies = [replies]
-        live = [
-            {key: value for key, value in reply.items() if isinstance(value, str)}
-            for reply in replies
-            if reply.get("Event") == "CoreShowChannel"
-        ]
-        self._control(Resync(self.clock(), live))
-        log.info("ami_resync", extra={"live_channels": len(live)})
+            self._control(ResyncMark(self.clock(), resync_id))
+            try:
+                replies = await asyncio.wait_for(
+                    manager.send_action({"Action": "CoreShowChannels"}, as_list=True),
+                    self.resync_timeout,
+                )
+            except (TimeoutError, ConnectionError) as exc:
+                log.warning("ami_resync_failed", extra={"error": repr(exc)})
+                return
+            if not isinstance(replies, list):
+                replies = [replies]
+            live = [
+                {key: value for key, value in reply.items() if isinstance(value, str)}
+                for reply in replies
+                if reply.get("Event") == "CoreShowChannel"
+            ]
+            self._control(Resync(self.clock(), live, resync_id))
+            log.info("ami_resync", extra={"live_channels": len(live)})
+        finally:
+            self._resyncing = False
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.ping_interval)
             manager = self.manager
-            if manager is None or not manager.authenticated or manager.protocol is None:
+            if manager is None or manager.protocol is None:
+                continue
+            if not manager.authenticated:
+                since = self.connected_at
+                if since is not None and time.monotonic() - since > self.login_timeout:
+                    # a wedged Asterisk accepts TCP but never answers Login
+                    log.error(
+                        "ami_login_timeout_reconnecting", extra={"timeout": self.login_timeout}
+                    )
+                    self.connected_at = None
+                    transport = getattr(manager.protocol, "transport", None)
+                    if transport is not None:
+                        transport.abort()
                 continue
             try:
                 await asyncio.wait_for(manager.send_action({"Action": "Ping"}), self.ping_timeout)

@@ -29,6 +29,7 @@ async def redrive(conn: asyncpg.Connection, ids: list[int] | None = None) -> int
     Their webhook-id stays the same, so a receiver that got one anyway drops it."""
     result = await conn.execute(
         "UPDATE webhook_outbox SET state = 'pending', available_at = now(), attempts = 0, "
+        "expires_at = now() + (expires_at - created_at), "  # NULL stays NULL
         "created_at = now(), first_attempt_at = NULL, lease_until = NULL "
         "WHERE state = 'dead' AND ($1::bigint[] IS NULL OR id = ANY($1))",
         ids,

@@ -7,6 +7,7 @@ the database (workers on several hosts share the outbox safely).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 
@@ -16,6 +17,8 @@ import asyncpg
 from ..config import Settings
 from .retry import RetryPolicy
 from .worker import DeliveryWorker, OutboxListener, Stats
+
+log = logging.getLogger("bridge.delivery")
 
 
 def policy_from(settings: Settings) -> RetryPolicy:
@@ -50,6 +53,14 @@ class Delivery:
 
     async def start(self) -> None:
         d, crm = self.settings.delivery, self.settings.crm
+        lease = d.lease
+        if lease <= crm.timeout:
+            # a lease shorter than a request would hand a row in flight to another worker
+            lease = crm.timeout + 1.0
+            log.warning(
+                "delivery_lease_raised",
+                extra={"lease": d.lease, "to": lease, "crm_timeout": crm.timeout},
+            )
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
         prefix = f"{socket.gethostname()}:{os.getpid()}"
         self.tasks.append(asyncio.create_task(self.listener.run(), name="outbox-listener"))
@@ -60,7 +71,7 @@ class Delivery:
                 self.policy,
                 name=f"{prefix}:{n}",
                 wake=self.wake,
-                lease=d.lease,
+                lease=lease,
                 poll_interval=d.poll_interval,
                 connect_timeout=crm.connect_timeout,
                 timeout=crm.timeout,

@@ -69,8 +69,15 @@ WHERE id = $1 AND state = 'leased' AND leased_by = $2
 """
 
 NEXT_DUE = """
-SELECT extract(epoch FROM min(available_at) - now())::float8
-FROM webhook_outbox WHERE state = 'pending'
+SELECT extract(epoch FROM least(
+    (SELECT min(o.available_at) FROM webhook_outbox o
+     JOIN webhook_targets t ON t.id = o.target_id AND t.enabled
+     WHERE o.state = 'pending'
+       AND NOT EXISTS (
+           SELECT 1 FROM webhook_outbox e
+           WHERE e.target_id = o.target_id AND e.callid = o.callid AND e.id < o.id
+             AND e.state IN ('pending', 'leased'))),
+    (SELECT min(lease_until) FROM webhook_outbox WHERE state = 'leased')) - now())::float8
 """
 
 
@@ -121,6 +128,7 @@ class Stats:
     expired: int = 0
     disabled: int = 0
     db_errors: int = 0
+    idle_waits: int = 0  # how often workers found nothing to claim
 
 
 class DeliveryWorker:
@@ -182,15 +190,24 @@ class DeliveryWorker:
                             exc_info=result,
                             extra={"callid": row.callid, "outbox_id": row.id},
                         )
+                        # a row we cannot even send would block its call forever: dead
+                        # letter it (the operator can re-drive it once fixed)
+                        dead = Decision("dead", reason=f"cannot be sent: {result!r}"[:300])
+                        with contextlib.suppress(Exception):
+                            await self._finish(row, dead, None, "", None)
                 continue
             await self._idle()
 
     async def _idle(self) -> None:
+        """Sleep until the next row can be claimed (a retry, an expired lease), a NOTIFY,
+        or the poll interval. Rows that cannot be claimed (a disabled target, waiting
+        behind a row in flight) do not count, so an idle worker never spins."""
+        self.stats.idle_waits += 1
         wait = self.poll_interval
         with contextlib.suppress(Exception):
             due_in = await self.pool.fetchval(NEXT_DUE)
             if due_in is not None:
-                wait = max(0.01, min(wait, due_in))
+                wait = max(0.02, min(wait, due_in))
         self.wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), wait)

@@ -301,6 +301,8 @@ class FakeAmiServer:
         id_line = f"ActionID: {aid}\r\n" if aid else ""
         if not action:
             conn.send(f"Response: Error\r\n{id_line}Message: Missing action in request\r\n")
+        elif action in self._responders:  # a test's script wins, Login included
+            conn.send(*self._responders[action](headers))
         elif not conn.authed and action not in ("login", "logoff", "challenge"):
             conn.send(f"Response: Error\r\n{id_line}Message: Permission denied\r\n")
         elif action == "login":
@@ -308,8 +310,6 @@ class FakeAmiServer:
         elif action == "logoff":
             conn.send(f"Response: Goodbye\r\n{id_line}Message: Thanks for all the fish.\r\n")
             conn.writer.close()
-        elif action in self._responders:
-            conn.send(*self._responders[action](headers))
         elif action == "ping":
             conn.send(
                 f"Response: Success\r\n{id_line}Ping: Pong\r\nTimestamp: {time.time():.6f}\r\n"

@@ -195,12 +195,16 @@ async def test_410_disables_the_target_and_keeps_the_rows(running, crm) -> None:
     pool, outbox, start = running
     crm.set_mode(("status", 410))
     await store_scenarios(pool, outbox, ["in_answered"])
-    await start()
+    delivery = await start()
     async with asyncio.timeout(10):
         while await pool.fetchval("SELECT enabled FROM webhook_targets"):
             await asyncio.sleep(0.05)
     async with pool.acquire() as conn:
         assert (await admin.counts(conn)) == {"pending": 4}
+        before = delivery.stats.idle_waits
+        await asyncio.sleep(1.0)
+        # 4 workers, poll_interval 0.2 s: about 20 idle waits a second, not hundreds
+        assert delivery.stats.idle_waits - before <= 30, "idle workers must not spin"
         crm.reset()
         assert await admin.enable_target(conn, "lab", "primary")
     await crm.wait_count("history", 1, timeout=10)
@@ -296,7 +300,7 @@ url = "{dsn}"
 [crm]
 url = "{url}"
 token = "tok"
-timeout = 2.0
+timeout = 0.5
 [delivery]
 {lines}
 """)

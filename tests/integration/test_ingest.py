@@ -203,3 +203,15 @@ async def test_unanswered_action_is_not_resent_after_a_reconnect(pool: asyncpg.P
             await server.wait_logins(2)
             await asyncio.sleep(0.3)  # panoramisk would re-send on FullyBooted
     assert [a.get("Action") for a in server.actions].count("Originate") == 1
+
+
+async def test_login_that_never_answers_is_retried(pool: asyncpg.Pool) -> None:
+    """A wedged Asterisk accepts TCP and never answers Login: reconnect, do not hang."""
+    server = FakeAmiServer(TRACES / "in_answered.ami.jsonl")
+    server.respond_with("Login", lambda headers: [])
+    async with bridge_on(server, pool, ping_interval=0.1, login_timeout=0.3,
+                         reconnect_max_delay=0.2):
+        async with asyncio.timeout(10):
+            while server.connections < 3:
+                await asyncio.sleep(0.05)
+    assert server.logins == 0
