@@ -295,11 +295,14 @@ class AmiIngest:
                     if transport is not None:
                         transport.abort()
                 continue
+            protocol = manager.protocol
             try:
                 await asyncio.wait_for(manager.send_action({"Action": "Ping"}), self.ping_timeout)
             except (TimeoutError, ConnectionError, OSError):
+                if manager.protocol is not protocol:
+                    continue  # that link is already gone; never abort its successor
                 log.error("ami_ping_timeout_reconnecting", extra={"timeout": self.ping_timeout})
-                transport = getattr(manager.protocol, "transport", None)
+                transport = getattr(protocol, "transport", None)
                 if transport is not None:
                     transport.abort()
 

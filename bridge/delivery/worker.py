@@ -163,6 +163,7 @@ class DeliveryWorker:
     async def run(self) -> None:
         backoff = 0.1
         while True:
+            self.wake.clear()  # before claiming: a NOTIFY from now on is not missed
             try:
                 rows = await self.claim()
                 backoff = 0.1
@@ -208,7 +209,6 @@ class DeliveryWorker:
             due_in = await self.pool.fetchval(NEXT_DUE)
             if due_in is not None:
                 wait = max(0.02, min(wait, due_in))
-        self.wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), wait)
 
@@ -411,8 +411,8 @@ class OutboxListener:
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), 5)
-                    if not lost.is_set():
-                        await conn.fetchval("SELECT 1")  # notice a dead socket
+                    if not lost.is_set():  # notice a dead (or half-open) socket
+                        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
                 pass
             finally:

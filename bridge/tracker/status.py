@@ -50,6 +50,8 @@ def outbound_status(answered: bool, dial_status: str, cause: int | None) -> str:
         return CANCEL  # the employee gave up: whatever the carrier said after does not count
     if cause is not None and cause in _BY_CAUSE:
         return _BY_CAUSE[cause]
+    if dial_status == "ANSWER":
+        return MISSED  # the customer picked up, but no employee ever talked with them
     return _BY_DIALSTATUS.get(dial_status, MISSED if dial_status else CANCEL)
 
 

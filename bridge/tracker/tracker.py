@@ -560,7 +560,13 @@ class CallTracker:
                 if sess not in ch.sessions:
                     ch.sessions.append(sess)
                 if not sess.open:
-                    self._open(sess, ch, model.INCOMING, at)
+                    kind = model.INCOMING
+                    if call.direction == model.OUT and call.placer in ("", ch.ext):
+                        # the customer was called first (a reverse click-to-call): the
+                        # employee rung now is the one placing the call
+                        call.placer = ch.ext
+                        kind = model.OUTGOING
+                    self._open(sess, ch, kind, at)
         elif state == UP:
             if ch.answered is None:
                 ch.answered = at
@@ -582,8 +588,8 @@ class CallTracker:
                 root = self._placer_leg(call, ch)
                 if root.kind is Kind.EXTENSION:
                     self._accept(call, root, at)
-                elif call.answered is None:
-                    call.answered = at
+                # else: the customer was called first; the call is answered when an
+                # employee talks with them (see _connect)
             return
         target = self._customer_call(ch)
         if target is not None and target.answered is None:
@@ -831,10 +837,11 @@ class CallTracker:
             )
         )
         for ch in call.legs:  # break reference cycles so memory goes at once
+            if ch.customer_of is call:
+                ch.customer_of = None  # a moved, still live leg never speaks for it again
             if ch.ended is not None:
                 ch.call = None
                 ch.dialer = None
                 ch.peer = None
-                ch.customer_of = None
         call.legs = []
         call.sessions = {}

@@ -152,3 +152,48 @@ def test_a_duplicated_transfer_event_is_reported_once() -> None:
             outputs.extend(tr.feed(dict(message), t))
     per, _ = summary(outputs)
     assert per["1001"] == ["INCOMING", "ACCEPTED", "TRANSFERRED", "COMPLETED"]
+
+
+def reverse_click_to_call(employee_answers: bool) -> list:
+    """Originate the customer first (trunk), then the dialplan rings the employee."""
+    trunk = Ch("PJSIP/trunk-00000001", L, L, 0, "s", "79101234567", "from-trunk")
+    phone = Ch("PJSIP/1001-00000002", "1800000000.2", L, 0, "s", "1001")
+    steps = [
+        ev("Newchannel", 0, trunk.h()),
+        ev("DialBegin", 0, trunk.h("Dest"), DialString="79101234567@trunk"),
+        ev("Newstate", 1, trunk.h(ChannelState="5")),
+        ev("Newstate", 3, trunk.h(ChannelState="6")),
+        ev("DialEnd", 3, trunk.h("Dest", ChannelState="6"), DialStatus="ANSWER"),
+        ev("Newchannel", 3.1, phone.h()),
+        ev("DialBegin", 3.1, trunk.h(ChannelState="6"), phone.h("Dest"), DialString="1001"),
+        ev("Newstate", 3.2, phone.h(ChannelState="5")),
+    ]
+    if employee_answers:
+        steps += [
+            ev("Newstate", 5, phone.h(ChannelState="6")),
+            ev("DialEnd", 5, trunk.h(ChannelState="6"), phone.h("Dest", ChannelState="6"),
+               DialStatus="ANSWER"),
+            ev("BridgeEnter", 5, phone.h(ChannelState="6"), BridgeUniqueid="b"),
+            ev("BridgeEnter", 5, trunk.h(ChannelState="6"), BridgeUniqueid="b"),
+        ]
+    else:
+        steps += [ev("DialEnd", 23, trunk.h(ChannelState="6"), phone.h("Dest", ChannelState="5"),
+                     DialStatus="NOANSWER"),
+                  ev("Hangup", 23, phone.h(ChannelState="5"), Cause="0")]
+    steps += [ev("Hangup", 35, phone.h(ChannelState="6"), Cause="16"),
+              ev("Hangup", 35, trunk.h(ChannelState="6"), Cause="16")]
+    return feed(tracker(), steps)
+
+
+def test_reverse_click_to_call_answered_by_both() -> None:
+    per, (record,) = summary(reverse_click_to_call(employee_answers=True))
+    assert per == {"1001": ["OUTGOING", "ACCEPTED", "COMPLETED"]}
+    assert (record.direction, record.status, record.ext, record.duration) == (
+        "out", "Success", "1001", 30)
+
+
+def test_reverse_click_to_call_the_employee_never_answers() -> None:
+    per, (record,) = summary(reverse_click_to_call(employee_answers=False))
+    assert per == {"1001": ["OUTGOING", "CANCELLED"]}
+    assert (record.direction, record.status, record.ext, record.duration) == (
+        "out", "missed", "1001", 0)
