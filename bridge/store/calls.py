@@ -55,15 +55,17 @@ ON CONFLICT (pbx_id, callid) DO UPDATE SET
 """
 
 _CALLS_BACK = """
-SELECT EXISTS (
+SELECT r.callid
+FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS r(callid, phone, start)
+WHERE EXISTS (
     SELECT 1 FROM calls m
-    WHERE m.pbx_id = $1 AND m.phone = $2 AND m.direction = 'in' AND m.status = 'missed'
-      AND m.started_at < $3 AND m.started_at >= $3 - make_interval(secs => $4)
+    WHERE m.pbx_id = $1 AND m.phone = r.phone AND m.direction = 'in' AND m.status = 'missed'
+      AND m.started_at < r.start AND m.started_at >= r.start - make_interval(secs => $5)
       AND NOT EXISTS (
           SELECT 1 FROM calls s
-          WHERE s.pbx_id = $1 AND s.phone = $2 AND s.status = 'Success'
+          WHERE s.pbx_id = $1 AND s.phone = r.phone AND s.status = 'Success'
             AND s.direction <> 'internal' AND s.started_at > m.started_at
-            AND s.started_at < $3))
+            AND s.started_at < r.start))
 """
 
 _LEG = """
@@ -159,13 +161,20 @@ class CallStore:
     async def _callbacks(self, conn: asyncpg.Connection, outputs: Sequence[Output]) -> set[str]:
         """Outbound calls that called back a customer whose inbound call was missed (and not
         answered since): their history carries `missedStatus = 2`."""
-        found: set[str] = set()
-        for out in outputs:
-            if isinstance(out, CallRecord) and out.direction == "out" and out.phone:
-                if await conn.fetchval(
-                    _CALLS_BACK, self.pbx_id, out.phone, _ts(out.start), self.callback_window
-                ):
-                    found.add(out.callid)
+        outbound = [
+            o for o in outputs if isinstance(o, CallRecord) and o.direction == "out" and o.phone
+        ]
+        if not outbound:
+            return set()
+        rows = await conn.fetch(  # one round trip for the whole batch
+            _CALLS_BACK,
+            self.pbx_id,
+            [o.callid for o in outbound],
+            [o.phone for o in outbound],
+            [_ts(o.start) for o in outbound],
+            self.callback_window,
+        )
+        found = {r["callid"] for r in rows}
         if found:
             await conn.execute(
                 "UPDATE calls SET missed_status = 2 WHERE pbx_id = $1 AND callid = ANY($2)",
