@@ -60,7 +60,9 @@ class _CountingFactory:
         self.count += 1
 
 
-class _NullTransport:
+class NullTransport:
+    """A transport that swallows writes: protocols parse without a socket."""
+
     def write(self, data) -> None:
         pass
 
@@ -75,7 +77,7 @@ def make_panoramisk_protocol(factory):
     from panoramisk.ami_protocol import AMIProtocol
 
     proto = AMIProtocol()
-    proto.connection_made(_NullTransport())
+    proto.connection_made(NullTransport())
     proto.factory = factory
     proto.encoding = "utf8"  # Manager's default encoding
     # Manager passes its own logger; keep panoramisk's per-message debug() calls cheap.

@@ -36,6 +36,7 @@ import sys
 import time
 from collections import Counter
 
+from bench.baselines import NullTransport
 from bench.corpus import Corpus, build_corpus, iter_chunks
 from bench.result import Result, bench_repeat, median_run
 
@@ -153,14 +154,6 @@ def track_only(corpus: Corpus, batch: int = BATCH) -> Result:
     )
 
 
-class _NullTransport:
-    def write(self, data) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 async def _pipeline(corpus: Corpus, chunk: int) -> Result:
     from cacofonisk import AmiRunner, BaseReporter, EventHandler
     from panoramisk import Manager
@@ -190,7 +183,7 @@ async def _pipeline(corpus: Corpus, chunk: int) -> Result:
 
     # As Manager.connection_made, without a socket and without the Login action.
     proto = AMIProtocol()
-    proto.connection_made(_NullTransport())
+    proto.connection_made(NullTransport())
     proto.factory = manager
     proto.log = log
     proto.config = manager.config

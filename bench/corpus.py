@@ -35,6 +35,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.devtools.traces import traces_dir as shared_traces_dir
+
 DEFAULT_EVENTS = 1_000_000
 REP_OFFSET = 1_000_000
 
@@ -55,8 +57,7 @@ def bench_events(default: int = DEFAULT_EVENTS) -> int:
 
 def traces_dir() -> Path:
     """env ``AMI_TRACES``, else ``<repo>/../shared/ami-traces``."""
-    env = os.environ.get("AMI_TRACES")
-    path = Path(env) if env else REPO_ROOT.parent / "shared" / "ami-traces"
+    path = shared_traces_dir()
     if not path.is_dir():
         raise FileNotFoundError(f"AMI traces directory not found: {path} (set AMI_TRACES)")
     return path

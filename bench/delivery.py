@@ -109,7 +109,6 @@ async def latency(pg, n: int = 200) -> dict[str, float]:  # type: ignore[no-unty
     pipeline = CallPipeline(source, CallTracker(**LAB), CallStore(pool, "bench", outbox))
     task = asyncio.create_task(pipeline.run())
     await delivery.start()
-    got: dict[str, float] = {}
     samples = []
     try:
         for callid, head, tail in call_copies(n):
@@ -133,7 +132,6 @@ async def latency(pg, n: int = 200) -> dict[str, float]:  # type: ignore[no-unty
                 for r in crm.received
                 if r.cmd == "history" and r.fields.get("callid") == callid
             )
-            got[callid] = arrived
             samples.append(arrived - start)
     finally:
         task.cancel()

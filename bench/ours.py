@@ -20,7 +20,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from bench.baselines import chunk_size
+from bench.baselines import NullTransport, chunk_size
 from bench.result import Result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def ours_parse_and_track(stream: bytes, events: int) -> Result:
 
     protocol = FastAmiProtocol()
     protocol.wants = tracker.wants  # as the daemon runs it: unneeded events skip the parser
-    protocol.connection_made(_NullTransport())
+    protocol.connection_made(NullTransport())
     protocol.factory = _Factory(sink)
     size = chunk_size()
     view = memoryview(stream)
@@ -83,14 +83,6 @@ def ours_parse_and_track(stream: bytes, events: int) -> Result:
         f"{protocol.factory.skipped:,} events skipped unparsed (of no use to the tracker)",
         extra={"open_calls": tracker.open_calls, "outputs": outputs},
     )
-
-
-class _NullTransport:
-    def write(self, data) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 _SERVER = textwrap.dedent("""
@@ -162,7 +154,12 @@ async def _end_to_end(port: int, dsn: str, events: int) -> Result:
         await migrate(conn)
     tracker = _tracker()
     ingest = AmiIngest(
-        "127.0.0.1", port, "bench", "bench", queue_size=10_000_000, ping_interval=3600,
+        "127.0.0.1",
+        port,
+        "bench",
+        "bench",
+        queue_size=10_000_000,
+        ping_interval=3600,
         wants=tracker.wants,
     )
     pipeline = CallPipeline(ingest, tracker, CallStore(pool, "bench"))

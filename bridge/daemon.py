@@ -26,7 +26,7 @@ from .crm.links import recording_link
 from .delivery.outbox import Outbox, ensure_primary_target
 from .delivery.rating import OutboxRatingSink
 from .delivery.service import Delivery
-from .observability.metrics import pipeline_registry
+from .observability.metrics import pipeline_figures, pipeline_registry
 from .pipeline import CallPipeline
 from .replay import tracker_for
 from .store.calls import CallStore
@@ -207,20 +207,8 @@ class Bridge:
         return {"role": "leader" if self.lock is not None and self.lock.held else "standby"}
 
     def _metrics(self) -> dict[str, float]:
-        p = self.pipeline
-        return {
-            "received": self.ingest.received,
-            "dropped": self.ingest.dropped,
-            "reconnects": self.ingest.reconnects,
-            "connected": float(self.ingest.connected),
-            "queue": len(self.ingest.buffer),
-            "calls_up": self.tracker.open_calls,
-            "store_failures": p.store_failures if p else 0,
-            "webhooks_sent": self.delivery.stats.sent if self.delivery else 0,
-            "webhooks_retried": self.delivery.stats.retried if self.delivery else 0,
-            "webhooks_dead": self.delivery.stats.dead if self.delivery else 0,
-            "webhooks_expired": self.delivery.stats.expired if self.delivery else 0,
-        }
+        stats = self.delivery.stats if self.delivery else None
+        return pipeline_figures(self.ingest, self.tracker, self.pipeline, stats)
 
     async def _systemd_watchdog(self, interval: float) -> None:
         while True:

@@ -10,7 +10,6 @@ printing one JSON line per webhook it gets, and `/healthz`, `/readyz`, `/metrics
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,10 +22,12 @@ from .api.health import create_health_app
 from .config import Settings
 from .delivery.outbox import Outbox, ensure_primary_target
 from .delivery.service import Delivery
+from .delivery.worker import Stats
 from .devtools.fake_ami import FakeAmiServer, concat_traces
 from .devtools.fake_crm import FakeCrm
 from .devtools.local_postgres import LocalPostgres
-from .observability.metrics import pipeline_registry
+from .devtools.traces import traces_dir
+from .observability.metrics import pipeline_figures, pipeline_registry
 from .pipeline import CallPipeline
 from .store.calls import CallStore
 from .store.migrations import migrate
@@ -49,10 +50,6 @@ DROP TABLE IF EXISTS calls, call_legs, call_events, webhook_attempts, webhook_ou
                      webhook_targets, schema_migrations CASCADE;
 DROP FUNCTION IF EXISTS webhook_outbox_notify() CASCADE;
 """
-
-
-def traces_dir() -> Path:
-    return Path(os.environ.get("AMI_TRACES", REPO.parent / "shared" / "ami-traces"))
 
 
 def say(text: str) -> None:
@@ -92,7 +89,7 @@ async def run_demo(speed: float = 4.0, traces: Sequence[str] = (), listen_port: 
         tracker = CallTracker(["PJSIP/trunk-*"], ["PJSIP/*"], "RU", "74957654321")
         store = CallStore(pool, "demo", Outbox("demo", event_ttl=3600))
         pipeline = CallPipeline(ingest, tracker, store)
-        runner = await _health(ingest, tracker, pipeline, listen_port)
+        runner = await _health(ingest, tracker, pipeline, delivery.stats, listen_port)
         task = asyncio.create_task(pipeline.run())
         await ingest.start()
         await server.wait_done()
@@ -125,19 +122,9 @@ async def run_demo(speed: float = 4.0, traces: Sequence[str] = (), listen_port: 
 
 
 async def _health(
-    ingest: AmiIngest, tracker: CallTracker, pipeline: CallPipeline, port: int
+    ingest: AmiIngest, tracker: CallTracker, pipeline: CallPipeline, stats: Stats, port: int
 ) -> web.AppRunner | None:
-    registry = pipeline_registry(
-        lambda: {
-            "received": ingest.received,
-            "dropped": ingest.dropped,
-            "reconnects": ingest.reconnects,
-            "connected": float(ingest.connected),
-            "queue": len(ingest.buffer),
-            "calls_up": tracker.open_calls,
-            "store_failures": pipeline.store_failures,
-        }
-    )
+    registry = pipeline_registry(lambda: pipeline_figures(ingest, tracker, pipeline, stats))
 
     async def ready() -> dict[str, bool]:
         return {"ami": ingest.connected, "database": True}

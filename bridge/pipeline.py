@@ -16,12 +16,11 @@ from typing import Protocol
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from .ami.ingest import Item, Resync, ResyncMark
+from .store.errors import DB_UNAVAILABLE
 from .tracker.model import CallEvent, Output
 from .tracker.tracker import CallTracker
 
 log = logging.getLogger("bridge.calls")
-
-STORE_ERRORS = (OSError, ConnectionError, asyncio.TimeoutError)
 
 
 class Source(Protocol):
@@ -32,21 +31,6 @@ class Source(Protocol):
 
 class Sink(Protocol):
     async def save(self, outputs: Sequence[Output]) -> None: ...
-
-
-def _store_errors() -> tuple[type[BaseException], ...]:
-    import asyncpg
-
-    e = asyncpg.exceptions
-    return (
-        *STORE_ERRORS,
-        e.PostgresConnectionError,
-        e.InterfaceError,
-        e.CannotConnectNowError,
-        e.AdminShutdownError,
-        e.CrashShutdownError,
-        e.TooManyConnectionsError,
-    )
 
 
 class CallPipeline:
@@ -68,7 +52,7 @@ class CallPipeline:
         self.batches = 0
         self.store_failures = 0
         self._marks: dict[int, frozenset[str]] = {}
-        self._retry_errors = _store_errors()
+        self._retry_errors = DB_UNAVAILABLE
         self._lock = asyncio.Lock()
 
     async def run(self) -> None:

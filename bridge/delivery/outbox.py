@@ -111,7 +111,6 @@ class Outbox:
         self, outputs: Sequence[Output], targets: Sequence[Target], callbacks: Collection[str] = ()
     ) -> list[tuple]:
         rows: list[tuple] = []
-        pbx = self.pbx_id
         for out in outputs:
             if isinstance(out, CallEvent):
                 cmd, key, ttl = "event", f"event:{out.seq}", self.event_ttl
@@ -125,25 +124,37 @@ class Outbox:
                 fields = history_fields(out, link=link, missed_status=missed)
             else:  # pragma: no cover
                 continue
-            direction = out.direction
-            payload = None
-            for target in targets:
-                if not target.wants(cmd, direction):
-                    continue
-                payload = payload or json.dumps(fields, ensure_ascii=False)
-                rows.append(
-                    (
-                        pbx,
-                        target.id,
-                        out.callid,
-                        cmd,
-                        key,
-                        webhook_id(target.id, pbx, out.callid, key),
-                        payload,
-                        ttl,
-                    )
-                )
+            rows.extend(self._rows_for(targets, out.callid, cmd, key, out.direction, fields, ttl))
         return rows
+
+    def _rows_for(
+        self,
+        targets: Sequence[Target],
+        callid: str,
+        cmd: str,
+        key: str,
+        direction: str,
+        fields: dict[str, object],
+        ttl: float | None,
+    ) -> list[tuple]:
+        """One outbox row per target that wants this command for calls of this direction."""
+        wanting = [t for t in targets if t.wants(cmd, direction)]
+        if not wanting:
+            return []
+        payload = json.dumps(fields, ensure_ascii=False)
+        return [
+            (
+                self.pbx_id,
+                t.id,
+                callid,
+                cmd,
+                key,
+                webhook_id(t.id, self.pbx_id, callid, key),
+                payload,
+                ttl,
+            )
+            for t in wanting
+        ]
 
     async def enqueue(
         self, conn: asyncpg.Connection, outputs: Sequence[Output], callbacks: Collection[str] = ()
@@ -178,21 +189,10 @@ class Outbox:
             "ext": (call["ext"] if call else "") or ext,
         }
         direction = call["direction"] if call else "in"
-        payload = json.dumps(fields, ensure_ascii=False)
-        rows = [
-            (
-                self.pbx_id,
-                t.id,
-                callid,
-                "rating",
-                f"rating:{rating}",
-                webhook_id(t.id, self.pbx_id, callid, f"rating:{rating}"),
-                payload,
-                None,
-            )
-            for t in await self.targets(conn)
-            if t.wants("rating", direction)
-        ]
+        targets = await self.targets(conn)
+        rows = self._rows_for(
+            targets, callid, "rating", f"rating:{rating}", direction, fields, None
+        )
         if rows:
             await conn.executemany(_ENQUEUE, rows)
         return len(rows)

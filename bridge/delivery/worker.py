@@ -25,6 +25,7 @@ import asyncpg
 
 from ..crm.profiles import encode
 from ..crm.signing import signature_headers
+from ..store.errors import DB_ERRORS, Backoff
 from .retry import Decision, RetryPolicy
 
 log = logging.getLogger("bridge.delivery")
@@ -121,6 +122,16 @@ class Claimed:
 
 
 @dataclass(slots=True)
+class Attempt:
+    """What one try of one row came to."""
+
+    decision: Decision
+    status: int | None = None
+    error: str = ""
+    latency: float | None = None  # seconds; None when nothing was sent
+
+
+@dataclass(slots=True)
 class Stats:
     sent: int = 0
     retried: int = 0
@@ -161,24 +172,22 @@ class DeliveryWorker:
         self.on_sent = on_sent
 
     async def run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff()
         while True:
             self.wake.clear()  # before claiming: a NOTIFY from now on is not missed
             try:
                 rows = await self.claim()
-                backoff = 0.1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                backoff.reset()
+            except DB_ERRORS as exc:
                 self.stats.db_errors += 1
                 log.warning(
                     "delivery_db_unavailable", extra={"worker": self.name, "error": repr(exc)}
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.sleep()
                 continue
             except Exception:  # a bug must not stop delivery silently: say it, go on
                 log.exception("delivery_claim_failed", extra={"worker": self.name})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.sleep()
                 continue
             if rows:
                 results = await asyncio.gather(
@@ -195,7 +204,7 @@ class DeliveryWorker:
                         # letter it (the operator can re-drive it once fixed)
                         dead = Decision("dead", reason=f"cannot be sent: {result!r}"[:300])
                         with contextlib.suppress(Exception):
-                            await self._finish(row, dead, None, "", None)
+                            await self._finish(row, Attempt(dead))
                 continue
             await self._idle()
 
@@ -220,7 +229,7 @@ class DeliveryWorker:
         now = time.time()
         if row.cmd == "event" and row.expires_at is not None and now > row.expires_at:
             decision = Decision("expired", reason="event older than its TTL")
-            await self._finish(row, decision, None, "", None)
+            await self._finish(row, Attempt(decision))
             return decision
         request = encode(row.profile, row.payload, row.token)
         headers = {
@@ -263,31 +272,29 @@ class DeliveryWorker:
             error=error or None,
             retry_after=retry_after,
         )
-        await self._finish(row, decision, status, error, latency)
+        await self._finish(row, Attempt(decision, status, error, latency))
         return decision
 
-    async def _finish(
-        self,
-        row: Claimed,
-        decision: Decision,
-        status: int | None,
-        error: str,
-        latency: float | None,
-    ) -> None:
+    async def _finish(self, row: Claimed, attempt: Attempt) -> None:
         """Record the attempt and move the row on; keep trying while Postgres is away."""
-        backoff = 0.1
+        backoff = Backoff()
         while True:
             try:
-                await self._record(row, decision, status, error, latency)
+                await self._record(row, attempt)
                 break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 self.stats.db_errors += 1
                 log.warning(
                     "delivery_result_not_stored_retrying",
                     extra={"worker": self.name, "error": repr(exc)},
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await backoff.sleep()
+        decision, status, error, latency = (
+            attempt.decision,
+            attempt.status,
+            attempt.error,
+            attempt.latency,
+        )
         outcome = decision.outcome
         fields = {
             "callid": row.callid,
@@ -317,14 +324,9 @@ class DeliveryWorker:
             self.stats.disabled += 1
             log.error("webhook_target_disabled", extra={**fields, "reason": decision.reason})
 
-    async def _record(
-        self,
-        row: Claimed,
-        decision: Decision,
-        status: int | None,
-        error: str,
-        latency: float | None,
-    ) -> None:
+    async def _record(self, row: Claimed, attempt: Attempt) -> None:
+        decision, status, error = attempt.decision, attempt.status, attempt.error
+        latency = attempt.latency
         outcome = decision.outcome
         latency_ms = None if latency is None else round(latency * 1000)
         if outcome in ("sent", "dead", "expired"):  # the common case: one round trip
@@ -397,7 +399,7 @@ class OutboxListener:
         self.connected = False
 
     async def run(self) -> None:
-        backoff = 0.2
+        backoff = Backoff(first=0.2)
         while True:
             conn: asyncpg.Connection | None = None
             try:
@@ -406,19 +408,18 @@ class OutboxListener:
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener("webhook_outbox", lambda *_: self.wake.set())
                 self.connected = True
-                backoff = 0.2
+                backoff.reset()
                 self.wake.set()  # catch up on what was committed while we were away
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), 5)
                     if not lost.is_set():  # notice a dead (or half-open) socket
                         await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except (*DB_ERRORS, TimeoutError):
                 pass
             finally:
                 self.connected = False
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
                         await conn.close(timeout=1)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            await backoff.sleep()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -100,6 +101,8 @@ class FakeCrm:
         self._fail_next: list[tuple[str | None, _Fault, list[int]]] = []
         self._modes: dict[str | None, _Fault | None] = {}
         self._delays: dict[str | None, float] = {}
+        self._ratio, self._ratio_fault = 0.0, _Fault(503)  # see fail_ratio
+        self._random = random.Random(1)
         self._released = asyncio.Event()
         self._arrived = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -308,14 +311,12 @@ class FakeCrm:
 
     def fail_ratio(self, ratio: float, status: int = 503, seed: int = 1) -> None:
         """Answer ``status`` to a random ``ratio`` of requests (a flaky CRM, for benchmarks)."""
-        import random
-
-        self._ratio = (ratio, _Fault(status), random.Random(seed))
+        self._ratio, self._ratio_fault = ratio, _Fault(status)
+        self._random = random.Random(seed)
 
     def _fault_for(self, cmd: str) -> _Fault | None:
-        ratio = getattr(self, "_ratio", None)
-        if ratio is not None and ratio[2].random() < ratio[0]:
-            return ratio[1]
+        if self._ratio and self._random.random() < self._ratio:
+            return self._ratio_fault
         for i, (only, fault, left) in enumerate(self._fail_next):
             if only is None or only == cmd:
                 left[0] -= 1

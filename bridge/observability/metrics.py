@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -29,6 +30,25 @@ class PipelineCollector:
         yield CounterMetricFamily(
             "bridge_store_failures", "Failed store writes (retried)", value=v["store_failures"]
         )
+
+
+def pipeline_figures(
+    ingest: Any, tracker: Any, pipeline: Any = None, webhooks: Any = None
+) -> dict[str, float]:
+    """The numbers `PipelineCollector` reports, read off the running objects."""
+    figures = {
+        "received": ingest.received,
+        "dropped": ingest.dropped,
+        "reconnects": ingest.reconnects,
+        "connected": float(ingest.connected),
+        "queue": len(ingest.buffer),
+        "calls_up": tracker.open_calls,
+        "store_failures": pipeline.store_failures if pipeline is not None else 0,
+    }
+    if webhooks is not None:  # the delivery workers' Stats
+        for outcome in ("sent", "retried", "dead", "expired"):
+            figures[f"webhooks_{outcome}"] = getattr(webhooks, outcome)
+    return figures
 
 
 def pipeline_registry(read: Callable[[], dict[str, float]]) -> CollectorRegistry:

@@ -16,6 +16,8 @@ import logging
 
 import asyncpg
 
+from .errors import DB_ERRORS
+
 log = logging.getLogger("bridge.leader")
 
 
@@ -44,7 +46,7 @@ class PbxLock:
                     self._conn = await asyncpg.connect(self.dsn)
                 if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key):
                     break
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 log.warning("leader_lock_unavailable", extra={"error": repr(exc)})
                 self._conn = None
             if not announced:
@@ -68,7 +70,7 @@ class PbxLock:
             try:
                 assert self._conn is not None
                 await asyncio.wait_for(self._conn.fetchval("SELECT 1"), every)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            except (*DB_ERRORS, TimeoutError):
                 self._on_lost(None)
 
     async def release(self) -> None:

@@ -89,6 +89,40 @@ def test_check_config(tmp_path) -> None:
     assert "[pbx] trunks" in done.stderr and "[crm] url" in done.stderr
 
 
+def daemon_config(
+    path,
+    ami_port: int,
+    dsn: str,
+    crm_url: str,
+    token: str,  # type: ignore[no-untyped-def]
+    agi_port: int,
+    api_port: int,
+    asterisk_extra: str = "",
+):
+    """The lab's [pbx] plus everything `crm-bridge run` needs, all on localhost."""
+    path.write_text(
+        LAB_CONFIG.read_text()
+        + f"""
+[asterisk]
+host = "127.0.0.1"
+port = {ami_port}
+username = "bridge"
+secret = "bridge"
+{asterisk_extra}
+[database]
+url = "{dsn}"
+[crm]
+url = "{crm_url}"
+token = "{token}"
+[agi]
+listen = "127.0.0.1:{agi_port}"
+[api]
+listen = "127.0.0.1:{api_port}"
+"""
+    )
+    return path
+
+
 def endpoints(*names: str):  # type: ignore[no-untyped-def]
     """Asterisk's answer to PJSIPShowEndpoints (EndpointList events)."""
 
@@ -120,29 +154,8 @@ async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, t
     )
     crm_url = await crm.start()
     agi_port, api_port = free_port(), free_port()
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        LAB_CONFIG.read_text()
-        + f"""
-[asterisk]
-host = "127.0.0.1"
-port = {port}
-username = "bridge"
-secret = "bridge"
-
-[database]
-url = "{pg_dsn}"
-
-[crm]
-url = "{crm_url}"
-token = "secret-token"
-
-[agi]
-listen = "127.0.0.1:{agi_port}"
-
-[api]
-listen = "127.0.0.1:{api_port}"
-"""
+    config = daemon_config(
+        tmp_path / "bridge.toml", port, pg_dsn, crm_url, "secret-token", agi_port, api_port
     )
     proc = await asyncio.create_subprocess_exec(
         *CLI,
@@ -288,24 +301,15 @@ async def test_two_bridges_on_one_pbx_run_active_standby(pg_dsn: str, tmp_path) 
     try:
         for n in range(2):
             api_ports.append(free_port())
-            config = tmp_path / f"bridge{n}.toml"
-            config.write_text(
-                LAB_CONFIG.read_text()
-                + f"""
-[asterisk]
-port = {port}
-secret = "bridge"
-reconnect_max_delay = 0.5
-[database]
-url = "{pg_dsn}"
-[crm]
-url = "{crm_url}"
-token = "t"
-[agi]
-listen = "127.0.0.1:{free_port()}"
-[api]
-listen = "127.0.0.1:{api_ports[n]}"
-"""
+            config = daemon_config(
+                tmp_path / f"bridge{n}.toml",
+                port,
+                pg_dsn,
+                crm_url,
+                "t",
+                free_port(),
+                api_ports[n],
+                "reconnect_max_delay = 0.5",
             )
             procs.append(
                 await asyncio.create_subprocess_exec(

@@ -11,22 +11,40 @@ T0 = 1800000000.0
 
 
 class Ch:
-    def __init__(self, name: str, uid: str, linkedid: str, state: int = 0, exten: str = "s",
-                 num: str = "", ctx: str = "from-internal") -> None:
+    def __init__(
+        self,
+        name: str,
+        uid: str,
+        linkedid: str,
+        state: int = 0,
+        exten: str = "s",
+        num: str = "",
+        ctx: str = "from-internal",
+    ) -> None:
         self.name, self.uid, self.linkedid = name, uid, linkedid
         self.state, self.exten, self.num, self.ctx = state, exten, num, ctx
 
     def h(self, prefix: str = "", **over: str) -> dict[str, str]:
-        d = {"Channel": self.name, "ChannelState": str(self.state),
-             "CallerIDNum": self.num or "<unknown>", "Context": self.ctx, "Exten": self.exten,
-             "Uniqueid": self.uid, "Linkedid": self.linkedid}
+        d = {
+            "Channel": self.name,
+            "ChannelState": str(self.state),
+            "CallerIDNum": self.num or "<unknown>",
+            "Context": self.ctx,
+            "Exten": self.exten,
+            "Uniqueid": self.uid,
+            "Linkedid": self.linkedid,
+        }
         d.update(over)
         return {prefix + k: v for k, v in d.items()}
 
     def shown(self, at: float, bridge: str = "", **over: str) -> dict[str, str]:
         """This channel as a CoreShowChannel line of a snapshot."""
-        return {"Event": "CoreShowChannel", **self.h(**over), "BridgeId": bridge,
-                "Duration": f"00:00:{int(at):02d}"}
+        return {
+            "Event": "CoreShowChannel",
+            **self.h(**over),
+            "BridgeId": bridge,
+            "Duration": f"00:00:{int(at):02d}",
+        }
 
 
 def ev(name: str, t: float, *parts: dict[str, str], **extra: str) -> dict[str, str]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-TRACES = Path(os.environ.get("AMI_TRACES", REPO.parent / "shared" / "ami-traces"))
+from bridge.devtools.traces import traces_dir
+
+TRACES = traces_dir()
 LAB_CONFIG = TRACES / "lab.toml"
 
 EVENT_TYPES = {"INCOMING", "OUTGOING", "ACCEPTED", "CANCELLED", "COMPLETED", "TRANSFERRED"}

@@ -30,13 +30,17 @@ def test_answered_while_the_link_was_down() -> None:
     phone = Ch("PJSIP/1001-00000002", "1800000000.2", L, 0, "s", "1001")
     mark: list[frozenset[str]] = []
     steps = [
-        ev("Newchannel", 0, trunk.h()), ev("Newchannel", 0.1, phone.h()),
+        ev("Newchannel", 0, trunk.h()),
+        ev("Newchannel", 0.1, phone.h()),
         ev("DialBegin", 0.1, trunk.h(), phone.h("Dest"), DialString="1001"),
         ev("Newstate", 0.2, phone.h(ChannelState="5")),
         lambda tr: mark.append(tr.mark()) or [],
         # link lost; 1001 answered; link back: the snapshot shows both up and bridged
-        lambda tr: tr.resync([trunk.shown(20, "b1", ChannelState="6"),
-                              phone.shown(20, "b1", ChannelState="6")], T0 + 20, mark[0]),
+        lambda tr: tr.resync(
+            [trunk.shown(20, "b1", ChannelState="6"), phone.shown(20, "b1", ChannelState="6")],
+            T0 + 20,
+            mark[0],
+        ),
         ev("Hangup", 40, phone.h(ChannelState="6"), Cause="16"),
         ev("Hangup", 40, trunk.h(ChannelState="6"), Cause="16"),
     ]
@@ -57,8 +61,11 @@ def test_a_stale_snapshot_never_moves_a_call_back() -> None:
         ev("Newstate", 10, trunk.h(ChannelState="6")),
         ev("BridgeEnter", 10, phone.h(ChannelState="6"), BridgeUniqueid="b1"),
         ev("BridgeEnter", 10, trunk.h(ChannelState="6"), BridgeUniqueid="b1"),
-        lambda tr: tr.resync([trunk.shown(5, ChannelState="4"),
-                              phone.shown(5, ChannelState="5")], T0 + 10.05, mark[0]),
+        lambda tr: tr.resync(
+            [trunk.shown(5, ChannelState="4"), phone.shown(5, ChannelState="5")],
+            T0 + 10.05,
+            mark[0],
+        ),
         ev("Hangup", 40, phone.h(ChannelState="6"), Cause="16"),
         ev("Hangup", 40, trunk.h(ChannelState="6"), Cause="16"),
     ]
@@ -74,7 +81,8 @@ def test_refer_attended_transfer_with_asterisk_22_swap_order() -> None:
     p1b = Ch("PJSIP/1001-00000003", l2, l2, 4, "1002", "1001")
     p2 = Ch("PJSIP/1002-00000004", "1800000000.4", l2, 0, "s", "1002")
     steps = [
-        ev("Newchannel", 0, trunk.h()), ev("Newchannel", 0.1, p1.h()),
+        ev("Newchannel", 0, trunk.h()),
+        ev("Newchannel", 0.1, p1.h()),
         ev("DialBegin", 0.1, trunk.h(), p1.h("Dest"), DialString="1001"),
         ev("Newstate", 0.2, p1.h(ChannelState="5")),
         ev("Newstate", 1, p1.h(ChannelState="6")),
@@ -83,7 +91,8 @@ def test_refer_attended_transfer_with_asterisk_22_swap_order() -> None:
         ev("BridgeEnter", 1, p1.h(ChannelState="6"), BridgeUniqueid="B1"),
         ev("BridgeEnter", 1, trunk.h(ChannelState="6"), BridgeUniqueid="B1"),
         # 1001 consults 1002 from a second line
-        ev("Newchannel", 5, p1b.h()), ev("Newchannel", 5, p2.h()),
+        ev("Newchannel", 5, p1b.h()),
+        ev("Newchannel", 5, p2.h()),
         ev("DialBegin", 5, p1b.h(), p2.h("Dest"), DialString="1002"),
         ev("Newstate", 5.1, p2.h(ChannelState="5")),
         ev("Newstate", 6, p2.h(ChannelState="6")),
@@ -96,18 +105,28 @@ def test_refer_attended_transfer_with_asterisk_22_swap_order() -> None:
         ev("BridgeEnter", 10, trunk.h(ChannelState="6"), BridgeUniqueid="B2", SwapUniqueid=l2),
         ev("BridgeLeave", 10, p1b.h(ChannelState="6"), BridgeUniqueid="B2"),
         ev("BridgeLeave", 10, p1.h(ChannelState="6"), BridgeUniqueid="B1"),
-        ev("AttendedTransfer", 10, p1.h("OrigTransferer", ChannelState="6"),
-           p1b.h("SecondTransferer", ChannelState="6"), trunk.h("Transferee"),
-           p2.h("TransferTarget", Linkedid=L), Result="Success", DestType="Bridge"),
-        ev("Hangup", 10.1, p1.h(), Cause="16"), ev("Hangup", 10.1, p1b.h(), Cause="16"),
+        ev(
+            "AttendedTransfer",
+            10,
+            p1.h("OrigTransferer", ChannelState="6"),
+            p1b.h("SecondTransferer", ChannelState="6"),
+            trunk.h("Transferee"),
+            p2.h("TransferTarget", Linkedid=L),
+            Result="Success",
+            DestType="Bridge",
+        ),
+        ev("Hangup", 10.1, p1.h(), Cause="16"),
+        ev("Hangup", 10.1, p1b.h(), Cause="16"),
         ev("BridgeLeave", 30, p2.h(Linkedid=L, ChannelState="6"), BridgeUniqueid="B2"),
         ev("Hangup", 30, p2.h(Linkedid=L, ChannelState="6"), Cause="16"),
         ev("Hangup", 30, trunk.h(ChannelState="6"), Cause="16"),
     ]
     outputs = feed(tracker(), steps)
     per, records = summary(outputs)
-    assert per == {"1001": ["INCOMING", "ACCEPTED", "TRANSFERRED", "COMPLETED"],
-                   "1002": ["INCOMING", "ACCEPTED", "COMPLETED"]}
+    assert per == {
+        "1001": ["INCOMING", "ACCEPTED", "TRANSFERRED", "COMPLETED"],
+        "1002": ["INCOMING", "ACCEPTED", "COMPLETED"],
+    }
     (transferred,) = [o for o in outputs if isinstance(o, CallEvent) and o.type == "TRANSFERRED"]
     assert transferred.callid == L and transferred.second_callid == l2
     (record,) = [r for r in records if r.external]
@@ -118,10 +137,10 @@ def test_refer_attended_transfer_with_asterisk_22_swap_order() -> None:
 def test_outbound_trunk_failover_is_one_answered_call() -> None:
     phone = Ch("PJSIP/1001-00000001", L, L, 4, "79101234567", "1001")
     first = Ch("PJSIP/trunk-00000002", "1800000000.2", L, 0, "s", "74957654321", "from-trunk")
-    second = Ch("PJSIP/trunk2-00000003", "1800000000.3", L, 0, "s", "74957654321",
-                "from-trunk")
+    second = Ch("PJSIP/trunk2-00000003", "1800000000.3", L, 0, "s", "74957654321", "from-trunk")
     steps = [
-        ev("Newchannel", 0, phone.h()), ev("Newchannel", 0.1, first.h()),
+        ev("Newchannel", 0, phone.h()),
+        ev("Newchannel", 0.1, first.h()),
         ev("DialBegin", 0.1, phone.h(), first.h("Dest"), DialString="79101234567@trunk"),
         ev("Hangup", 0.2, first.h(), Cause="34"),
         ev("DialEnd", 0.2, phone.h(), first.h("Dest"), DialStatus="CONGESTION"),
@@ -171,17 +190,31 @@ def reverse_click_to_call(employee_answers: bool) -> list:
     if employee_answers:
         steps += [
             ev("Newstate", 5, phone.h(ChannelState="6")),
-            ev("DialEnd", 5, trunk.h(ChannelState="6"), phone.h("Dest", ChannelState="6"),
-               DialStatus="ANSWER"),
+            ev(
+                "DialEnd",
+                5,
+                trunk.h(ChannelState="6"),
+                phone.h("Dest", ChannelState="6"),
+                DialStatus="ANSWER",
+            ),
             ev("BridgeEnter", 5, phone.h(ChannelState="6"), BridgeUniqueid="b"),
             ev("BridgeEnter", 5, trunk.h(ChannelState="6"), BridgeUniqueid="b"),
         ]
     else:
-        steps += [ev("DialEnd", 23, trunk.h(ChannelState="6"), phone.h("Dest", ChannelState="5"),
-                     DialStatus="NOANSWER"),
-                  ev("Hangup", 23, phone.h(ChannelState="5"), Cause="0")]
-    steps += [ev("Hangup", 35, phone.h(ChannelState="6"), Cause="16"),
-              ev("Hangup", 35, trunk.h(ChannelState="6"), Cause="16")]
+        steps += [
+            ev(
+                "DialEnd",
+                23,
+                trunk.h(ChannelState="6"),
+                phone.h("Dest", ChannelState="5"),
+                DialStatus="NOANSWER",
+            ),
+            ev("Hangup", 23, phone.h(ChannelState="5"), Cause="0"),
+        ]
+    steps += [
+        ev("Hangup", 35, phone.h(ChannelState="6"), Cause="16"),
+        ev("Hangup", 35, trunk.h(ChannelState="6"), Cause="16"),
+    ]
     return feed(tracker(), steps)
 
 
@@ -189,11 +222,19 @@ def test_reverse_click_to_call_answered_by_both() -> None:
     per, (record,) = summary(reverse_click_to_call(employee_answers=True))
     assert per == {"1001": ["OUTGOING", "ACCEPTED", "COMPLETED"]}
     assert (record.direction, record.status, record.ext, record.duration) == (
-        "out", "Success", "1001", 30)
+        "out",
+        "Success",
+        "1001",
+        30,
+    )
 
 
 def test_reverse_click_to_call_the_employee_never_answers() -> None:
     per, (record,) = summary(reverse_click_to_call(employee_answers=False))
     assert per == {"1001": ["OUTGOING", "CANCELLED"]}
     assert (record.direction, record.status, record.ext, record.duration) == (
-        "out", "missed", "1001", 0)
+        "out",
+        "missed",
+        "1001",
+        0,
+    )

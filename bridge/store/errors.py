@@ -1,0 +1,46 @@
+"""What "Postgres is away" looks like, for the loops that wait it out."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+from asyncpg import exceptions as pg
+
+# Any database failure: the delivery workers, the NOTIFY listener and the leader lock
+# log it and try again (their loops must never die).
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+# Only the server being unreachable or restarting: the call pipeline keeps its batch and
+# retries these; any other error is a bug and must surface.
+DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    asyncio.TimeoutError,
+    pg.PostgresConnectionError,
+    pg.InterfaceError,
+    pg.CannotConnectNowError,
+    pg.AdminShutdownError,
+    pg.CrashShutdownError,
+    pg.TooManyConnectionsError,
+)
+
+
+class Backoff:
+    """Doubling sleeps for a loop that waits out an outage; `reset()` after a success."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.delay = first
+
+    async def sleep(self) -> None:
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.cap)
+
+    def reset(self) -> None:
+        self.delay = self.first
