@@ -5,7 +5,7 @@ Environment (all optional):
   BENCH_EVENTS   minimum events in the stream (default 1,000,000; 100000 for a quick run)
   BENCH_CHUNK    bytes per simulated socket read (default 65536)
   BENCH_REPEAT   runs per benchmark, the median run is reported (default 1)
-  AMI_TRACES     traces directory (default <repo>/../shared/ami-traces)
+  AMI_TRACES     traces directory (default <repo>/traces/asterisk22)
 
 Hook for the project's own figures -- ``EXTRA_BENCHMARKS`` below: every callable in it is
 called as ``fn(stream: bytes, events: int) -> bench.result.Result`` (a dict with the same

@@ -56,7 +56,7 @@ def bench_events(default: int = DEFAULT_EVENTS) -> int:
 
 
 def traces_dir() -> Path:
-    """env ``AMI_TRACES``, else ``<repo>/../shared/ami-traces``."""
+    """env ``AMI_TRACES``, else ``<repo>/traces/asterisk22``."""
     path = shared_traces_dir()
     if not path.is_dir():
         raise FileNotFoundError(f"AMI traces directory not found: {path} (set AMI_TRACES)")

@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="everything on localhost, no Asterisk needed")
     p.add_argument("--speed", type=float, default=4.0, help="replay speed factor")
-    p.add_argument("traces", nargs="*", help="traces to replay (default: the shared ones)")
+    p.add_argument("traces", nargs="*", help="traces to replay (default: the recorded ones in traces/)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,7 +1,7 @@
 """`crm-bridge demo`: the whole pipeline on one machine, no Asterisk needed.
 
 A private PostgreSQL in `.demo/` (its own folder), an AMI server replaying the real
-recorded calls of `shared/ami-traces/`, the bridge following it exactly as `run` follows
+recorded calls of `traces/asterisk22/`, the bridge following it exactly as `run` follows
 Asterisk (tracker -> Postgres -> outbox -> delivery workers), a CRM receiver on localhost
 printing one JSON line per webhook it gets, and `/healthz`, `/readyz`, `/metrics` on
 127.0.0.1:8080. At the end, a summary of the rows in Postgres.

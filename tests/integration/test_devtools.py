@@ -19,10 +19,11 @@ from panoramisk.message import Message
 
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.local_postgres import LocalPostgres
+from bridge.devtools.traces import traces_dir
 
 pytestmark = pytest.mark.integration
 
-TRACE = Path("/work/shared/ami-traces/in_answered.ami.jsonl")
+TRACE = traces_dir() / "in_answered.ami.jsonl"
 # The recorded events after the banner and the Login response (FullyBooted first).
 RECORDED = [json.loads(line)["raw"] for line in TRACE.read_text().splitlines()[2:]]
 FIRST_HANGUP = next(i for i, r in enumerate(RECORDED) if r.startswith("Event: Hangup\r\n"))
