@@ -32,7 +32,8 @@ run: setup
 demo: run
 
 lint: setup
-	$(BIN)/ruff check bridge tests
+	$(BIN)/ruff check bridge tests bench
+	$(BIN)/mypy bridge/tracker bridge/crm bridge/store
 
 bench: setup
 	$(BIN)/python -m bench
