@@ -76,10 +76,11 @@ async def _setup(pg, crm_url: str, workers: int = 4):  # type: ignore[no-untyped
     import asyncpg
 
     from bridge.config import Settings
-    from bridge.delivery.outbox import Outbox, ensure_primary_target
+    from bridge.crm.outbox_rows import OutboxRows
     from bridge.delivery.retry import RetryPolicy
     from bridge.delivery.service import Delivery
     from bridge.store.migrations import migrate
+    from bridge.store.targets import ensure_primary_target
 
     dsn = pg.create_database(f"bench{time.monotonic_ns()}")
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=12)
@@ -93,7 +94,7 @@ async def _setup(pg, crm_url: str, workers: int = 4):  # type: ignore[no-untyped
         delivery={"workers": workers, "poll_interval": 0.5},
     )
     delivery = Delivery(pool, dsn, settings, policy=RetryPolicy(base_delay=0.05, max_delay=0.5))
-    return pool, Outbox("bench", event_ttl=3600), delivery
+    return pool, OutboxRows("bench", event_ttl=3600), delivery
 
 
 async def latency(pg, n: int = 200) -> dict[str, float]:  # type: ignore[no-untyped-def]

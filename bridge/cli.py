@@ -38,7 +38,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from .ami.trace import TraceError
-    from .replay import tracker_for, write_replay
+    from .replay import write_replay
+    from .wiring import tracker_from
 
     settings = _load(args.config, for_daemon=False)
     if not Path(args.trace).is_file():
@@ -47,7 +48,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         write_replay(
             args.trace,
-            tracker_for(settings.pbx),
+            tracker_from(settings.pbx),
             sys.stdout,
             send_internal=settings.pbx.send_internal,
         )
@@ -106,7 +107,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 def cmd_outbox(args: argparse.Namespace) -> int:
     import asyncpg
 
-    from .delivery import admin
+    from .store import outbox, targets
 
     settings = _load(args.config, for_daemon=False)
     if not settings.database.url:
@@ -115,28 +116,21 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
     async def go() -> int:
         conn = await asyncpg.connect(settings.database.url)
+        pbx = settings.pbx.id
         try:
             if args.action == "list":
-                rows = await admin.list_rows(conn, "dead" if args.dead else args.state, args.limit)
-                for r in rows:
-                    print(
-                        json.dumps(
-                            {
-                                k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                                for k, v in r.items()
-                            },
-                            ensure_ascii=False,
-                        )
-                    )
-                print(json.dumps({"counts": await admin.counts(conn)}), file=sys.stderr)
+                state = "dead" if args.dead else args.state
+                for r in await outbox.list_rows(conn, pbx, state, args.limit):
+                    print(json.dumps({k: outbox.iso(v) for k, v in r.items()}, ensure_ascii=False))
+                print(json.dumps({"counts": await outbox.counts(conn, pbx)}), file=sys.stderr)
             elif args.action == "retry":
                 if not args.all_dead and not args.ids:
                     print("crm-bridge outbox retry: give row ids or --all-dead", file=sys.stderr)
                     return 2
-                n = await admin.redrive(conn, None if args.all_dead else args.ids)
+                n = await outbox.redrive(conn, pbx, None if args.all_dead else args.ids)
                 print(f"re-driven: {n}")
             elif args.action == "enable":
-                ok = await admin.enable_target(conn, settings.pbx.id, args.target)
+                ok = await targets.enable_target(conn, pbx, args.target)
                 print("enabled" if ok else f"no target named {args.target!r}")
                 return 0 if ok else 1
             return 0
@@ -149,7 +143,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 def cmd_targets(args: argparse.Namespace) -> int:
     import asyncpg
 
-    from .delivery import admin
+    from .store import targets
 
     settings = _load(args.config, for_daemon=False)
     if not settings.database.url:
@@ -161,13 +155,11 @@ def cmd_targets(args: argparse.Namespace) -> int:
         try:
             pbx = settings.pbx.id
             if args.action == "list":
-                for r in await admin.list_targets(conn, pbx):
-                    print(json.dumps(dict(r), ensure_ascii=False))
+                for r in await targets.list_targets(conn, pbx):
+                    print(json.dumps(r, ensure_ascii=False))
             elif args.action == "add":
                 try:
-                    await admin.add_target(
-                        conn,
-                        pbx,
+                    sub = targets.Subscription(
                         args.name,
                         args.url,
                         token=args.token,
@@ -176,12 +168,13 @@ def cmd_targets(args: argparse.Namespace) -> int:
                         direction=args.direction,
                         signing_secret=args.signing_secret,
                     )
+                    await targets.add_target(conn, pbx, sub)
                 except ValueError as exc:
                     print(f"crm-bridge targets add: {exc}", file=sys.stderr)
                     return 2
                 print(f"subscribed {args.name}")
             elif args.action == "remove":
-                ok = await admin.remove_target(conn, pbx, args.name)
+                ok = await targets.remove_target(conn, pbx, args.name)
                 print("removed" if ok else f"no subscription named {args.name!r}")
                 return 0 if ok else 1
             return 0
@@ -191,10 +184,41 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .store.retention import prune
+    from .wiring import open_pool
 
-    return asyncio.run(run_demo(speed=args.speed, traces=args.traces))
+    settings = _load(args.config, for_daemon=False)
+    if not settings.database.url:
+        print("crm-bridge prune: no [database] url in the config", file=sys.stderr)
+        return 2
+    r = settings.retention
+
+    async def go() -> int:
+        pool = await open_pool(settings, max_size=2)
+        try:
+            done = await prune(
+                pool,
+                settings.pbx.id,
+                sent_days=r.sent_days if args.sent_days is None else args.sent_days,
+                attempts_days=r.attempts_days if args.attempts_days is None else args.attempts_days,
+                calls_days=r.calls_days if args.calls_days is None else args.calls_days,
+            )
+        finally:
+            await pool.close()
+        print(
+            f"pruned: {done.sent_rows} delivered webhooks, {done.attempts} attempts, "
+            f"{done.calls} calls"
+        )
+        return 0
+
+    return asyncio.run(go())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo
+
+    return demo(speed=args.speed, traces=args.traces)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,9 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("name")
     p.set_defaults(func=cmd_targets)
 
-    p = sub.add_parser("demo", help="everything on localhost, no Asterisk needed")
-    p.add_argument("--speed", type=float, default=4.0, help="replay speed factor")
-    p.add_argument("traces", nargs="*", help="traces to replay (default: the recorded ones in traces/)")
+    p = sub.add_parser("prune", help="delete rows older than the [retention] ages")
+    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p.add_argument("--sent-days", type=float, default=None, help="override [retention] sent_days")
+    p.add_argument(
+        "--attempts-days", type=float, default=None, help="override [retention] attempts_days"
+    )
+    p.add_argument("--calls-days", type=float, default=None, help="override [retention] calls_days")
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("demo", help="everything on localhost, no Asterisk needed (Ctrl-C stops)")
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="replay speed factor (1 = recorded pace)"
+    )
+    p.add_argument("traces", nargs="*", help="traces to replay (default: traces/asterisk22)")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -50,6 +50,7 @@ __all__ = [
     "DeliverySettings",
     "LogSettings",
     "PbxSettings",
+    "RetentionSettings",
     "Settings",
     "check_config_file",
     "load_settings",
@@ -231,6 +232,10 @@ class DatabaseSettings(_Section):
     url: str | None = Field(default=None, repr=False)
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=10, ge=1)
+    connect_timeout: float = Field(default=5.0, gt=0)  # seconds to open a connection
+    command_timeout: float = Field(default=30.0, gt=0)  # seconds any one query may take
+    # tracker outputs held in memory while PostgreSQL is away (then written, in order)
+    outage_buffer: int = Field(default=200_000, ge=1000)
 
     @field_validator("url")
     @classmethod
@@ -312,11 +317,23 @@ class ApiSettings(_Listener):
     link_secret: str | None = Field(default=None, repr=False)  # signs recording links
     link_ttl: float = Field(default=2_592_000.0, gt=0)  # seconds a recording link works
     recordings_dir: str = "/var/spool/asterisk/monitor"  # links serve files under it only
+    # /readyz says degraded when a history has waited longer than this for its CRM
+    ready_history_age: float = Field(default=300.0, gt=0)
 
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
         return _check_http_url(value).rstrip("/")
+
+
+class RetentionSettings(_Section):
+    """How long rows are kept; `crm-bridge prune` and the daemon (every `interval`) delete
+    what is older. 0 keeps forever."""
+
+    sent_days: float = Field(default=7.0, ge=0)  # delivered / expired webhook rows
+    attempts_days: float = Field(default=30.0, ge=0)  # delivery attempts of kept rows
+    calls_days: float = Field(default=0.0, ge=0)  # finished calls, events, legs
+    interval: float = Field(default=3600.0, gt=0)  # seconds between two prunes
 
 
 class LogSettings(_Section):
@@ -374,6 +391,7 @@ class Settings(BaseSettings):
     agi: AgiSettings = Field(default_factory=AgiSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -1,8 +1,15 @@
-"""The composition root of `crm-bridge run`: wires ingest, tracker, store and servers.
+"""The composition root of `crm-bridge run` (and of the demo): what starts when.
 
-Order of start-up: database first (migrations, open calls from a previous run), then the
-FastAGI server and the health server (both serve while AMI is down), delivery, then AMI;
-the first login's resync closes or adopts what was left open.
+1. FastAGI and HTTP first: they serve whether or not PostgreSQL and AMI are there
+   (contact look-ups never need the database; ratings wait in memory for it).
+2. The database: migrations and the primary target, retried with backoff while it is
+   down (plain log lines, no traceback).
+3. Delivery workers and the retention sweep.
+4. Leadership: standby until this bridge holds the PBX's lock, then a *term*: a tracker,
+   an AMI link and a pipeline of its own, with the calls a previous holder left open.
+   When PostgreSQL goes away the lock goes with it; the term keeps tracking into the
+   pipeline's buffer and re-takes the lock when the database answers. If another bridge
+   took it meanwhile, the term writes what it buffered and steps down to standby.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -22,170 +30,248 @@ from .ami.ingest import AmiIngest
 from .api.health import create_health_app
 from .api.recordings import add_recording_routes
 from .config import Settings
-from .crm.links import recording_link
-from .delivery.outbox import Outbox, ensure_primary_target
 from .delivery.rating import OutboxRatingSink
 from .delivery.service import Delivery
-from .observability.metrics import pipeline_figures, pipeline_registry
+from .observability.metrics import (
+    BacklogCollector,
+    pipeline_figures,
+    pipeline_registry,
+)
 from .pipeline import CallPipeline
-from .replay import tracker_for
+from .store import outbox, retention
 from .store.calls import CallStore
+from .store.errors import DB_ERRORS_OR_TIMEOUT, Backoff
 from .store.leader import PbxLock
 from .store.migrations import migrate
+from .store.targets import ensure_primary_target
 from .systemd import notify, watchdog_interval
-from .tracker.model import CallEvent, CallRecord, Output
+from .tracker.model import CallEvent, Output
+from .tracker.tracker import CallTracker
+from .wiring import call_store_from, ingest_from, open_pool, tracker_from
 
 log = logging.getLogger("bridge.daemon")
+
+BACKLOG_EVERY = 5.0  # seconds between two reads of the outbox backlog (metrics, readyz)
+
+
+class Term:
+    """One period of leadership: a tracker, an AMI link and a pipeline of their own."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        s = bridge.settings
+        self.tracker: CallTracker = tracker_from(s.pbx)
+        self.ingest: AmiIngest = ingest_from(s, self.tracker)
+        self.ingest.login_hooks.append(lambda: bridge.learn_endpoints(self))
+        self.pipeline = CallPipeline(
+            self.ingest,
+            self.tracker,
+            bridge.store,
+            buffer_limit=s.database.outage_buffer,
+            on_outputs=bridge.learn_from_calls,
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, left_open: Sequence[Any]) -> None:
+        self.tracker.restore(left_open)
+        self.task = asyncio.create_task(self.pipeline.run(), name="pipeline")
+        await self.ingest.start()
+
+    async def stop(self, drain_for: float) -> None:
+        """Stop following AMI; write what was tracked (for at most `drain_for` seconds)."""
+        await self.ingest.stop()
+        try:
+            await asyncio.wait_for(self.pipeline.drain(), drain_for)
+        except TimeoutError:
+            log.error("pipeline_not_drained", extra={"buffered": self.pipeline.buffered})
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
 
 
 class Bridge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
-        self.tracker = tracker_for(settings.pbx)
-        a = settings.asterisk
-        self.ingest = AmiIngest(
-            a.host,
-            a.port,
-            a.username,
-            a.secret or "",
-            ping_interval=a.ping_interval,
-            ping_timeout=a.ping_timeout,
-            reconnect_max_delay=a.reconnect_max_delay,
-            queue_size=a.queue_size,
-            wants=self.tracker.wants,
-        )
-        self.pipeline: CallPipeline | None = None
-        self.delivery: Delivery | None = None
+        self.store: CallStore
+        self.directory = Directory(settings.pbx.users, region=settings.pbx.region)
         self.agi: AgiServer | None = None
-        self.outbox: Outbox | None = None
+        self.delivery: Delivery | None = None
         self.runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.http_port = 0
+        self.term: Term | None = None
+        self.lock: PbxLock | None = None
+        self.database_ready = asyncio.Event()
+        self.backlog: list[outbox.Backlog] = []
         self.stopped = asyncio.Event()
         self.failed = False
-        self.lock: PbxLock | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         s = self.settings
-        assert s.database.url
-        self.pool = await asyncpg.create_pool(
-            s.database.url, min_size=s.database.pool_min, max_size=s.database.pool_max
-        )
-        async with self.pool.acquire() as conn:
-            await migrate(conn)
-            await ensure_primary_target(
-                conn, s.pbx.id, s.crm.url, s.crm.token, s.crm.profile, s.crm.signing_secret
-            )
-        self.outbox = Outbox(
-            s.pbx.id,
-            event_ttl=s.crm.event_ttl,
-            send_internal=s.pbx.send_internal,
-            link_for=self._link_for(),
-        )
-        self.store = CallStore(
-            self.pool, s.pbx.id, self.outbox, callback_window=s.pbx.callback_window
-        )
-        self.pipeline = CallPipeline(self.ingest, self.tracker, self.store, on_outputs=self._learn)
-        self.directory = Directory(s.pbx.users, region=s.pbx.region)
-        known = await self.pool.fetch(
-            "SELECT DISTINCT ext FROM call_legs WHERE pbx_id = $1 AND kind = 'extension'", s.pbx.id
-        )
-        self.directory.add_extensions(r["ext"] for r in known)
-        self.ingest.login_hooks.append(self._learn_endpoints)
-        self.agi = await start_agi_server(
-            s, OutboxRatingSink(self.pool, self.outbox), directory=self.directory
-        )
-        registry = pipeline_registry(self._metrics)
-        registry.register(AgiCollector(self.agi.stats))
-        app = create_health_app(self._ready, registry, info=self._role)
-        if s.api.link_secret:
-            add_recording_routes(app, self.pool, s.pbx.id, s.api.link_secret, s.api.recordings_dir)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, s.api.listen_host, s.api.listen_port).start()
-        self.delivery = Delivery(self.pool, s.database.url, s)
-        await self.delivery.start()
-        self._tasks.append(asyncio.create_task(self._supervise(self._lead()), name="leader"))
+        self.pool = await open_pool(s)  # connects lazily: never fails here
+        self.store = call_store_from(self.pool, s)
+        self.agi = await start_agi_server(s, OutboxRatingSink(self.store), directory=self.directory)
+        await self._start_http()
+        self._spawn(self._run(), "bridge")
         interval = watchdog_interval()
         if interval:
-            self._tasks.append(asyncio.create_task(self._systemd_watchdog(interval)))
+            self._spawn(self._systemd_watchdog(interval), "systemd-watchdog")
         gc.freeze()  # the start-up objects never die: keep full collections from scanning them
         notify("READY=1")
 
-    async def _lead(self) -> None:
-        """Standby until this bridge holds the PBX's lock; then follow AMI and track calls."""
+    async def _start_http(self) -> None:
         s = self.settings
-        assert s.database.url and self.pipeline is not None
-        self.lock = PbxLock(s.database.url, s.pbx.id)
-        await self.lock.acquire()
-        left_open = await self.store.open_calls()  # the previous holder's, after a take-over
-        self.tracker.restore(left_open)
-        log.info("bridge_tracking", extra={"pbx": s.pbx.id, "calls_left_open": len(left_open)})
-        await self.ingest.start()
-        pipeline = asyncio.create_task(self.pipeline.run(), name="pipeline")
-        watch = asyncio.create_task(self.lock.watch(), name="leader-watch")
-        lost = asyncio.create_task(self.lock.lost.wait())
-        try:
-            done, _ = await asyncio.wait({pipeline, lost}, return_when=asyncio.FIRST_COMPLETED)
-            if pipeline in done:
-                pipeline.result()  # raises what killed it
-            self.failed = True  # the other bridge may track now: stop, systemd restarts us
-            self.stopped.set()
-        finally:
-            for task in (pipeline, watch, lost):
-                task.cancel()
+        registry = pipeline_registry(self._figures)
+        assert self.agi is not None
+        registry.register(AgiCollector(self.agi.stats))
+        registry.register(BacklogCollector(lambda: self.backlog))
+        self._registry = registry
+        app = create_health_app(
+            self._ready, registry, info=self._role, soft=frozenset({"database", "webhooks"})
+        )
+        if s.api.link_secret:
+            add_recording_routes(app, self.store, s.api.link_secret, s.api.recordings_dir)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, s.api.listen_host, s.api.listen_port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.http_port = server.sockets[0].getsockname()[1]
 
-    async def _supervise(self, coro) -> None:  # type: ignore[no-untyped-def]
+    async def _run(self) -> None:
+        await self._database()
+        assert self.pool is not None and self.settings.database.url
+        self.delivery = Delivery(self.pool, self.settings.database.url, self.settings)
+        self._registry.register(self.delivery.metrics)
+        await self.delivery.start()
+        self._spawn(self._refresh_backlog(), "backlog")
+        self._spawn(self._prune(), "retention")
+        await self._lead()
+
+    async def _database(self) -> None:
+        """Migrations, the primary target and the known phones; retried while PostgreSQL
+        does not answer."""
+        s = self.settings
+        assert self.pool is not None
+        backoff = Backoff(first=1.0, cap=30.0)
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    await migrate(conn)
+                    await ensure_primary_target(
+                        conn, s.pbx.id, s.crm.url, s.crm.token, s.crm.profile, s.crm.signing_secret
+                    )
+                self.directory.add_extensions(await self.store.known_extensions())
+                break
+            except DB_ERRORS_OR_TIMEOUT as exc:
+                log.warning(
+                    "database_unavailable_retrying",
+                    extra={"error": _plain(exc), "retry_in": round(backoff.delay, 1)},
+                )
+                await backoff.sleep()
+        self.database_ready.set()
+        log.info("database_ready")
+
+    async def _lead(self) -> None:
+        """Standby until this bridge holds the PBX's lock, then one term after another."""
+        s = self.settings
+        assert s.database.url
+        while True:
+            self.lock = lock = PbxLock(s.database.url, s.pbx.id, timeout=s.database.connect_timeout)
+            await lock.acquire()
+            try:
+                left_open = await self.store.open_calls()
+            except DB_ERRORS_OR_TIMEOUT as exc:
+                log.warning("open_calls_unavailable", extra={"error": _plain(exc)})
+                await lock.release()
+                continue
+            self.term = term = Term(self)
+            log.info("bridge_tracking", extra={"pbx": s.pbx.id, "calls_left_open": len(left_open)})
+            await term.start(left_open)
+            try:
+                await self._follow(term, lock)
+            finally:
+                self.term = None
+                # stepping down: write everything (the database is back); stopping: briefly
+                await term.stop(drain_for=10.0 if self.stopped.is_set() else 120.0)
+                await lock.release()
+            log.warning("stepped_down_to_standby", extra={"pbx": s.pbx.id})
+
+    async def _follow(self, term: Term, lock: PbxLock) -> None:
+        """Returns when this bridge must step down; raises when the pipeline died."""
+        assert term.task is not None
+        while True:
+            watch = asyncio.create_task(lock.watch(), name="leader-watch")
+            lost = asyncio.create_task(lock.lost.wait(), name="leader-lost")
+            try:
+                await asyncio.wait({term.task, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (watch, lost):
+                    task.cancel()
+                await asyncio.gather(watch, lost, return_exceptions=True)
+            if term.task.done():
+                term.task.result()  # raises what killed it
+                raise RuntimeError("the pipeline stopped")
+            # PostgreSQL went away with our lock: keep tracking into the buffer meanwhile
+            log.error("leader_lock_lost_tracking_on", extra={"buffered": term.pipeline.buffered})
+            if await lock.retake():
+                log.warning("leader_lock_retaken", extra={"buffered": term.pipeline.buffered})
+                continue
+            log.error(
+                "leader_lock_taken_by_another_bridge",
+                extra={"buffered": term.pipeline.buffered},
+            )
+            return  # `_lead` writes what was buffered, then waits as standby
+
+    async def stop(self) -> None:
+        notify("STOPPING=1")
+        if self.agi is not None:
+            await self.agi.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()  # the term, if any, drains in `_lead`'s finally
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.delivery is not None:
+            await self.delivery.stop()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.lock is not None:
+            await self.lock.release()
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pool.close(), 5)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(self._supervise(coro, name), name=name))
+
+    async def _supervise(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """A dead side task stops the daemon loudly instead of dying silently."""
         try:
             await coro
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("pipeline_crashed")
+            log.exception("task_crashed", extra={"task": name})
             self.failed = True
             self.stopped.set()
-            raise
 
-    async def stop(self) -> None:
-        notify("STOPPING=1")
-        if self.agi is not None:
-            await self.agi.close()
-        await self.ingest.stop()
-        if self.pipeline is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.pipeline.drain(), 10)
-        if self.delivery is not None:
-            await self.delivery.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.runner is not None:
-            await self.runner.cleanup()
-        if self.lock is not None:
-            await self.lock.release()
-        if self.pool is not None:
-            await self.pool.close()
+    # -------------------------------------------------------- side work
 
-    def _link_for(self) -> Callable[[CallRecord], str] | None:
-        api = self.settings.api
-        if not api.link_secret:
-            return None
-        secret, base, ttl = api.link_secret, api.public_url, api.link_ttl
-        return lambda rec: recording_link(base, secret, rec.callid, int(rec.end + ttl))
-
-    def _learn(self, outputs: Sequence[Output]) -> None:
+    def learn_from_calls(self, outputs: Sequence[Output]) -> None:
         """The phones seen in calls join the directory (for responsible-manager routing)."""
         self.directory.add_extensions(o.ext for o in outputs if isinstance(o, CallEvent))
 
-    async def _learn_endpoints(self) -> None:
+    async def learn_endpoints(self, term: Term) -> None:
         """After each AMI login: Asterisk's PJSIP endpoints that are employees' phones."""
         try:
-            events = await self.ingest.list_action({"Action": "PJSIPShowEndpoints"})
+            events = await term.ingest.list_action({"Action": "PJSIPShowEndpoints"})
         except (TimeoutError, ConnectionError) as exc:
             log.warning("endpoints_not_listed", extra={"error": repr(exc)})
             return
-        classify = self.tracker.classifier.classify
+        classify = term.tracker.classifier.classify
         found = [
             classify(f"PJSIP/{e['ObjectName']}-00000000")
             for e in events
@@ -194,26 +280,86 @@ class Bridge:
         self.directory.add_extensions(c.ext for c in found if c.ext)
         log.info("endpoints_learnt", extra={"extensions": sum(bool(c.ext) for c in found)})
 
+    async def _refresh_backlog(self) -> None:
+        assert self.pool is not None
+        while True:
+            with contextlib.suppress(*DB_ERRORS_OR_TIMEOUT):
+                self.backlog = await outbox.backlog(self.pool, self.settings.pbx.id)
+            await asyncio.sleep(BACKLOG_EVERY)
+
+    async def _prune(self) -> None:
+        r = self.settings.retention
+        assert self.pool is not None
+        while True:
+            try:
+                pruned = await retention.prune(
+                    self.pool,
+                    self.settings.pbx.id,
+                    sent_days=r.sent_days,
+                    attempts_days=r.attempts_days,
+                    calls_days=r.calls_days,
+                )
+                if pruned.sent_rows or pruned.attempts or pruned.calls:
+                    log.info(
+                        "retention_pruned",
+                        extra={
+                            "sent_rows": pruned.sent_rows,
+                            "attempts": pruned.attempts,
+                            "calls": pruned.calls,
+                        },
+                    )
+            except DB_ERRORS_OR_TIMEOUT as exc:
+                log.warning("retention_skipped", extra={"error": _plain(exc)})
+            await asyncio.sleep(r.interval)
+
+    # ----------------------------------------------------------- ops views
+
     async def _ready(self) -> dict[str, bool]:
         db = False
         if self.pool is not None:
             with contextlib.suppress(Exception):
-                db = await asyncio.wait_for(self.pool.fetchval("SELECT true"), 2)
-        standby = self.lock is None or not self.lock.held
+                db = bool(await asyncio.wait_for(self.pool.fetchval("SELECT true"), 2))
+        term = self.term
+        lagging = any(
+            b.oldest_history_age > self.settings.api.ready_history_age for b in self.backlog
+        )
         # a standby is ready (it serves look-ups and delivers); it just does not follow AMI
-        return {"ami": self.ingest.connected or standby, "database": bool(db)}
+        return {
+            "ami": term.ingest.connected if term is not None else True,
+            "database": db and self.database_ready.is_set(),
+            "webhooks": not lagging,
+        }
 
-    def _role(self) -> dict[str, str]:
-        return {"role": "leader" if self.lock is not None and self.lock.held else "standby"}
+    def _role(self) -> dict[str, Any]:
+        term = self.term
+        info: dict[str, Any] = {"role": "leader" if term is not None else "standby"}
+        if term is not None:
+            info["buffered"] = term.pipeline.buffered
+        return info
 
-    def _metrics(self) -> dict[str, float]:
+    def _figures(self) -> dict[str, float]:
+        term = self.term
         stats = self.delivery.stats if self.delivery else None
-        return pipeline_figures(self.ingest, self.tracker, self.pipeline, stats)
+        figures = pipeline_figures(
+            term.ingest if term else None,
+            term.tracker if term else None,
+            term.pipeline if term else None,
+            stats,
+        )
+        figures["leader"] = float(term is not None)
+        return figures
 
     async def _systemd_watchdog(self, interval: float) -> None:
         while True:
             notify("WATCHDOG=1")
             await asyncio.sleep(interval)
+
+
+def _plain(exc: BaseException) -> str:
+    """An error in one line, without a traceback (and without a DSN: asyncpg never puts
+    the password in its messages)."""
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
 
 
 async def run_bridge(settings: Settings) -> None:
@@ -229,17 +375,22 @@ async def run_bridge(settings: Settings) -> None:
         log.info("bridge_stopping")
         await bridge.stop()
     if bridge.failed:
-        raise SystemExit(1)  # systemd's Restart=on-failure brings us back (as standby)
+        raise SystemExit(1)  # systemd's Restart=on-failure brings us back
 
 
 async def run_delivery(settings: Settings) -> None:
     """`crm-bridge deliver`: delivery workers only (scale-out on other hosts)."""
     assert settings.database.url
-    pool = await asyncpg.create_pool(
-        settings.database.url, min_size=1, max_size=settings.database.pool_max
-    )
-    async with pool.acquire() as conn:
-        await migrate(conn)
+    pool = await open_pool(settings)
+    backoff = Backoff(first=1.0, cap=30.0)
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            break
+        except DB_ERRORS_OR_TIMEOUT as exc:
+            log.warning("database_unavailable_retrying", extra={"error": _plain(exc)})
+            await backoff.sleep()
     delivery = Delivery(pool, settings.database.url, settings)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()

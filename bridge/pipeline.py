@@ -1,22 +1,34 @@
-"""The call pipeline: AMI buffer -> call tracker -> store, one transaction per batch.
+"""The call pipeline: AMI buffer -> call tracker -> store, tracking never waits on Postgres.
 
-Batching is what makes the database keep up: a busy PBX sends thousands of events a
-second, most of which change nothing (VarSet, Newexten); the tracker turns a batch into a
-handful of rows, written together. While Postgres is away the batch is kept and retried,
-and new events wait in the ingest buffer (bounded): nothing already taken is lost.
+Two loops share one ordered buffer of tracker outputs:
+- tracking takes AMI events in small chunks, feeds the tracker and appends what it
+  reports; it yields to the event loop after every chunk, so FastAGI look-ups never wait
+  behind a burst of AMI traffic, and it never awaits the database;
+- writing stores the buffer's head, many outputs per transaction (that is what makes the
+  database keep up), in order, and removes them only once committed.
+
+While PostgreSQL is away the writer retries with backoff and tracking goes on: calls that
+start and end during the outage are kept in the buffer (Asterisk does not buffer AMI for
+us) and written, in order and once (writes are idempotent), when it is back. The buffer is
+bounded (`buffer_limit` outputs): when full, the oldest ringing pop-ups (`event` outputs,
+worthless minutes later) are dropped first, counted and logged; if histories alone fill
+it, tracking pauses, the AMI ingest buffer fills in turn and drops events, and the ingest
+asks Asterisk for a resync once it has room again (counted as AMI drops).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from itertools import islice
+from typing import Any, Protocol
 
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+import asyncpg
 
 from .ami.ingest import Item, Resync, ResyncMark
-from .store.errors import DB_UNAVAILABLE
+from .store.errors import DB_UNAVAILABLE, Backoff
 from .tracker.model import CallEvent, Output
 from .tracker.tracker import CallTracker
 
@@ -41,39 +53,68 @@ class CallPipeline:
         sink: Sink,
         *,
         batch_size: int = 5000,
+        chunk_size: int = 500,
+        buffer_limit: int = 200_000,
         on_outputs: Callable[[Sequence[Output]], None] | None = None,
     ) -> None:
         self.source = source
         self.tracker = tracker
         self.sink = sink
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # outputs per transaction, at most
+        self.chunk_size = chunk_size  # AMI events tracked between two yields to the loop
+        self.buffer_limit = buffer_limit
         self.on_outputs = on_outputs
+        self.pending: deque[Output] = deque()  # tracked, not yet committed, in order
         self.events = 0
         self.batches = 0
         self.store_failures = 0
+        self.dropped_events = 0  # pop-ups dropped from a full buffer
+        self.rejected = 0  # outputs the database refused for good (a bug): logged, skipped
+        self.faults = 0  # tracker faults (one call closed early, the rest went on)
+        self.db_ok = True
         self._marks: dict[int, frozenset[str]] = {}
-        self._retry_errors = DB_UNAVAILABLE
-        self._lock = asyncio.Lock()
+        self._queued = asyncio.Event()  # pending has something
+        self._room = asyncio.Event()  # pending is below its limit
+        self._room.set()
+        self._idle = asyncio.Event()  # pending is empty and nothing is being written
+        self._idle.set()
+        self._inflight = 0  # outputs at the head of `pending` being written now
+        self._track_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ loops
 
     async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._tracking(), name="pipeline-tracking")
+            group.create_task(self._writing(), name="pipeline-writing")
+
+    async def _tracking(self) -> None:
         while True:
             await self.source.wake.wait()
-            await self.drain()
+            await self._room.wait()
+            await self._track_some()
+            await asyncio.sleep(0)  # let FastAGI and HTTP in between chunks
 
-    async def drain(self) -> int:
-        """Process everything buffered now; return how many items were handled.
+    async def _writing(self) -> None:
+        backoff = Backoff(first=0.2, cap=5.0)
+        while True:
+            await self._queued.wait()
+            try:
+                await self._write_some()
+                backoff.reset()
+            except DB_UNAVAILABLE as exc:
+                self._store_failed(exc)
+                await backoff.sleep()
 
-        Callers other than `run` (shutdown, tests) wait here for a batch in flight."""
-        handled = 0
-        async with self._lock:
-            while True:
-                items = self.source.take(self.batch_size)
-                if not items:
-                    return handled
-                handled += len(items)
-                outputs = self.track(items)
-                if outputs:
-                    await self._save(outputs)
+    # -------------------------------------------------------------- tracking
+
+    async def _track_some(self) -> int:
+        async with self._track_lock:
+            items = self.source.take(self.chunk_size)
+            if items:
+                self._keep(self.track(items))
+            return len(items)
 
     def track(self, items: list[Item]) -> list[Output]:
         tracker = self.tracker
@@ -92,31 +133,149 @@ class CallPipeline:
                 known = self._marks.pop(item.id, frozenset())
                 outputs.extend(tracker.resync(item.live, item.at, known))
         self.events += len(items)
+        self._log_faults()
         return outputs
 
-    async def _save(self, outputs: list[Output]) -> None:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type(self._retry_errors),
-            wait=wait_exponential(multiplier=0.2, max=10),
-            before_sleep=self._store_failed,
-            reraise=True,
-        ):
-            with attempt:
+    def _log_faults(self) -> None:
+        take = getattr(self.tracker, "take_faults", None)
+        if take is None:
+            return
+        for fault in take():
+            self.faults += 1
+            log.error("tracker_fault_call_closed", extra=_fields(fault))
+
+    def _keep(self, outputs: list[Output]) -> None:
+        if not outputs:
+            return
+        self.pending.extend(outputs)
+        self._queued.set()
+        self._idle.clear()
+        if len(self.pending) >= self.buffer_limit:
+            self._make_room()
+
+    def _make_room(self) -> None:
+        """The buffer is full (the database has been away a long time): drop the oldest
+        pop-ups first; if histories alone fill it, pause tracking."""
+        target = self.buffer_limit * 9 // 10
+        excess = len(self.pending) - target
+        if excess > 0:
+            kept: deque[Output] = deque()
+            dropped = 0
+            for i, out in enumerate(self.pending):
+                # the head being written now stays: the writer removes it once committed
+                if i >= self._inflight and dropped < excess and isinstance(out, CallEvent):
+                    dropped += 1
+                else:
+                    kept.append(out)
+            if dropped:
+                self.pending = kept
+                self.dropped_events += dropped
+                log.error(
+                    "outage_buffer_full_dropping_events",
+                    extra={"dropped": dropped, "total_dropped": self.dropped_events},
+                )
+        if len(self.pending) >= self.buffer_limit:
+            self._room.clear()
+            log.error("outage_buffer_full_tracking_paused", extra={"size": len(self.pending)})
+
+    # --------------------------------------------------------------- writing
+
+    async def _write_some(self) -> None:
+        async with self._write_lock:
+            while self.pending:
+                batch = list(islice(self.pending, self.batch_size))
+                self._inflight = len(batch)
+                try:
+                    await self._save(batch)
+                finally:
+                    self._inflight = 0
+                for _ in batch:
+                    self.pending.popleft()
+                if not self._room.is_set() and len(self.pending) < self.buffer_limit:
+                    self._room.set()
+                    log.warning("outage_buffer_room_tracking_resumed")
+                self._saved(batch)
+            self._queued.clear()
+            self._idle.set()
+
+    async def _save(self, batch: list[Output]) -> None:
+        try:
+            await self.sink.save(batch)
+        except DB_UNAVAILABLE:
+            raise
+        except asyncpg.PostgresError as exc:
+            # not an outage: the database refuses this batch (a bug). Keep every call it can
+            # take; log and skip the ones it cannot, instead of blocking every later call.
+            log.error("store_batch_refused_splitting", extra={"error": repr(exc)})
+            await self._save_per_call(batch)
+        if not self.db_ok:
+            self.db_ok = True
+            log.warning("store_available_again", extra={"buffered": len(self.pending)})
+
+    async def _save_per_call(self, batch: list[Output]) -> None:
+        by_call: dict[str, list[Output]] = {}
+        for out in batch:
+            by_call.setdefault(out.callid, []).append(out)
+        for callid, outputs in by_call.items():
+            try:
                 await self.sink.save(outputs)
+            except DB_UNAVAILABLE:
+                raise
+            except asyncpg.PostgresError as exc:
+                self.rejected += len(outputs)
+                log.error("store_refused_call", extra={"callid": callid, "error": repr(exc)})
+
+    def _saved(self, batch: list[Output]) -> None:
         self.batches += 1
         if self.on_outputs is not None:
-            self.on_outputs(outputs)
-        for out in outputs:
+            self.on_outputs(batch)
+        for out in batch:
             if isinstance(out, CallEvent):
-                fields = ("callid", "type", "ext", "direction", "phone")
-                name = "call_event"
+                log.info("call_event", extra=_fields(out, _EVENT_FIELDS))
             else:
-                fields = ("callid", "direction", "status", "ext", "duration", "closed_by")
-                name = "call_finished"
-            log.info(name, extra={f: getattr(out, f) for f in fields})
+                log.info("call_finished", extra=_fields(out, _RECORD_FIELDS))
 
-    def _store_failed(self, state: object) -> None:
+    def _store_failed(self, error: BaseException) -> None:
         self.store_failures += 1
-        outcome = getattr(state, "outcome", None)
-        error = outcome.exception() if outcome is not None else None
-        log.error("store_unavailable_retrying", extra={"error": repr(error)})
+        if self.db_ok:
+            self.db_ok = False
+            log.error(
+                "store_unavailable_buffering",
+                extra={"error": repr(error), "buffered": len(self.pending)},
+            )
+
+    # ------------------------------------------------------------ callers
+
+    async def drain(self) -> int:
+        """Track everything buffered now and store it; return how many items were tracked.
+
+        For shutdown and tests: waits while a batch is in flight, and until the database
+        took all of it (callers bound it with a timeout)."""
+        handled = 0
+        while True:
+            n = await self._track_some()
+            handled += n
+            if not n:
+                break
+        while self.pending:
+            try:
+                await self._write_some()
+            except DB_UNAVAILABLE as exc:
+                self._store_failed(exc)
+                await asyncio.sleep(0.2)
+        await self._idle.wait()
+        return handled
+
+    @property
+    def buffered(self) -> int:
+        return len(self.pending)
+
+
+_EVENT_FIELDS = ("callid", "type", "ext", "direction", "phone")
+_RECORD_FIELDS = ("callid", "direction", "status", "ext", "duration", "closed_by")
+
+
+def _fields(obj: Any, names: Sequence[str] | None = None) -> dict[str, Any]:
+    if names is None:
+        names = [n for n in getattr(obj, "__slots__", ()) or vars(obj)]
+    return {n: getattr(obj, n) for n in names}

@@ -16,18 +16,6 @@ from .tracker.model import CallEvent, CallRecord, Output
 from .tracker.tracker import CallTracker
 
 
-def tracker_for(pbx: object) -> CallTracker:
-    """A tracker configured from a `[pbx]` settings section."""
-    return CallTracker(
-        trunks=list(pbx.trunks),
-        extensions=list(pbx.extensions),
-        region=pbx.region,
-        main_number=getattr(pbx, "main_number", None) or "",
-        users=getattr(pbx, "users", None) or {},
-        groups=getattr(pbx, "groups", None) or {},
-    )
-
-
 def crm_payloads(outputs: list[Output], send_internal: bool = False) -> Iterator[Fields]:
     for out in outputs:
         if isinstance(out, CallEvent):

@@ -70,9 +70,18 @@ class _Manager(Manager):  # type: ignore[misc]
     def connection_made(self, f: asyncio.Future[Any]) -> None:
         if not f.cancelled() and f.exception() is None:
             self.ingest.connected_at = time.monotonic()
-        if f.cancelled() or f.exception() is not None:
+        else:
             self.reconnect_timeout = self.ingest.next_backoff()
-            log.warning("ami_connect_failed", extra={"retry_in": round(self.reconnect_timeout, 2)})
+            error = "cancelled" if f.cancelled() else repr(f.exception())
+            log.warning(
+                "ami_connect_failed",
+                extra={
+                    "host": self.ingest.host,
+                    "port": self.ingest.port,
+                    "error": error,
+                    "retry_in": round(self.reconnect_timeout, 2),
+                },
+            )
         super().connection_made(f)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -82,6 +91,7 @@ class _Manager(Manager):  # type: ignore[misc]
             if not action.future.done():
                 action.future.set_exception(ConnectionError("AMI connection lost"))
         self.awaiting_actions.clear()
+        self.ingest.connected_at = None  # no login is pending on a dead link
         self.ingest.on_disconnect()
         super().connection_lost(exc)
 
@@ -122,10 +132,14 @@ class AmiIngest:
         self.received = 0
         self.logins = 0
         self.reconnects = 0
+        self.resyncs = 0
+        self.task_failures = 0
         self._attempt = 0
         self._resync_wanted = False
         self._resyncing = False
         self._resync_id = 0
+        self._resync_task: asyncio.Task[None] | None = None
+        self._resync_failures = 0
         self.connected_at: float | None = None  # monotonic time of the TCP connection
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
@@ -155,10 +169,12 @@ class AmiIngest:
         self._watchdog = asyncio.create_task(self._watch(), name="ami-watchdog")
 
     async def stop(self) -> None:
+        tasks = list(self._tasks)
         if self._watchdog is not None:
-            self._watchdog.cancel()
-        for task in list(self._tasks):
+            tasks.append(self._watchdog)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.manager is not None:
             manager, self.manager = self.manager, None
             manager.connection_lost = lambda exc: None  # no reconnect while stopping
@@ -202,7 +218,7 @@ class AmiIngest:
             self.wake.clear()
             if self._resync_wanted and self.connected and not self._resyncing:
                 self._resync_wanted = False
-                self._spawn(self._resync())
+                self._start_resync()
         return items
 
     def _control(self, item: ResyncMark | Resync) -> None:
@@ -242,9 +258,18 @@ class AmiIngest:
         log.info(
             "ami_logged_in", extra={"host": self.host, "port": self.port, "logins": self.logins}
         )
-        self._spawn(self._resync())
+        self._start_resync()
         for hook in self.login_hooks:
             self._spawn(hook())
+
+    def _start_resync(self) -> None:
+        """A resync for the link of now: one still running for a dead link is abandoned
+        (its CoreShowChannels can never answer), never left to block this one."""
+        previous = self._resync_task
+        if previous is not None and not previous.done():
+            previous.cancel()
+            self._resyncing = False
+        self._resync_task = self._spawn(self._resync())
 
     async def _resync(self) -> None:
         """Ask Asterisk which channels are up; one resync at a time, marks paired by id."""
@@ -263,7 +288,11 @@ class AmiIngest:
                     self.resync_timeout,
                 )
             except (TimeoutError, ConnectionError) as exc:
-                log.warning("ami_resync_failed", extra={"error": repr(exc)})
+                retry = manager is self.manager and self.connected
+                log.warning("ami_resync_failed", extra={"error": repr(exc), "retry": retry})
+                if retry:  # the link is up: the channels must still be asked for
+                    self._resync_failures += 1
+                    self._spawn(self._resync_after(min(30.0, 2.0**self._resync_failures)))
                 return
             if not isinstance(replies, list):
                 replies = [replies]
@@ -273,9 +302,17 @@ class AmiIngest:
                 if reply.get("Event") == "CoreShowChannel"
             ]
             self._control(Resync(self.clock(), live, resync_id))
+            self.resyncs += 1
+            self._resync_failures = 0
             log.info("ami_resync", extra={"live_channels": len(live)})
         finally:
-            self._resyncing = False
+            if self._resync_id == resync_id:  # not a newer one's flag
+                self._resyncing = False
+
+    async def _resync_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self.connected and not self._resyncing:
+            self._start_resync()
 
     async def _watch(self) -> None:
         while True:
@@ -306,7 +343,22 @@ class AmiIngest:
                 if transport is not None:
                     transport.abort()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        """Work started at login: its failure is logged, and `stop()` awaits it."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            self.task_failures += 1
+            log.error(
+                "ami_login_task_failed",
+                exc_info=error,
+                extra={"task": getattr(task.get_coro(), "__qualname__", "?")},
+            )

@@ -14,15 +14,22 @@ def create_health_app(
     ready: ReadyCheck,
     registry: CollectorRegistry,
     info: Callable[[], dict[str, str]] | None = None,
+    soft: frozenset[str] = frozenset(),
 ) -> web.Application:
+    """`/readyz` is 200 "ready" when every check passes; 503 "degraded" when only `soft`
+    checks fail (the bridge still does its job, e.g. tracking into its buffer while the
+    database is away, or webhooks lagging); 503 "not ready" otherwise."""
+
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
 
     async def readyz(_: web.Request) -> web.Response:
         checks = await ready()
-        ok = all(checks.values())
+        failing = {name for name, passed in checks.items() if not passed}
+        ok = not failing
+        status = "ready" if ok else "degraded" if failing <= soft else "not ready"
         body = {
-            "status": "ready" if ok else "not ready",
+            "status": status,
             "checks": checks,
             **(info() if info else {}),
         }

@@ -6,10 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
-import asyncpg
 from aiohttp import web
 
 from ..crm.links import link_is_valid
+from ..store.calls import CallStore
 
 _TYPES = {
     ".wav": "audio/wav",
@@ -21,7 +21,7 @@ _TYPES = {
 
 
 def add_recording_routes(
-    app: web.Application, pool: asyncpg.Pool, pbx_id: str, secret: str, recordings_dir: str
+    app: web.Application, store: CallStore, secret: str, recordings_dir: str
 ) -> None:
     root = Path(recordings_dir).resolve()
 
@@ -36,9 +36,7 @@ def add_recording_routes(
         )
         if why is not None:
             return web.json_response({"message": why}, status=403)
-        path = await pool.fetchval(
-            "SELECT recording FROM calls WHERE pbx_id = $1 AND callid = $2", pbx_id, callid
-        )
+        path = await store.recording_of(callid)
         if not path:
             return web.json_response({"message": "no recording for this call"}, status=404)
         file = await asyncio.to_thread(Path(path).resolve)

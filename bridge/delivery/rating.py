@@ -5,16 +5,12 @@ This is the `RatingSink` the FastAGI `rating` route gets from the daemon.
 
 from __future__ import annotations
 
-import asyncpg
-
-from .outbox import Outbox
+from ..store.calls import CallStore
 
 
 class OutboxRatingSink:
-    def __init__(self, pool: asyncpg.Pool, outbox: Outbox) -> None:
-        self.pool = pool
-        self.outbox = outbox
+    def __init__(self, store: CallStore) -> None:
+        self.store = store
 
     async def submit_rating(self, callid: str, rating: int, phone: str = "", ext: str = "") -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self.outbox.enqueue_rating(conn, callid, rating, phone=phone, ext=ext)
+        await self.store.save_rating(callid, rating, phone=phone, ext=ext)

@@ -15,6 +15,7 @@ import aiohttp
 import asyncpg
 
 from ..config import Settings
+from ..observability.metrics import DeliveryMetrics
 from .retry import RetryPolicy
 from .worker import DeliveryWorker, OutboxListener, Stats
 
@@ -39,6 +40,7 @@ class Delivery:
         settings: Settings,
         policy: RetryPolicy | None = None,
         on_sent=None,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:  # type: ignore[no-untyped-def]
         self.pool = pool
         self.dsn = dsn
@@ -46,6 +48,7 @@ class Delivery:
         self.policy = policy or policy_from(settings)
         self.wake = asyncio.Event()
         self.stats = Stats()
+        self.metrics = metrics or DeliveryMetrics()
         self.on_sent = on_sent
         self.listener = OutboxListener(dsn, self.wake)
         self.session: aiohttp.ClientSession | None = None
@@ -77,6 +80,7 @@ class Delivery:
                 timeout=crm.timeout,
                 stats=self.stats,
                 on_sent=self.on_sent,
+                metrics=self.metrics,
             )
             self.tasks.append(asyncio.create_task(worker.run(), name=f"delivery-{n}"))
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -25,100 +24,14 @@ import asyncpg
 
 from ..crm.profiles import encode
 from ..crm.signing import signature_headers
+from ..observability.metrics import DeliveryMetrics
 from ..store.errors import DB_ERRORS, Backoff
+from ..store.outbox import Claimed, OutboxStore, Outcome
 from .retry import Decision, RetryPolicy
 
 log = logging.getLogger("bridge.delivery")
 USER_AGENT = "asterisk-crm-bridge/0.1"
 MAX_ANSWER = 64 * 1024  # bytes of a CRM's answer we read (and ignore)
-
-CLAIM = """
-WITH due AS (
-    SELECT o.id
-    FROM webhook_outbox o
-    JOIN webhook_targets t ON t.id = o.target_id AND t.enabled
-    WHERE ((o.state = 'pending' AND o.available_at <= now())
-           OR (o.state = 'leased' AND o.lease_until < now()))
-      AND NOT EXISTS (
-          SELECT 1 FROM webhook_outbox e
-          WHERE e.target_id = o.target_id AND e.callid = o.callid AND e.id < o.id
-            AND e.state IN ('pending', 'leased'))
-    ORDER BY o.id
-    LIMIT $1
-    FOR UPDATE OF o SKIP LOCKED
-)
-UPDATE webhook_outbox o
-SET state = 'leased', leased_by = $2, lease_until = now() + make_interval(secs => $3),
-    attempts = o.attempts + 1, first_attempt_at = COALESCE(o.first_attempt_at, now())
-FROM due, webhook_targets t
-WHERE o.id = due.id AND t.id = o.target_id
-RETURNING o.id, o.target_id, o.callid, o.cmd, o.webhook_id, o.payload::text AS payload,
-          o.attempts, extract(epoch FROM o.created_at)::float8 AS created_at,
-          extract(epoch FROM o.expires_at)::float8 AS expires_at,
-          extract(epoch FROM o.first_attempt_at)::float8 AS first_attempt_at,
-          t.url, t.token, t.profile, t.signing_secret, t.name AS target
-"""
-
-FINAL = """
-WITH attempt AS (
-    INSERT INTO webhook_attempts (outbox_id, worker, status, latency_ms, error, outcome)
-    VALUES ($1, $2, $4, $6, $7, $3)
-)
-UPDATE webhook_outbox SET state = $3, last_status = $4, last_error = $5, lease_until = NULL,
-       sent_at = CASE WHEN $3 = 'sent' THEN now() END
-WHERE id = $1 AND state = 'leased' AND leased_by = $2
-"""
-
-NEXT_DUE = """
-SELECT extract(epoch FROM least(
-    (SELECT min(o.available_at) FROM webhook_outbox o
-     JOIN webhook_targets t ON t.id = o.target_id AND t.enabled
-     WHERE o.state = 'pending'
-       AND NOT EXISTS (
-           SELECT 1 FROM webhook_outbox e
-           WHERE e.target_id = o.target_id AND e.callid = o.callid AND e.id < o.id
-             AND e.state IN ('pending', 'leased'))),
-    (SELECT min(lease_until) FROM webhook_outbox WHERE state = 'leased')) - now())::float8
-"""
-
-
-@dataclass(slots=True)
-class Claimed:
-    id: int
-    target_id: int
-    target: str
-    callid: str
-    cmd: str
-    webhook_id: str
-    payload: dict[str, Any]
-    attempts: int
-    created_at: float
-    expires_at: float | None
-    first_attempt_at: float
-    url: str
-    token: str
-    profile: str
-    signing_secret: str | None
-
-    @classmethod
-    def from_row(cls, r: asyncpg.Record) -> Claimed:
-        return cls(
-            id=r["id"],
-            target_id=r["target_id"],
-            target=r["target"],
-            callid=r["callid"],
-            cmd=r["cmd"],
-            webhook_id=r["webhook_id"],
-            payload=json.loads(r["payload"]),
-            attempts=r["attempts"],
-            created_at=r["created_at"],
-            expires_at=r["expires_at"],
-            first_attempt_at=r["first_attempt_at"],
-            url=r["url"],
-            token=r["token"],
-            profile=r["profile"],
-            signing_secret=r["signing_secret"],
-        )
 
 
 @dataclass(slots=True)
@@ -158,8 +71,10 @@ class DeliveryWorker:
         timeout: float = 15.0,
         stats: Stats | None = None,
         on_sent: Any = None,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
-        self.pool = pool
+        self.outbox = OutboxStore(pool)
+        self.metrics = metrics
         self.session = session
         self.policy = policy
         self.name = name
@@ -215,15 +130,14 @@ class DeliveryWorker:
         self.stats.idle_waits += 1
         wait = self.poll_interval
         with contextlib.suppress(Exception):
-            due_in = await self.pool.fetchval(NEXT_DUE)
+            due_in = await self.outbox.next_due()
             if due_in is not None:
                 wait = max(0.02, min(wait, due_in))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), wait)
 
     async def claim(self) -> list[Claimed]:
-        rows = await self.pool.fetch(CLAIM, self.batch, self.name, self.lease)
-        return [Claimed.from_row(r) for r in rows]
+        return await self.outbox.claim(self.batch, self.name, self.lease)
 
     async def deliver(self, row: Claimed) -> Decision:
         now = time.time()
@@ -296,6 +210,8 @@ class DeliveryWorker:
             attempt.latency,
         )
         outcome = decision.outcome
+        if self.metrics is not None:
+            self.metrics.observe(row.target, outcome, latency)
         fields = {
             "callid": row.callid,
             "cmd": row.cmd,
@@ -325,69 +241,19 @@ class DeliveryWorker:
             log.error("webhook_target_disabled", extra={**fields, "reason": decision.reason})
 
     async def _record(self, row: Claimed, attempt: Attempt) -> None:
-        decision, status, error = attempt.decision, attempt.status, attempt.error
-        latency = attempt.latency
-        outcome = decision.outcome
-        latency_ms = None if latency is None else round(latency * 1000)
-        if outcome in ("sent", "dead", "expired"):  # the common case: one round trip
-            await self.pool.execute(
-                FINAL,
-                row.id,
-                self.name,
-                outcome,
-                status,
-                error or decision.reason,
-                latency_ms,
-                error,
-            )
-            return
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO webhook_attempts (outbox_id, worker, status, latency_ms, error, "
-                "outcome) VALUES ($1, $2, $3, $4, $5, $6)",
-                row.id,
-                self.name,
-                status,
-                latency_ms,
-                error,
-                outcome,
-            )
-            mine = "id = $1 AND state = 'leased' AND leased_by = $2"
-            if outcome == "retry":
-                due = await conn.fetchval(
-                    f"UPDATE webhook_outbox SET state = 'pending', lease_until = NULL, "
-                    f"last_status = $3, last_error = $4, "
-                    f"available_at = now() + make_interval(secs => $5) WHERE {mine} "
-                    f"RETURNING available_at",
-                    row.id,
-                    self.name,
-                    status,
-                    error,
-                    decision.delay,
-                )
-                if due is not None:  # the rest of this call waits with it: nothing to scan
-                    await conn.execute(
-                        "UPDATE webhook_outbox SET available_at = $3 WHERE target_id = $1 "
-                        "AND callid = $2 AND state = 'pending' AND available_at < $3",
-                        row.target_id,
-                        row.callid,
-                        due,
-                    )
-            elif outcome == "disable":
-                await conn.execute(
-                    "UPDATE webhook_targets SET enabled = false, disabled_reason = $2 "
-                    "WHERE id = $1",
-                    row.target_id,
-                    decision.reason or f"HTTP {status}",
-                )
-                # the row is not lost: it waits for the target to be enabled again
-                await conn.execute(
-                    f"UPDATE webhook_outbox SET state = 'pending', lease_until = NULL, "
-                    f"attempts = attempts - 1, last_status = $3 WHERE {mine}",
-                    row.id,
-                    self.name,
-                    status,
-                )
+        decision, latency = attempt.decision, attempt.latency
+        await self.outbox.record(
+            row,
+            self.name,
+            Outcome(
+                decision.outcome,
+                status=attempt.status,
+                error=attempt.error,
+                reason=decision.reason,
+                latency_ms=None if latency is None else round(latency * 1000),
+                delay=decision.delay,
+            ),
+        )
 
 
 class OutboxListener:

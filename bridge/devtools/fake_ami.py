@@ -67,11 +67,13 @@ def _frame(raw: str) -> bytes:
 
 
 def load_trace(
-    source: str | os.PathLike[str] | Sequence[str], include_responses: bool = False
+    source: str | os.PathLike[str] | Sequence[str] | Sequence[tuple[float, str]],
+    include_responses: bool = False,
 ) -> list[tuple[float, str]]:
     """``(t, raw)`` pairs to replay. A path is a recorder ``.ami.jsonl``: its banner and
     Login response (lines 1-2) are skipped, and so are other ``Response:`` messages
-    (answers to the recorder's own actions) unless ``include_responses``."""
+    (answers to the recorder's own actions) unless ``include_responses``. Plain messages
+    get t = 0; ``(t, raw)`` pairs are taken as they are."""
     if isinstance(source, (str, os.PathLike)):
         lines = Path(source).read_text(encoding="utf-8").splitlines()
         items = [json.loads(line) for line in lines[2:] if line.strip()]
@@ -79,7 +81,7 @@ def load_trace(
         if not include_responses:
             pairs = [p for p in pairs if not p[1].startswith("Response:")]
         return pairs
-    return [(0.0, raw) for raw in source]
+    return [(0.0, item) if isinstance(item, str) else (item[0], item[1]) for item in source]
 
 
 @dataclass(eq=False)
@@ -119,7 +121,7 @@ class FakeAmiServer:
 
     def __init__(
         self,
-        trace: str | os.PathLike[str] | Sequence[str] = (),
+        trace: str | os.PathLike[str] | Sequence[str] | Sequence[tuple[float, str]] = (),
         *,
         username: str = "bridge",
         secret: str = "bridge",
@@ -140,6 +142,7 @@ class FakeAmiServer:
         self.actions: list[Headers] = []  # every action received, in order (parsed)
         self.raw_actions: list[str] = []  # the same, verbatim (repeated headers kept)
         self.dropped: list[str] = []  # trace messages consumed while nobody listened
+        self.endpoints: list[str] = []  # PJSIP endpoints listed besides those seen in calls
         self.connections = 0  # TCP connections accepted
         self.logins = 0  # successful logins
         self._pos = 0
@@ -193,6 +196,18 @@ class FakeAmiServer:
     def port(self) -> int:
         assert self._server is not None, "not started"
         return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def remaining(self) -> int:
+        return len(self._trace) - self._pos
+
+    def extend(self, pairs: Iterable[tuple[float, str]]) -> None:
+        """More messages to replay after the current ones (the demo's endless replay)."""
+        self._trace.extend(pairs)
+        task = self._replay_task
+        if task is not None and task.done() and self._listener() is not None:
+            self._replay_task = asyncio.create_task(self._replay(), name="fake-ami-replay")
+        self._poke()
 
     def pause_after(self, n: int | None) -> None:
         """Hold the replay once ``n`` messages are consumed (None: no hold)."""
@@ -310,6 +325,8 @@ class FakeAmiServer:
         elif action == "logoff":
             conn.send(f"Response: Goodbye\r\n{id_line}Message: Thanks for all the fish.\r\n")
             conn.writer.close()
+        elif action == "pjsipshowendpoints":
+            conn.send(*self._endpoint_list(id_line))
         elif action == "ping":
             conn.send(
                 f"Response: Success\r\n{id_line}Ping: Pong\r\nTimestamp: {time.time():.6f}\r\n"
@@ -329,6 +346,30 @@ class FakeAmiServer:
             )
         else:
             conn.send(f"Response: Success\r\n{id_line}")
+
+    def _endpoint_list(self, id_line: str) -> list[str]:
+        """PJSIPShowEndpoints: the endpoints whose channels the replay has shown so far."""
+        names = sorted(
+            {
+                ch.fields["Channel"].split("/", 1)[1].rsplit("-", 1)[0]
+                for ch in self._channels.values()
+                if ch.fields.get("Channel", "").startswith("PJSIP/")
+            }
+            | set(self.endpoints)
+        )
+        items = [
+            f"Event: EndpointList\r\n{id_line}ObjectType: endpoint\r\nObjectName: {name}\r\n"
+            f"Transport: \r\nAor: {name}\r\nAuths: \r\nOutboundAuths: \r\nContacts: \r\n"
+            "DeviceState: Not in use\r\nActiveChannels: \r\n"
+            for name in names
+        ]
+        return [
+            f"Response: Success\r\n{id_line}EventList: start\r\n"
+            "Message: A listing of Endpoints follows, presented as EndpointList events\r\n",
+            *items,
+            f"Event: EndpointListComplete\r\n{id_line}EventList: Complete\r\n"
+            f"ListItems: {len(items)}\r\n",
+        ]
 
     def _login(self, conn: _Conn, headers: Headers, id_line: str) -> None:
         if _get(headers, "Username") != self.username or _get(headers, "Secret") != self.secret:

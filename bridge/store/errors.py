@@ -15,6 +15,9 @@ DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
 )
 
+# The same, or a query or connect that ran out of time.
+DB_ERRORS_OR_TIMEOUT: tuple[type[BaseException], ...] = (*DB_ERRORS, TimeoutError)
+
 # Only the server being unreachable or restarting: the call pipeline keeps its batch and
 # retries these; any other error is a bug and must surface.
 DB_UNAVAILABLE: tuple[type[BaseException], ...] = (

@@ -2,9 +2,10 @@
 
 Only the holder follows AMI and tracks calls (two trackers would report every call twice);
 both serve FastAGI look-ups and deliver webhooks (the outbox is safe to share). The lock
-lives on a dedicated connection (a pooled one would release it when returned); if that
-connection dies the lock is gone and the holder must stop at once: the other bridge may
-already have taken over.
+lives on a dedicated connection (a pooled one would release it when returned). When that
+connection dies (PostgreSQL went away) the lock is gone: `lost` is set, and the holder
+keeps tracking into its buffer and calls `retake()` once the database answers again; if
+the other bridge got the lock meanwhile, the holder writes what it buffered and steps down.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import logging
 
 import asyncpg
 
-from .errors import DB_ERRORS
+from .errors import DB_ERRORS_OR_TIMEOUT, Backoff
+from .queries import QUERIES
 
 log = logging.getLogger("bridge.leader")
 
@@ -28,34 +30,57 @@ def lock_key(pbx_id: str) -> int:
 
 
 class PbxLock:
-    def __init__(self, dsn: str, pbx_id: str, retry_every: float = 2.0) -> None:
+    def __init__(
+        self, dsn: str, pbx_id: str, retry_every: float = 2.0, timeout: float = 5.0
+    ) -> None:
         self.dsn = dsn
         self.pbx_id = pbx_id
         self.key = lock_key(pbx_id)
         self.retry_every = retry_every
+        self.timeout = timeout  # every connect and query here is bounded by it
         self.held = False
         self.lost = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
+
+    async def _try(self) -> bool:
+        """One attempt; raises DB_ERRORS / TimeoutError when the database does not answer."""
+        if self._conn is None or self._conn.is_closed():
+            self._conn = None
+            self._conn = await asyncpg.connect(self.dsn, timeout=self.timeout)
+        got = bool(await self._conn.fetchval(QUERIES["try_lock"], self.key, timeout=self.timeout))
+        if got:
+            self.held = True
+            self.lost.clear()
+            self._conn.add_termination_listener(self._on_lost)
+            log.info("leader", extra={"pbx": self.pbx_id})
+        return got
 
     async def acquire(self) -> None:
         """Wait (as standby) until this bridge holds the lock."""
         announced = False
         while True:
             try:
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await asyncpg.connect(self.dsn)
-                if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key):
-                    break
-            except DB_ERRORS as exc:
+                if await self._try():
+                    return
+            except DB_ERRORS_OR_TIMEOUT as exc:
                 log.warning("leader_lock_unavailable", extra={"error": repr(exc)})
-                self._conn = None
+                await self._drop_connection()
             if not announced:
                 log.info("standby", extra={"pbx": self.pbx_id})
                 announced = True
             await asyncio.sleep(self.retry_every)
-        self.held = True
-        self._conn.add_termination_listener(self._on_lost)
-        log.info("leader", extra={"pbx": self.pbx_id})
+
+    async def retake(self) -> bool:
+        """After `lost`: wait until the database answers, then try once. True: held again;
+        False: another bridge holds it now."""
+        await self._drop_connection()
+        backoff = Backoff(first=0.2, cap=self.retry_every)
+        while True:
+            try:
+                return await self._try()
+            except DB_ERRORS_OR_TIMEOUT:
+                await self._drop_connection()
+                await backoff.sleep()
 
     def _on_lost(self, _conn: object) -> None:
         if self.held:
@@ -67,14 +92,22 @@ class PbxLock:
         """Notice a dead lock connection even when no termination is signalled."""
         while self.held:
             await asyncio.sleep(every)
+            conn = self._conn
             try:
-                assert self._conn is not None
-                await asyncio.wait_for(self._conn.fetchval("SELECT 1"), every)
-            except (*DB_ERRORS, TimeoutError):
+                if conn is None:
+                    raise ConnectionError("no lock connection")
+                await conn.fetchval(QUERIES["ping"], timeout=min(every, self.timeout))
+            except DB_ERRORS_OR_TIMEOUT:
                 self._on_lost(None)
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
 
     async def release(self) -> None:
         self.held = False
-        if self._conn is not None and not self._conn.is_closed():
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
             with contextlib.suppress(Exception):
-                await self._conn.close(timeout=2)
+                await conn.close(timeout=2)

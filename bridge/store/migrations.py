@@ -1,46 +1,53 @@
-"""Plain SQL migrations from `sql/`, applied in file-name order, each once.
+"""Plain SQL migrations (`sql/NNN_name.sql`), applied in name order, each once.
 
 Several bridges may start at the same time against one database: an advisory lock makes
-them take turns, and each file runs in its own transaction.
+them take turns, and each file runs in its own transaction. The files ship inside the
+package (`bridge.sql`), so an installed bridge migrates without a source checkout.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import re
+from dataclasses import dataclass
 
 import asyncpg
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+from .queries import QUERIES, sql_files
+
 _LOCK_KEY = 0x6272_6964_6765  # "bridge"
+_NAME = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
 log = logging.getLogger("bridge.store")
 
 
-def migration_files(sql_dir: Path = SQL_DIR) -> list[Path]:
-    files = sorted(sql_dir.glob("[0-9][0-9][0-9]_*.sql"))
-    if not files:
-        raise FileNotFoundError(f"no migrations found in {sql_dir}")
-    return files
+@dataclass(frozen=True, slots=True)
+class Migration:
+    name: str
+    sql: str
 
 
-async def migrate(conn: asyncpg.Connection, sql_dir: Path = SQL_DIR) -> list[str]:
+def migration_files() -> list[Migration]:
+    found = sorted((f for f in sql_files().iterdir() if _NAME.match(f.name)), key=lambda f: f.name)
+    if not found:
+        raise FileNotFoundError("no migrations found in the bridge.sql package")
+    return [Migration(f.name, f.read_text()) for f in found]
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:
     """Apply what is missing; return the names applied now."""
     applied_now: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+    await conn.execute(QUERIES["migrations_lock"], _LOCK_KEY)
     try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
-        for path in migration_files(sql_dir):
-            if path.name in done:
+        await conn.execute(QUERIES["migrations_table"])
+        done = {r["name"] for r in await conn.fetch(QUERIES["migrations_applied"])}
+        for migration in migration_files():
+            if migration.name in done:
                 continue
             async with conn.transaction():
-                await conn.execute(path.read_text())
-                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.name)
-            applied_now.append(path.name)
-            log.info("migration_applied", extra={"migration": path.name})
+                await conn.execute(migration.sql)
+                await conn.execute(QUERIES["migration_done"], migration.name)
+            applied_now.append(migration.name)
+            log.info("migration_applied", extra={"migration": migration.name})
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+        await conn.execute(QUERIES["migrations_unlock"], _LOCK_KEY)
     return applied_now

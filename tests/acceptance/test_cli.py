@@ -190,7 +190,11 @@ async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, t
                 assert resp.status == 200
             async with http.get("/readyz") as resp:
                 assert resp.status == 200
-                assert (await resp.json())["checks"] == {"ami": True, "database": True}
+                assert (await resp.json())["checks"] == {
+                    "ami": True,
+                    "database": True,
+                    "webhooks": True,
+                }
             async with http.get("/metrics") as resp:
                 metrics = await resp.text()
             assert "bridge_calls_up 0.0" in metrics and "bridge_ami_connected 1.0" in metrics

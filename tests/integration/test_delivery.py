@@ -20,14 +20,16 @@ import pytest
 from bridge.ami.trace import trace_events
 from bridge.config import Settings
 from bridge.crm import profiles
-from bridge.delivery import admin
-from bridge.delivery.outbox import Outbox, ensure_primary_target
+from bridge.crm.outbox_rows import OutboxRows
 from bridge.delivery.retry import RetryPolicy
 from bridge.delivery.service import Delivery
 from bridge.devtools.fake_crm import FakeCrm, Received
 from bridge.devtools.local_postgres import LocalPostgres
+from bridge.store import outbox as admin
+from bridge.store import targets
 from bridge.store.calls import CallStore
 from bridge.store.migrations import migrate
+from bridge.store.targets import Subscription, ensure_primary_target
 from tests.support.traces import TRACES, expected, grammar_violations, scenario_names
 from tests.unit.test_tracker_traces import lab_tracker
 
@@ -48,15 +50,15 @@ def settings(dsn: str, url: str, **delivery: object) -> Settings:
 
 async def prepare(
     dsn: str, url: str, profile: str = "vpbx", secret: str | None = None, event_ttl: float = 60.0
-) -> tuple[asyncpg.Pool, Outbox]:
+) -> tuple[asyncpg.Pool, OutboxRows]:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8)
     async with pool.acquire() as conn:
         await migrate(conn)
         await ensure_primary_target(conn, "lab", url, "tok", profile, secret)
-    return pool, Outbox("lab", event_ttl=event_ttl)
+    return pool, OutboxRows("lab", event_ttl=event_ttl)
 
 
-async def store_scenarios(pool: asyncpg.Pool, outbox: Outbox, names=None) -> None:
+async def store_scenarios(pool: asyncpg.Pool, outbox: OutboxRows, names=None) -> None:
     store = CallStore(pool, "lab", outbox)
     for name in names or scenario_names():
         tracker = lab_tracker()
@@ -141,7 +143,7 @@ async def test_every_webhook_arrives_in_order_in_the_vpbx_format(running, crm) -
     assert transferred and all("second_callid" in e.fields for e in transferred)
     await settled(pool)
     async with pool.acquire() as conn:
-        assert (await admin.counts(conn)).keys() == {"sent"}
+        assert (await admin.counts(conn, "lab")).keys() == {"sent"}
         attempts = await conn.fetchval("SELECT count(*) FROM webhook_attempts")
     assert attempts == len(crm.received)
 
@@ -200,13 +202,13 @@ async def test_410_disables_the_target_and_keeps_the_rows(running, crm) -> None:
         while await pool.fetchval("SELECT enabled FROM webhook_targets"):
             await asyncio.sleep(0.05)
     async with pool.acquire() as conn:
-        assert (await admin.counts(conn)) == {"pending": 4}
+        assert (await admin.counts(conn, "lab")) == {"pending": 4}
         before = delivery.stats.idle_waits
         await asyncio.sleep(1.0)
         # 4 workers, poll_interval 0.2 s: about 20 idle waits a second, not hundreds
         assert delivery.stats.idle_waits - before <= 30, "idle workers must not spin"
         crm.reset()
-        assert await admin.enable_target(conn, "lab", "primary")
+        assert await targets.enable_target(conn, "lab", "primary")
     await crm.wait_count("history", 1, timeout=10)
 
 
@@ -221,8 +223,8 @@ async def test_other_4xx_dead_letters_then_redrive(running, crm) -> None:
     assert len(crm.requests("history")) == 3  # max_client_errors
     crm.reset()
     async with pool.acquire() as conn:
-        (dead,) = await admin.list_rows(conn, "dead")
-        assert await admin.redrive(conn, [dead["id"]]) == 1
+        (dead,) = await admin.list_rows(conn, "lab", "dead")
+        assert await admin.redrive(conn, "lab", [dead["id"]]) == 1
     (history,) = await crm.wait_count("history", 1, timeout=10)
     assert history.webhook_id == dead["webhook_id"]
 
@@ -239,7 +241,7 @@ async def test_event_popups_expire_histories_do_not(pg_dsn, crm) -> None:
         await crm.wait_count("history", 1, timeout=10)
         await settled(pool)
         async with pool.acquire() as conn:
-            counts = await admin.counts(conn)
+            counts = await admin.counts(conn, "lab")
         assert counts.get("expired", 0) >= 1 and counts["sent"] >= 1
         assert "dead" not in counts
     finally:
@@ -255,8 +257,7 @@ async def test_profiles_and_signatures(pg_dsn, profile: str) -> None:
     delivery = Delivery(pool, pg_dsn, settings(pg_dsn, crm.url), policy=RetryPolicy(**FAST))
     try:
         await store_scenarios(pool, outbox, ["in_blind_transfer"])
-        async with pool.acquire() as conn, conn.transaction():
-            await outbox.enqueue_rating(conn, "1795346461.28", 5)
+        await CallStore(pool, "lab", outbox).save_rating("1795346461.28", 5)
         await delivery.start()
         await crm.wait_count("history", 1, timeout=10)
         await crm.wait_for(lambda: all(r.status_answered for r in crm.received), timeout=5)
@@ -413,7 +414,7 @@ async def test_outbox_rating_sink_stores_and_sends_the_rating(running, crm) -> N
 
     pool, outbox, start = running
     await store_scenarios(pool, outbox, ["in_queue"])
-    sink = OutboxRatingSink(pool, outbox)
+    sink = OutboxRatingSink(CallStore(pool, "lab", outbox))
     assert isinstance(sink, RatingSink)
     await sink.submit_rating("1795346445.14", 4)
     await sink.submit_rating("1795346445.14", 4)  # the caller pressed twice: one webhook
@@ -443,23 +444,26 @@ async def test_subscriptions_get_what_they_asked_for(running, crm, pg_dsn) -> No
     try:
         async with pool.acquire() as conn:
             with pytest.raises(ValueError, match="direction"):
-                await admin.add_target(conn, "lab", "billing", billing.url, direction="up")
-            await admin.add_target(
+                await targets.add_target(
+                    conn, "lab", Subscription("billing", billing.url, direction="up")
+                )
+            await targets.add_target(
                 conn,
                 "lab",
-                "billing",
-                billing.url,
-                token="b-tok",
-                profile="json",
-                commands=("history",),
-                direction="out",
-                signing_secret="whsec_c2VjcmV0",
+                Subscription(
+                    "billing",
+                    billing.url,
+                    token="b-tok",
+                    profile="json",
+                    commands=("history",),
+                    direction="out",
+                    signing_secret="whsec_c2VjcmV0",
+                ),
             )
-            assert [r["name"] for r in await admin.list_targets(conn, "lab")] == [
+            assert [r["name"] for r in await targets.list_targets(conn, "lab")] == [
                 "primary",
                 "billing",
             ]
-        outbox.invalidate()
         await store_scenarios(pool, outbox)
         await start()
         outbound = sum(
@@ -472,8 +476,8 @@ async def test_subscriptions_get_what_they_asked_for(running, crm, pg_dsn) -> No
         assert {r.fields["type"] for r in billing.received} == {"out"}
         assert all(r.accepted for r in billing.received), "signed, JSON, token accepted"
         async with pool.acquire() as conn:
-            assert await admin.remove_target(conn, "lab", "billing")
-            assert not await admin.remove_target(conn, "lab", "primary")
+            assert await targets.remove_target(conn, "lab", "billing")
+            assert not await targets.remove_target(conn, "lab", "primary")
     finally:
         await billing.stop()
 

@@ -13,7 +13,8 @@ from aiohttp import web
 
 from bridge.api.recordings import add_recording_routes
 from bridge.crm.links import link_is_valid, recording_link
-from bridge.delivery.outbox import Outbox
+from bridge.crm.outbox_rows import OutboxRows, Target
+from bridge.store.calls import CallStore
 from bridge.store.migrations import migrate
 from bridge.tracker.model import CallRecord
 from tests.integration.test_store import store_trace
@@ -50,13 +51,13 @@ async def test_recorded_call_gets_a_link_that_plays(pg_dsn: str, tmp_path: Path)
     await store_trace(pool, "in_recorded")
     await pool.execute("UPDATE calls SET recording = $1", str(wav))  # the lab's path, here
     app = web.Application()
-    add_recording_routes(app, pool, "lab", SECRET, str(spool))
+    add_recording_routes(app, CallStore(pool, "lab"), SECRET, str(spool))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    outbox = Outbox(
+    outbox = OutboxRows(
         "lab", link_for=lambda rec: recording_link(base, SECRET, rec.callid, int(time.time()) + 60)
     )
     (row,) = [r for r in outbox.rows([record], [_target()]) if r[3] == "history"]
@@ -80,15 +81,13 @@ async def test_recorded_call_gets_a_link_that_plays(pg_dsn: str, tmp_path: Path)
     finally:
         await runner.cleanup()
         await pool.close()
-    unrecorded = Outbox("lab", link_for=lambda rec: "should not be used")
+    unrecorded = OutboxRows("lab", link_for=lambda rec: "should not be used")
     _, plain = run("in_answered")
     rows = unrecorded.rows([o for o in plain if isinstance(o, CallRecord)], [_target()])
     assert json.loads(rows[0][6])["link"] == ""
 
 
 def _target():  # type: ignore[no-untyped-def]
-    from bridge.delivery.outbox import Target
-
     return Target(
         id=1,
         pbx_id="lab",

@@ -1,0 +1,88 @@
+"""How the parts are built from the settings: one place, used by `run`, `demo` and `replay`.
+
+Factories only; the lifecycle (what starts when, what waits for the database, leadership)
+is `bridge.daemon.Bridge`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import asyncpg
+
+from .ami.ingest import AmiIngest
+from .config import PbxSettings, Settings
+from .crm.links import recording_link
+from .crm.outbox_rows import OutboxRows
+from .store.calls import CallStore
+from .tracker.model import CallRecord
+from .tracker.tracker import CallTracker
+
+
+def tracker_from(pbx: PbxSettings) -> CallTracker:
+    """A call tracker configured from a `[pbx]` section."""
+    return CallTracker(
+        trunks=list(pbx.trunks),
+        extensions=list(pbx.extensions),
+        region=pbx.region,
+        main_number=pbx.main_number or "",
+        users=pbx.users,
+        groups=pbx.groups,
+    )
+
+
+def ingest_from(settings: Settings, tracker: CallTracker) -> AmiIngest:
+    a = settings.asterisk
+    return AmiIngest(
+        a.host,
+        a.port,
+        a.username,
+        a.secret or "",
+        ping_interval=a.ping_interval,
+        ping_timeout=a.ping_timeout,
+        reconnect_max_delay=a.reconnect_max_delay,
+        queue_size=a.queue_size,
+        wants=tracker.wants,
+    )
+
+
+def recording_links(settings: Settings) -> Callable[[CallRecord], str] | None:
+    """Signed, expiring recording links, when `[api] link_secret` is set."""
+    api = settings.api
+    if not api.link_secret:
+        return None
+    secret, base, ttl = api.link_secret, api.public_url, api.link_ttl
+    return lambda rec: recording_link(base, secret, rec.callid, int(rec.end + ttl))
+
+
+def outbox_rows_from(settings: Settings) -> OutboxRows:
+    return OutboxRows(
+        settings.pbx.id,
+        event_ttl=settings.crm.event_ttl,
+        send_internal=settings.pbx.send_internal,
+        link_for=recording_links(settings),
+    )
+
+
+def call_store_from(pool: asyncpg.Pool, settings: Settings) -> CallStore:
+    return CallStore(
+        pool,
+        settings.pbx.id,
+        outbox_rows_from(settings),
+        callback_window=settings.pbx.callback_window,
+    )
+
+
+async def open_pool(settings: Settings, *, max_size: int | None = None) -> asyncpg.Pool:
+    """A pool that opens no connection up front (start-up never fails because PostgreSQL
+    is down) and bounds every connect and every query."""
+    db = settings.database
+    assert db.url
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        db.url,
+        min_size=0,
+        max_size=max_size or db.pool_max,
+        timeout=db.connect_timeout,
+        command_timeout=db.command_timeout,
+    )
+    return pool

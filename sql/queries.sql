@@ -1,0 +1,327 @@
+-- The bridge's named queries, in one place (loaded by bridge/store/queries.py).
+-- Each query starts with a `-- name --` line; the comment lines after it say what it is for.
+-- $1 is always the PBX id where a query is per PBX.
+
+-- ============================================================ calls (written by the pipeline)
+
+-- open_call --
+-- A call seen for the first time (or its first answer): the row exists while it is up.
+INSERT INTO calls (pbx_id, callid, direction, phone, diversion, group_name, started_at,
+                   answered_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (pbx_id, callid) DO UPDATE SET
+    phone = CASE WHEN calls.phone = '' THEN EXCLUDED.phone ELSE calls.phone END,
+    group_name = CASE WHEN calls.group_name = '' THEN EXCLUDED.group_name
+                      ELSE calls.group_name END,
+    answered_at = COALESCE(calls.answered_at, EXCLUDED.answered_at)
+WHERE calls.status IS NULL;
+
+-- call_event --
+-- One CRM event of a call; its sequence number makes a replay a no-op.
+INSERT INTO call_events (pbx_id, callid, seq, type, at, ext, user_login, second_callid, channel)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (pbx_id, callid, seq) DO NOTHING;
+
+-- finish_call --
+-- The finished call: its history, as the tracker built it.
+INSERT INTO calls (pbx_id, callid, direction, status, phone, diversion, ext, user_login,
+                   group_name, started_at, answered_at, ended_at, duration, wait, recording,
+                   closed_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (pbx_id, callid) DO UPDATE SET
+    direction = EXCLUDED.direction, status = EXCLUDED.status, phone = EXCLUDED.phone,
+    diversion = EXCLUDED.diversion, ext = EXCLUDED.ext, user_login = EXCLUDED.user_login,
+    group_name = EXCLUDED.group_name, started_at = EXCLUDED.started_at,
+    answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,
+    duration = EXCLUDED.duration, wait = EXCLUDED.wait, recording = EXCLUDED.recording,
+    closed_by = EXCLUDED.closed_by;
+
+-- call_leg --
+-- One channel that took part in a finished call.
+INSERT INTO call_legs (pbx_id, uniqueid, callid, channel, kind, ext, started_at, answered_at,
+                       ended_at, cause, dial_status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (pbx_id, uniqueid) DO UPDATE SET
+    callid = EXCLUDED.callid, channel = EXCLUDED.channel, kind = EXCLUDED.kind,
+    ext = EXCLUDED.ext, started_at = EXCLUDED.started_at, answered_at = EXCLUDED.answered_at,
+    ended_at = EXCLUDED.ended_at, cause = EXCLUDED.cause, dial_status = EXCLUDED.dial_status;
+
+-- calls_back --
+-- Of these outbound calls ($2 callids, $3 customers, $4 starts), those that call back a
+-- customer whose inbound call was missed within $5 seconds and not answered since.
+SELECT r.callid
+FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS r(callid, phone, start)
+WHERE EXISTS (
+    SELECT 1 FROM calls m
+    WHERE m.pbx_id = $1 AND m.phone = r.phone AND m.direction = 'in' AND m.status = 'missed'
+      AND m.started_at < r.start AND m.started_at >= r.start - make_interval(secs => $5)
+      AND NOT EXISTS (
+          SELECT 1 FROM calls s
+          WHERE s.pbx_id = $1 AND s.phone = r.phone AND s.status = 'Success'
+            AND s.direction <> 'internal' AND s.started_at > m.started_at
+            AND s.started_at < r.start));
+
+-- mark_callbacks --
+-- Their history says missedStatus = 2.
+UPDATE calls SET missed_status = 2 WHERE pbx_id = $1 AND callid = ANY($2);
+
+-- open_calls --
+-- Calls a previous run left open, with each employee's last event (for a restart).
+SELECT c.callid, c.direction, c.phone, c.diversion, c.group_name, c.started_at,
+       c.answered_at,
+       COALESCE((SELECT max(seq) FROM call_events e
+                 WHERE e.pbx_id = c.pbx_id AND e.callid = c.callid), 0) AS last_seq,
+       COALESCE((SELECT jsonb_object_agg(ext, type) FROM (
+                    SELECT DISTINCT ON (ext) ext, type FROM call_events e
+                    WHERE e.pbx_id = c.pbx_id AND e.callid = c.callid
+                    ORDER BY ext, seq DESC) last), '{}'::jsonb)::text AS sessions
+FROM calls c WHERE c.pbx_id = $1 AND c.status IS NULL;
+
+-- known_extensions --
+-- Every employee extension seen in a call of this PBX.
+SELECT DISTINCT ext FROM call_legs WHERE pbx_id = $1 AND kind = 'extension' AND ext <> '';
+
+-- call_exists --
+-- Whether the bridge has this call.
+SELECT EXISTS (SELECT 1 FROM calls WHERE pbx_id = $1 AND callid = $2);
+
+-- call_recording --
+-- The recording file of a call ('' when none).
+SELECT recording FROM calls WHERE pbx_id = $1 AND callid = $2;
+
+-- rate_call --
+-- A post-call rating, stored on its call; what the `rating` command needs of the call.
+UPDATE calls SET rating = $3 WHERE pbx_id = $1 AND callid = $2
+RETURNING phone, user_login, ext, direction;
+
+-- call_counts --
+-- Calls by direction and status (the demo's summary).
+SELECT direction, coalesce(status, 'up') AS status, count(*) AS n
+FROM calls WHERE pbx_id = $1 GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- ============================================================ webhook targets
+
+-- enabled_targets --
+SELECT * FROM webhook_targets WHERE pbx_id = $1 AND enabled ORDER BY id;
+
+-- ensure_primary --
+-- The config's [crm] as the target 'primary', kept in step with the config; one switched
+-- off by a 410 stays off until an operator enables it.
+INSERT INTO webhook_targets (pbx_id, name, url, token, profile, signing_secret)
+VALUES ($1, 'primary', $2, $3, $4, $5)
+ON CONFLICT (pbx_id, name) DO UPDATE SET url = EXCLUDED.url, token = EXCLUDED.token,
+    profile = EXCLUDED.profile, signing_secret = EXCLUDED.signing_secret,
+    enabled = CASE WHEN webhook_targets.disabled_reason = 'no [crm] url in the config'
+                   THEN true ELSE webhook_targets.enabled END
+RETURNING id;
+
+-- disable_primary --
+UPDATE webhook_targets SET enabled = false, disabled_reason = 'no [crm] url in the config'
+WHERE pbx_id = $1 AND name = 'primary';
+
+-- list_targets --
+SELECT id, name, url, profile, commands, direction, enabled, disabled_reason,
+       signing_secret IS NOT NULL AS signed
+FROM webhook_targets WHERE pbx_id = $1 ORDER BY id;
+
+-- add_target --
+-- A subscription (another CRM, a billing hook); replaces one of the same name.
+INSERT INTO webhook_targets (pbx_id, name, url, token, profile, commands, direction,
+                             signing_secret)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (pbx_id, name) DO UPDATE SET url = EXCLUDED.url, token = EXCLUDED.token,
+    profile = EXCLUDED.profile, commands = EXCLUDED.commands,
+    direction = EXCLUDED.direction, signing_secret = EXCLUDED.signing_secret,
+    enabled = true, disabled_reason = ''
+RETURNING id;
+
+-- remove_target --
+-- A subscription and its undelivered rows; never the primary.
+DELETE FROM webhook_targets WHERE pbx_id = $1 AND name = $2 AND name <> 'primary';
+
+-- enable_target --
+UPDATE webhook_targets SET enabled = true, disabled_reason = '' WHERE pbx_id = $1 AND name = $2;
+
+-- disable_target --
+-- A 410 from the receiver switches its target off.
+UPDATE webhook_targets SET enabled = false, disabled_reason = $2 WHERE id = $1;
+
+-- ============================================================ the outbox
+
+-- enqueue --
+-- One webhook row; the same (target, call, key) twice is one row.
+INSERT INTO webhook_outbox (pbx_id, target_id, callid, cmd, dedupe_key, webhook_id, payload,
+                            expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb,
+        CASE WHEN $8::float8 IS NULL THEN NULL
+             ELSE now() + make_interval(secs => $8::float8) END)
+ON CONFLICT (target_id, callid, dedupe_key) DO NOTHING;
+
+-- claim --
+-- Up to $1 due rows for worker $2, leased for $3 seconds; only the oldest undelivered row
+-- of each (target, call), so a call's webhooks reach a CRM in order.
+WITH due AS (
+    SELECT o.id
+    FROM webhook_outbox o
+    JOIN webhook_targets t ON t.id = o.target_id AND t.enabled
+    WHERE ((o.state = 'pending' AND o.available_at <= now())
+           OR (o.state = 'leased' AND o.lease_until < now()))
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_outbox e
+          WHERE e.target_id = o.target_id AND e.callid = o.callid AND e.id < o.id
+            AND e.state IN ('pending', 'leased'))
+    ORDER BY o.id
+    LIMIT $1
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE webhook_outbox o
+SET state = 'leased', leased_by = $2, lease_until = now() + make_interval(secs => $3),
+    attempts = o.attempts + 1, first_attempt_at = COALESCE(o.first_attempt_at, now())
+FROM due, webhook_targets t
+WHERE o.id = due.id AND t.id = o.target_id
+RETURNING o.id, o.target_id, o.callid, o.cmd, o.webhook_id, o.payload::text AS payload,
+          o.attempts, extract(epoch FROM o.created_at)::float8 AS created_at,
+          extract(epoch FROM o.expires_at)::float8 AS expires_at,
+          extract(epoch FROM o.first_attempt_at)::float8 AS first_attempt_at,
+          t.url, t.token, t.profile, t.signing_secret, t.name AS target;
+
+-- finish_row --
+-- A final outcome ($3: sent, dead, expired) and its attempt, in one round trip; only
+-- while worker $2 still holds the lease.
+WITH attempt AS (
+    INSERT INTO webhook_attempts (outbox_id, worker, status, latency_ms, error, outcome)
+    VALUES ($1, $2, $4, $6, $7, $3)
+)
+UPDATE webhook_outbox SET state = $3, last_status = $4, last_error = $5, lease_until = NULL,
+       sent_at = CASE WHEN $3 = 'sent' THEN now() END
+WHERE id = $1 AND state = 'leased' AND leased_by = $2;
+
+-- record_attempt --
+INSERT INTO webhook_attempts (outbox_id, worker, status, latency_ms, error, outcome)
+VALUES ($1, $2, $3, $4, $5, $6);
+
+-- retry_row --
+-- Back to pending, due in $5 seconds.
+UPDATE webhook_outbox SET state = 'pending', lease_until = NULL, last_status = $3,
+       last_error = $4, available_at = now() + make_interval(secs => $5)
+WHERE id = $1 AND state = 'leased' AND leased_by = $2
+RETURNING available_at;
+
+-- hold_call --
+-- The rest of that call waits with its retried row (nothing to scan meanwhile).
+UPDATE webhook_outbox SET available_at = $3
+WHERE target_id = $1 AND callid = $2 AND state = 'pending' AND available_at < $3;
+
+-- return_row --
+-- A row of a target just switched off waits, untried, for the target to come back.
+UPDATE webhook_outbox SET state = 'pending', lease_until = NULL, attempts = attempts - 1,
+       last_status = $3
+WHERE id = $1 AND state = 'leased' AND leased_by = $2;
+
+-- next_due --
+-- Seconds until the next row can be claimed (a retry, an expired lease); NULL when none.
+SELECT extract(epoch FROM least(
+    (SELECT min(o.available_at) FROM webhook_outbox o
+     JOIN webhook_targets t ON t.id = o.target_id AND t.enabled
+     WHERE o.state = 'pending'
+       AND NOT EXISTS (
+           SELECT 1 FROM webhook_outbox e
+           WHERE e.target_id = o.target_id AND e.callid = o.callid AND e.id < o.id
+             AND e.state IN ('pending', 'leased'))),
+    (SELECT min(lease_until) FROM webhook_outbox WHERE state = 'leased')) - now())::float8;
+
+-- list_rows --
+-- Newest rows first, optionally of one state.
+SELECT o.id, t.name AS target, o.callid, o.cmd, o.state, o.attempts, o.last_status,
+       o.last_error, o.created_at, o.available_at, o.webhook_id
+FROM webhook_outbox o JOIN webhook_targets t ON t.id = o.target_id
+WHERE o.pbx_id = $1 AND ($2::text IS NULL OR o.state = $2)
+ORDER BY o.id DESC LIMIT $3;
+
+-- row_counts --
+SELECT state, count(*) AS n FROM webhook_outbox WHERE pbx_id = $1 GROUP BY state;
+
+-- redrive --
+-- Dead letters (all, or ids $2) back to pending with a fresh retry window; their
+-- webhook-id stays, so a receiver that got one anyway drops it.
+UPDATE webhook_outbox SET state = 'pending', available_at = now(), attempts = 0,
+       expires_at = now() + (expires_at - created_at),
+       created_at = now(), first_attempt_at = NULL, lease_until = NULL
+WHERE pbx_id = $1 AND state = 'dead' AND ($2::bigint[] IS NULL OR id = ANY($2));
+
+-- wake_workers --
+SELECT pg_notify('webhook_outbox', '');
+
+-- backlog --
+-- Per target: rows waiting, the age of the oldest waiting row and of the oldest waiting
+-- history, dead letters (for /metrics and /readyz).
+SELECT t.name AS target,
+       count(*) FILTER (WHERE o.state IN ('pending', 'leased')) AS waiting,
+       coalesce(extract(epoch FROM now() - min(o.created_at)
+                FILTER (WHERE o.state IN ('pending', 'leased'))), 0)::float8 AS oldest_age,
+       coalesce(extract(epoch FROM now() - min(o.created_at)
+                FILTER (WHERE o.state IN ('pending', 'leased') AND o.cmd = 'history')),
+                0)::float8 AS oldest_history_age,
+       count(*) FILTER (WHERE o.state = 'dead') AS dead
+FROM webhook_targets t
+LEFT JOIN webhook_outbox o ON o.target_id = t.id AND o.state IN ('pending', 'leased', 'dead')
+WHERE t.pbx_id = $1
+GROUP BY t.name ORDER BY t.name;
+
+-- ============================================================ retention
+
+-- prune_sent --
+-- Delivered and expired rows older than $2 seconds (their attempts go with them), at most
+-- $3 at a time.
+DELETE FROM webhook_outbox WHERE id IN (
+    SELECT id FROM webhook_outbox
+    WHERE pbx_id = $1 AND state IN ('sent', 'expired')
+      AND coalesce(sent_at, created_at) < now() - make_interval(secs => $2)
+    LIMIT $3);
+
+-- prune_attempts --
+-- Attempts older than $1 seconds of rows still kept (dead letters, long retries).
+DELETE FROM webhook_attempts WHERE id IN (
+    SELECT id FROM webhook_attempts WHERE at < now() - make_interval(secs => $1) LIMIT $2);
+
+-- prune_calls --
+-- Finished calls older than $2 seconds, with their events and legs, at most $3 at a time.
+WITH gone AS (
+    DELETE FROM calls WHERE (pbx_id, callid) IN (
+        SELECT pbx_id, callid FROM calls
+        WHERE pbx_id = $1 AND status IS NOT NULL
+          AND ended_at < now() - make_interval(secs => $2)
+        LIMIT $3)
+    RETURNING pbx_id, callid
+), events AS (
+    DELETE FROM call_events e USING gone g WHERE e.pbx_id = g.pbx_id AND e.callid = g.callid
+), legs AS (
+    DELETE FROM call_legs l USING gone g WHERE l.pbx_id = g.pbx_id AND l.callid = g.callid
+)
+SELECT count(*) FROM gone;
+
+-- ============================================================ leader lock
+
+-- try_lock --
+SELECT pg_try_advisory_lock($1);
+
+-- ping --
+SELECT 1;
+
+-- ============================================================ migrations
+
+-- migrations_lock --
+SELECT pg_advisory_lock($1);
+
+-- migrations_unlock --
+SELECT pg_advisory_unlock($1);
+
+-- migrations_table --
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+
+-- migrations_applied --
+SELECT name FROM schema_migrations;
+
+-- migration_done --
+INSERT INTO schema_migrations (name) VALUES ($1);
