@@ -383,7 +383,7 @@ async def test_two_delivery_processes_never_send_a_row_twice(pg_dsn, crm, tmp_pa
 
 
 async def test_postgres_restarted_during_delivery(crm, tmp_path) -> None:
-    with LocalPostgres(tmp_path / "pg", durable=True) as pg:
+    with LocalPostgres(durable=True) as pg:
         pg.start()
         dsn = pg.create_database("bridge")
         pool, outbox = await prepare(dsn, crm.url)
