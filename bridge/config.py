@@ -93,8 +93,8 @@ class ConfigError(ValueError):
 
 
 # --------------------------------------------------------------------------- showing values
-# Problems end up in the journal (the unit runs check-config as ExecStartPre): a secret's
-# value must never be part of one.
+# Problems end up in the journal (systemd logs what `run` prints when it refuses to start):
+# a secret's value must never be part of one.
 
 
 def _is_secret_loc(loc: tuple[int | str, ...]) -> bool:
@@ -107,7 +107,10 @@ def _is_secret_name(name: str) -> bool:
 
 
 _USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):.*@")
+_BARE_USERINFO = re.compile(r"^(?P<head>[^/?#@:\s]*):.*@")  # `bridge:pw@db/x`, no scheme
 _QUERY_VALUE = re.compile(r"(?P<key>[?&;][^=&#;]*=)[^&#;]*")
+# libpq's key=value form (`host=db password=x`), which is not a URL but may be written.
+_SECRET_PAIR = re.compile(r"(?P<key>(?:password|passwd|secret|token)\s*=\s*)\S+", re.IGNORECASE)
 
 
 def mask_url(url: str) -> str:
@@ -117,11 +120,17 @@ def mask_url(url: str) -> str:
     user name and the last ``@`` is the password, and every query value is hidden,
     because CRM webhook URLs often carry their key there.
     """
-    masked = _USERINFO.sub(lambda m: f"{m.group('head')}:***@", url, count=1)
+    userinfo = _USERINFO if "://" in url else _BARE_USERINFO
+    masked = userinfo.sub(lambda m: f"{m.group('head')}:***@", url, count=1)
+    masked = _SECRET_PAIR.sub(lambda m: f"{m.group('key')}***", masked)
     head, sep, query = masked.partition("?")
     if not sep:
         return masked
     return head + _QUERY_VALUE.sub(lambda m: f"{m.group('key')}***", "?" + query)
+
+
+def _looks_like_credentials(text: str) -> bool:
+    return "://" in text or "@" in text or "=" in text
 
 
 def _toml_type(value: object) -> str:
@@ -152,9 +161,13 @@ def _show(value: object, loc: tuple[int | str, ...] = ()) -> str:
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, str):
-        text = json.dumps(mask_url(value) if "://" in value else value, ensure_ascii=False)
+        text = json.dumps(
+            mask_url(value) if _looks_like_credentials(value) else value, ensure_ascii=False
+        )
     elif isinstance(value, list | tuple):
-        items = [mask_url(v) if isinstance(v, str) and "://" in v else v for v in value]
+        items = [
+            mask_url(v) if isinstance(v, str) and _looks_like_credentials(v) else v for v in value
+        ]
         text = json.dumps(items, ensure_ascii=False, default=str)
     else:
         text = str(value)

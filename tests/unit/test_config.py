@@ -607,6 +607,9 @@ SECRET_CASES = [
     f'[database]\nurl = "postgresql://bridge:p/{SECRET}@db/bridge"\n',
     f'[database]\nurl = "postgresql://bridge@db/bridge?password={SECRET}"\nx = 1\n',
     f'[database]\nurl = ["postgresql://bridge:{SECRET}@db/bridge"]\n',
+    f'[database]\nurl = "bridge:{SECRET}@db/bridge"\n',  # no scheme
+    f'[database]\nurl = "host=db user=bridge password={SECRET}"\n',  # libpq key=value
+    f'[database]\nurl = "host=db password = {SECRET}"\n',
     f'[pbx.users]\n"token" = ""\n"10 1" = "{SECRET}"\n',
     f'[asterisk]\nsecret = "{SECRET}\n',  # a TOML syntax error on the secret's line
 ]
@@ -663,6 +666,8 @@ def test_no_problem_shows_a_secret_from_the_environment(
         ("postgresql:///bridge?host=/run/postgresql", "postgresql:///bridge?host=***"),
         ("https://crm/hook?key=abc&x=1", "https://crm/hook?key=***&x=***"),
         ("not a url", "not a url"),
+        ("bridge:pw@db/bridge", "bridge:***@db/bridge"),
+        ("host=db user=bridge password=pw", "host=db user=bridge password=***"),
     ],
 )
 def test_mask_url(url: str, shown: str) -> None:
