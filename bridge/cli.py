@@ -1,4 +1,9 @@
-"""`crm-bridge`: run, migrate, check-config, replay, demo."""
+"""`crm-bridge`: the daemon (run, deliver) and the operator's commands.
+
+Every command that reads the config checks it the way ``check-config`` does and stops,
+with exit status 2 and one plain-English line per problem on stderr, before doing
+anything: a bad config never gets as far as a traceback or a half-started daemon.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,38 @@ import argparse
 import asyncio
 import json
 import sys
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 DEFAULT_CONFIG = "/etc/crm-bridge/bridge.toml"
+DISTRIBUTION = "asterisk-crm-bridge"
 
 
-def _load(path: str | None, *, for_daemon: bool):  # type: ignore[no-untyped-def]
+def version() -> str:
+    """The installed distribution's version; the package's own when it is not installed."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        from . import __version__
+
+        return __version__
+
+
+def _load(path: str | None, *, for_daemon: bool, command: str) -> Settings:
+    """The settings, or exit 2 with the problems (exactly what check-config reports)."""
     from .config import ConfigError, load_settings
 
     try:
         return load_settings(path, for_daemon=for_daemon)
     except ConfigError as exc:
-        print(f"crm-bridge: {path or 'configuration'} is not usable:", file=sys.stderr)
+        what = "not starting" if command in ("run", "deliver") else "nothing done"
+        where = path or "the configuration"
+        count = len(exc.problems)
+        print(f"crm-bridge {command}: {where}: {count} problem(s), {what}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -26,13 +51,17 @@ def _load(path: str | None, *, for_daemon: bool):  # type: ignore[no-untyped-def
 def cmd_check_config(args: argparse.Namespace) -> int:
     from .config import check_config_file
 
-    problems = check_config_file(args.file, for_daemon=not args.replay_only)
+    if args.file and args.config_option and args.file != args.config_option:
+        print("crm-bridge check-config: give the file once (FILE or --config)", file=sys.stderr)
+        return 2
+    path = args.file or args.config_option or DEFAULT_CONFIG
+    problems = check_config_file(path, for_daemon=not args.replay_only)
     if problems:
-        print(f"{args.file}: {len(problems)} problem(s)", file=sys.stderr)
+        print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
         for problem in problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
-    print(f"{args.file}: OK")
+    print(f"{path}: OK")
     return 0
 
 
@@ -41,7 +70,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .replay import write_replay
     from .wiring import tracker_from
 
-    settings = _load(args.config, for_daemon=False)
+    settings = _load(args.config, for_daemon=False, command=args.command)
     if not Path(args.trace).is_file():
         print(f"crm-bridge replay: no such trace file: {args.trace}", file=sys.stderr)
         return 2
@@ -63,7 +92,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     from .store.migrations import migrate
 
-    settings = _load(args.config, for_daemon=False)
+    settings = _load(args.config, for_daemon=False, command=args.command)
     url = args.database_url or settings.database.url
     if not url:
         print(
@@ -88,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import run_bridge
     from .observability.logs import configure_logging
 
-    settings = _load(args.config, for_daemon=True)
+    settings = _load(args.config, for_daemon=True, command=args.command)
     configure_logging(settings.log.level, cache_loggers=True)
     asyncio.run(run_bridge(settings))
     return 0
@@ -98,7 +127,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     from .daemon import run_delivery
     from .observability.logs import configure_logging
 
-    settings = _load(args.config, for_daemon=True)
+    settings = _load(args.config, for_daemon=True, command=args.command)
     configure_logging(settings.log.level, cache_loggers=True)
     asyncio.run(run_delivery(settings))
     return 0
@@ -109,7 +138,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
     from .store import outbox, targets
 
-    settings = _load(args.config, for_daemon=False)
+    settings = _load(args.config, for_daemon=False, command=args.command)
     if not settings.database.url:
         print("crm-bridge outbox: no [database] url in the config", file=sys.stderr)
         return 2
@@ -145,7 +174,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
     from .store import targets
 
-    settings = _load(args.config, for_daemon=False)
+    settings = _load(args.config, for_daemon=False, command=args.command)
     if not settings.database.url:
         print("crm-bridge targets: no [database] url in the config", file=sys.stderr)
         return 2
@@ -188,7 +217,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .store.retention import prune
     from .wiring import open_pool
 
-    settings = _load(args.config, for_daemon=False)
+    settings = _load(args.config, for_daemon=False, command="prune")
     if not settings.database.url:
         print("crm-bridge prune: no [database] url in the config", file=sys.stderr)
         return 2
@@ -221,21 +250,130 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(speed=args.speed, traces=args.traces)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crm-bridge", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+CONFIG_HELP = (
+    "TOML config file (default: %(default)s); BRIDGE_<SECTION>__<KEY> environment "
+    "variables override its keys"
+)
+OPTIONAL_CONFIG_HELP = (
+    "TOML config file (default: none: the built-in defaults); BRIDGE_<SECTION>__<KEY> "
+    "environment variables override its keys"
+)
 
-    p = sub.add_parser("run", help="follow AMI and keep every call in PostgreSQL")
-    p.add_argument("--config", default=DEFAULT_CONFIG)
+
+def _add_config(parser: argparse.ArgumentParser, default: str | None = DEFAULT_CONFIG) -> None:
+    help_text = CONFIG_HELP if default is not None else OPTIONAL_CONFIG_HELP
+    parser.add_argument("--config", default=default, metavar="FILE", help=help_text)
+
+
+def _add_leaf_config(parser: argparse.ArgumentParser) -> None:
+    """``outbox list --config F`` as well as ``outbox --config F list``.
+
+    SUPPRESS: a leaf that is not given --config must not overwrite the parent's value.
+    """
+    parser.add_argument(
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help=f"TOML config file (default: {DEFAULT_CONFIG})",
+    )
+
+
+def _signing_secret_arg(value: str) -> str:
+    """argparse type: a secret signing can use. ArgumentTypeError, so the value is not echoed."""
+    from .config import signing_secret_problem
+
+    problem = signing_secret_problem(value) if value else None
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"the signing secret {problem}")
+    return value
+
+
+def _http_url_arg(value: str) -> str:
+    from .config import http_url_problem
+
+    problem = http_url_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+DESCRIPTION = """\
+Asterisk AMI -> CRM bridge: follows AMI, tracks every call, keeps it in PostgreSQL, sends
+CRM webhooks and answers FastAGI look-ups.
+
+`run` and `deliver` check the config the way `check-config` does and refuse to start (exit
+status 2, the problems on stderr) on any problem it reports, unknown sections and keys
+written outside a section included."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crm-bridge",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"crm-bridge {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "run",
+        help="the daemon: follow AMI, keep every call in PostgreSQL, send webhooks, serve AGI",
+        description="The daemon (systemd's ExecStart). Applies the migrations, serves "
+        "FastAGI and HTTP, delivers webhooks, and follows AMI while it holds the PBX's lock. "
+        "Refuses to start, with exit status 2, on any problem check-config reports.",
+    )
+    _add_config(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("migrate", help="apply the SQL migrations")
-    p.add_argument("--config", default=None)
-    p.add_argument("--database-url", default=None)
+    p = sub.add_parser(
+        "deliver",
+        help="webhook delivery workers only, on any host (scale-out)",
+        description="Only the webhook delivery workers: claims outbox rows from the shared "
+        "PostgreSQL and sends them. Refuses to start, with exit status 2, on any problem "
+        "check-config reports.",
+    )
+    _add_config(p)
+    p.set_defaults(func=cmd_deliver)
+
+    p = sub.add_parser(
+        "migrate",
+        help="apply the SQL migrations to the database (run also does it on every start)",
+        description="Apply the SQL migrations that the database lacks; says which, or that "
+        "it is up to date.",
+    )
+    _add_config(p, default=None)
+    p.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="PostgreSQL URL to migrate (default: [database] url of the config)",
+    )
     p.set_defaults(func=cmd_migrate)
 
-    p = sub.add_parser("check-config", help="validate a config file, in plain words")
-    p.add_argument("file")
+    p = sub.add_parser(
+        "check-config",
+        help="validate a config file and say in plain words what is wrong",
+        description="Validate a config file, with the BRIDGE_* environment applied as the "
+        "daemon would: unknown sections and keys (also keys written outside any section), "
+        'values of the wrong TOML type (port = 5038, not "5038"; true, not "yes"), '
+        "invalid values, and what `run` needs. One line per problem; secrets are never "
+        "shown. Exit status 0 when OK, 1 when not. `run` and `deliver` refuse to start on "
+        "exactly these problems.",
+    )
+    p.add_argument(
+        "file",
+        nargs="?",
+        default=None,
+        metavar="FILE",
+        help=f"the config file (default: {DEFAULT_CONFIG})",
+    )
+    p.add_argument(
+        "--config",
+        dest="config_option",
+        default=None,
+        metavar="FILE",
+        help=f"the same as FILE (default: {DEFAULT_CONFIG})",
+    )
     p.add_argument(
         "--replay-only",
         action="store_true",
@@ -243,47 +381,123 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_check_config)
 
-    p = sub.add_parser("replay", help="print the CRM payloads of a recorded AMI trace")
-    p.add_argument("trace")
-    p.add_argument("--config", default=None)
+    p = sub.add_parser(
+        "replay",
+        help="print the CRM payloads a recorded AMI trace produces (no database, no network)",
+        description='Run a recorded AMI trace (JSON lines of {"t": seconds, "raw": '
+        '"<AMI message>"}) through the call tracker and print, one JSON object per line, '
+        "the event and history payloads the primary CRM would receive. Only [pbx] of the "
+        "config matters.",
+    )
+    p.add_argument("trace", metavar="TRACE", help="the trace file (.ami.jsonl)")
+    _add_config(p, default=None)
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("deliver", help="webhook delivery workers only (scale-out)")
-    p.add_argument("--config", default=DEFAULT_CONFIG)
-    p.set_defaults(func=cmd_deliver)
-
-    p = sub.add_parser("outbox", help="list and re-drive webhooks")
-    p.add_argument("--config", default=DEFAULT_CONFIG)
-    osub = p.add_subparsers(dest="action", required=True)
-    o = osub.add_parser("list", help="newest rows first (JSON lines)")
-    o.add_argument("--dead", action="store_true", help="dead letters only")
-    o.add_argument("--state", choices=["pending", "leased", "sent", "dead", "expired"])
-    o.add_argument("--limit", type=int, default=50)
-    o = osub.add_parser("retry", help="send dead letters again")
-    o.add_argument("ids", nargs="*", type=int)
-    o.add_argument("--all-dead", action="store_true")
-    o = osub.add_parser("enable", help="switch a target on again (after a 410)")
-    o.add_argument("target", help="target name, e.g. primary")
+    p = sub.add_parser(
+        "outbox",
+        help="list webhooks, re-drive dead letters, switch a target on again",
+        description="The webhook outbox in PostgreSQL: every webhook, its state and tries.",
+    )
+    _add_config(p)
+    osub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    o = osub.add_parser(
+        "list",
+        help="newest rows first, as JSON lines (counts per state on stderr)",
+        description="Newest rows first, one JSON object per line; the counts per state go "
+        "to stderr.",
+    )
+    o.add_argument("--dead", action="store_true", help="dead letters only (= --state dead)")
+    o.add_argument(
+        "--state",
+        choices=["pending", "leased", "sent", "dead", "expired"],
+        help="only rows in this state (default: all)",
+    )
+    o.add_argument("--limit", type=int, default=50, help="at most this many rows (default: 50)")
+    _add_leaf_config(o)
+    o = osub.add_parser(
+        "retry",
+        help="send dead letters again (by id, or all of them)",
+        description="Put dead letters back in the queue with a fresh retry window; their "
+        "webhook-id stays the same.",
+    )
+    o.add_argument("ids", nargs="*", type=int, metavar="ID", help="outbox row ids")
+    o.add_argument("--all-dead", action="store_true", help="every dead letter")
+    _add_leaf_config(o)
+    o = osub.add_parser(
+        "enable",
+        help="switch a target on again (after its CRM answered 410)",
+        description="Switch a webhook target on again; its waiting rows are sent.",
+    )
+    o.add_argument("target", help="target name, e.g. primary (the config's [crm])")
+    _add_leaf_config(o)
     p.set_defaults(func=cmd_outbox)
 
-    p = sub.add_parser("targets", help="webhook subscriptions (besides the config's [crm])")
-    p.add_argument("--config", default=DEFAULT_CONFIG)
-    tsub = p.add_subparsers(dest="action", required=True)
-    tsub.add_parser("list")
-    t = tsub.add_parser("add", help="add or replace a subscription")
-    t.add_argument("name")
-    t.add_argument("url")
-    t.add_argument("--token", default="")
-    t.add_argument("--profile", default="vpbx", choices=["vpbx", "vpbx-legacy", "json"])
-    t.add_argument("--commands", default="history,event,rating")
-    t.add_argument("--direction", default="both", choices=["in", "out", "both"])
-    t.add_argument("--signing-secret", default=None)
-    t = tsub.add_parser("remove")
-    t.add_argument("name")
+    p = sub.add_parser(
+        "targets",
+        help="webhook subscriptions besides the config's [crm]: list, add, remove",
+        description="Webhook subscriptions kept in the database, each with its own URL, "
+        "token, profile, commands and direction. The config's [crm] is the target 'primary'.",
+    )
+    _add_config(p)
+    tsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = tsub.add_parser(
+        "list",
+        help="every subscription, as JSON lines",
+        description="Every subscription of this PBX, one JSON object per line.",
+    )
+    _add_leaf_config(t)
+    t = tsub.add_parser(
+        "add",
+        help="add a subscription, or replace the one of the same name",
+        description="Add a subscription, or replace the one of the same name (it is "
+        "switched on again).",
+    )
+    t.add_argument("name", help="a name of your choice (not 'primary')")
+    t.add_argument("url", type=_http_url_arg, help="the receiver's http(s) URL")
+    t.add_argument("--token", default="", help="sent as crm_token and X-CRM-Token (default: none)")
+    t.add_argument(
+        "--profile",
+        default="vpbx",
+        choices=["vpbx", "vpbx-legacy", "json"],
+        help="wire format (default: %(default)s)",
+    )
+    t.add_argument(
+        "--commands",
+        default="history,event,rating",
+        help="comma-separated commands it receives (default: %(default)s)",
+    )
+    t.add_argument(
+        "--direction",
+        default="both",
+        choices=["in", "out", "both"],
+        help="calls of this direction only (default: %(default)s)",
+    )
+    t.add_argument(
+        "--signing-secret",
+        default=None,
+        type=_signing_secret_arg,
+        metavar="SECRET",
+        help='Standard Webhooks signatures: "whsec_" + base64 of the key, or any other '
+        "text used as the key as it is (default: unsigned)",
+    )
+    _add_leaf_config(t)
+    t = tsub.add_parser(
+        "remove",
+        help="delete a subscription and its undelivered webhooks",
+        description="Delete a subscription and its undelivered webhooks.",
+    )
+    t.add_argument("name", help="the subscription's name")
+    _add_leaf_config(t)
     p.set_defaults(func=cmd_targets)
 
-    p = sub.add_parser("prune", help="delete rows older than the [retention] ages")
-    p.add_argument("--config", default=DEFAULT_CONFIG)
+    p = sub.add_parser(
+        "prune",
+        help="delete rows older than the [retention] ages",
+        description="Delete delivered webhooks, old delivery attempts and (when "
+        "[retention] calls_days is set) old calls; the daemon does the same every "
+        "[retention] interval.",
+    )
+    _add_config(p)
     p.add_argument("--sent-days", type=float, default=None, help="override [retention] sent_days")
     p.add_argument(
         "--attempts-days", type=float, default=None, help="override [retention] attempts_days"
@@ -291,11 +505,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calls-days", type=float, default=None, help="override [retention] calls_days")
     p.set_defaults(func=cmd_prune)
 
-    p = sub.add_parser("demo", help="everything on localhost, no Asterisk needed (Ctrl-C stops)")
-    p.add_argument(
-        "--speed", type=float, default=1.0, help="replay speed factor (1 = recorded pace)"
+    p = sub.add_parser(
+        "demo",
+        help="everything on localhost with recorded calls; no Asterisk needed (Ctrl-C stops)",
+        description="A private PostgreSQL, an AMI server replaying recorded calls again and "
+        "again, a CRM receiver printing what it gets, and the bridge with its API on "
+        "127.0.0.1:8080, until Ctrl-C.",
     )
-    p.add_argument("traces", nargs="*", help="traces to replay (default: traces/asterisk22)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="replay speed factor, 1 = the recorded pace (default: %(default)s)",
+    )
+    p.add_argument(
+        "traces",
+        nargs="*",
+        metavar="TRACE",
+        help="traces to replay (default: the recorded ones in traces/asterisk22)",
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 

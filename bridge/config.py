@@ -3,23 +3,36 @@
 Every section has defaults, so a file holding only ``[pbx]`` (what ``crm-bridge replay``
 needs) loads. Keys the daemon cannot run without (``asterisk.secret``, ``database.url``)
 are checked separately by :meth:`Settings.daemon_problems`, because replay must not
-demand them. :func:`check_config_file` turns every problem into one plain-English line
-that names the section and the key, so an admin can fix the file without reading
-pydantic's error format.
+demand them.
+
+:func:`check_config_file` and :func:`load_settings` run the same checks, so ``crm-bridge
+run`` refuses to start on exactly what ``crm-bridge check-config`` reports: every problem
+is one plain-English line naming the section and the key. Values written in the file must
+have their TOML type (``port = 5038``, not ``"5038"``; ``true``, not ``"yes"``); values
+from the environment are always text and are converted. No message ever shows the value of
+a secret (a key whose name says secret, token or password): it names the key and the
+problem only, and URLs are shown with their password and query values as ``***``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
+import fnmatch
 import json
+import math
+import os
 import re
 import tomllib
+import types
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -38,7 +51,10 @@ from pydantic_settings import (
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
+
+from .crm import signing
 
 __all__ = [
     "AgiSettings",
@@ -53,7 +69,10 @@ __all__ = [
     "RetentionSettings",
     "Settings",
     "check_config_file",
+    "http_url_problem",
     "load_settings",
+    "mask_url",
+    "signing_secret_problem",
     "split_listen",
 ]
 
@@ -61,6 +80,9 @@ ENV_PREFIX = "BRIDGE_"
 ENV_NESTED_DELIMITER = "__"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 CrmProfile = Literal["vpbx", "vpbx-legacy", "json"]
+
+# A key whose name contains one of these holds a secret: messages never show its value.
+SECRET_WORDS = ("secret", "token", "password", "passwd")
 
 
 class ConfigError(ValueError):
@@ -71,20 +93,111 @@ class ConfigError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
-# --------------------------------------------------------------------------- value checks
-# They raise ValueError with a message that already quotes the value, so the translated
-# problem reads `[crm] url: "ftp://x" is not an http(s) URL`.
+# --------------------------------------------------------------------------- showing values
+# Problems end up in the journal (systemd logs what `run` prints when it refuses to start):
+# a secret's value must never be part of one.
 
 
-def _show(value: object) -> str:
-    """Render a value the way it would look in TOML, shortened for one-line messages."""
+def _is_secret_loc(loc: tuple[int | str, ...]) -> bool:
+    return any(isinstance(part, str) and _is_secret_name(part) for part in loc)
+
+
+def _is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_WORDS)
+
+
+_USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):.*@")
+_BARE_USERINFO = re.compile(r"^(?P<head>[^/?#@:\s]*):.*@")  # `bridge:pw@db/x`, no scheme
+_QUERY_VALUE = re.compile(r"(?P<key>[?&;][^=&#;]*=)[^&#;]*")
+# libpq's key=value form (`host=db password=x`), which is not a URL but may be written.
+_SECRET_PAIR = re.compile(r"(?P<key>(?:password|passwd|secret|token)\s*=\s*)\S+", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """``postgresql://bridge:pw@db/x?password=pw`` -> ``postgresql://bridge:***@db/x?password=***``.
+
+    Works on malformed URLs too (it is used to describe them): everything between the
+    user name and the last ``@`` is the password, and every query value is hidden,
+    because CRM webhook URLs often carry their key there.
+    """
+    userinfo = _USERINFO if "://" in url else _BARE_USERINFO
+    masked = userinfo.sub(lambda m: f"{m.group('head')}:***@", url, count=1)
+    masked = _SECRET_PAIR.sub(lambda m: f"{m.group('key')}***", masked)
+    head, sep, query = masked.partition("?")
+    if not sep:
+        return masked
+    return head + _QUERY_VALUE.sub(lambda m: f"{m.group('key')}***", "?" + query)
+
+
+def _looks_like_credentials(text: str) -> bool:
+    return "://" in text or "@" in text or "=" in text
+
+
+def _toml_type(value: object) -> str:
+    """What a TOML value is, in words: for messages that must not show the value itself."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return "a date or time"
+
+
+def _show(value: object, loc: tuple[int | str, ...] = ()) -> str:
+    """Render a value the way it would look in TOML, shortened, secrets and tables hidden."""
+    if _is_secret_loc(loc):
+        return "the value" if isinstance(value, str) else f"the value ({_toml_type(value)})"
+    if isinstance(value, dict) or (
+        isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+    ):
+        return _toml_type(value)  # a table may hold a secret: never print one
     if isinstance(value, bool):
         text = "true" if value else "false"
-    elif isinstance(value, str | list | dict | tuple):
-        text = json.dumps(value, ensure_ascii=False, default=str)
+    elif isinstance(value, str):
+        text = json.dumps(
+            mask_url(value) if _looks_like_credentials(value) else value, ensure_ascii=False
+        )
+    elif isinstance(value, list | tuple):
+        items = [
+            mask_url(v) if isinstance(v, str) and _looks_like_credentials(v) else v for v in value
+        ]
+        text = json.dumps(items, ensure_ascii=False, default=str)
     else:
         text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --------------------------------------------------------------------------- value checks
+# They raise ValueError with a message that already quotes the value (never a secret's),
+# so the translated problem reads `[crm] url: "ftp://x" is not an http(s) URL`.
+
+# Asterisk's channel technologies, as Asterisk spells them (channel names are matched
+# case-sensitively, so `pjsip/*` would never match anything).
+CHANNEL_TECHS = (
+    "PJSIP",
+    "SIP",
+    "IAX2",
+    "DAHDI",
+    "Local",
+    "Console",
+    "Motif",
+    "Skinny",
+    "MGCP",
+    "UNISTIM",
+    "ooh323",
+    "H323",
+    "Dongle",
+    "WebSocket",
+)
+_TECH = re.compile(r"[A-Za-z0-9_*?\[\]!-]+")
 
 
 def _check_channel_pattern(value: str) -> str:
@@ -96,26 +209,65 @@ def _check_channel_pattern(value: str) -> str:
             f"{_show(value)} is not a channel-name pattern (expected TECH/name with optional "
             f'wildcards, e.g. "PJSIP/trunk-*")'
         )
+    if not _TECH.fullmatch(tech):
+        raise ValueError(
+            f"{_show(value)} is not a channel-name pattern: {_show(tech)} is not a channel "
+            f"technology (letters and digits, e.g. PJSIP, SIP, IAX2, DAHDI)"
+        )
+    spelled = {known.lower(): known for known in CHANNEL_TECHS}.get(tech.lower())
+    if spelled == "Local":
+        raise ValueError(
+            f"{_show(value)} can never match: Local channels are plumbing (the halves of a "
+            f"Local pair), never a trunk or a phone"
+        )
+    if spelled is not None and spelled != tech:
+        raise ValueError(
+            f"{_show(value)} can never match: channel names are case-sensitive and Asterisk "
+            f"writes {spelled}/..."
+        )
+    try:
+        re.compile(fnmatch.translate(pattern))
+    except re.error as exc:
+        raise ValueError(f"{_show(value)} is not a valid wildcard pattern ({exc})") from None
     return pattern
 
 
 def _check_http_url(value: str) -> str:
     """CRM targets and recording links must be absolute http(s) URLs with a host."""
     url = value.strip()
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{_show(value)} is not an http(s) URL (expected e.g. https://host/path)")
+    bad = f"{_show(value)} is not an http(s) URL (expected e.g. https://host/path)"
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port  # .port raises on a bad port
+    except ValueError:
+        raise ValueError(bad) from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise ValueError(bad)
+    if any(ch.isspace() for ch in url):
+        raise ValueError(f"{_show(value)} contains spaces (write them as %20)")
     return url
+
+
+def http_url_problem(value: str) -> str | None:
+    """Why ``value`` is not a usable http(s) URL (for the CLI's ``targets add``), or None."""
+    try:
+        _check_http_url(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _check_postgres_url(value: str) -> str:
     """asyncpg takes a libpq-style URL; anything else fails late and obscurely at connect."""
     url = value.strip()
-    if urlsplit(url).scheme.lower() not in ("postgres", "postgresql"):
-        raise ValueError(
-            f"{_show(value)} is not a PostgreSQL URL "
-            f'(expected e.g. "postgresql://bridge@127.0.0.1/bridge")'
-        )
+    example = '(expected e.g. "postgresql://bridge@127.0.0.1/bridge")'
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError(f"{_show(value)} is not a valid PostgreSQL URL {example}") from None
+    if parts.scheme.lower() not in ("postgres", "postgresql"):
+        raise ValueError(f"{_show(value)} is not a PostgreSQL URL {example}")
     return url
 
 
@@ -140,12 +292,89 @@ def _check_listen(value: str) -> str:
     return value.strip()
 
 
+def _check_host(value: str) -> str:
+    """A host name or address alone: the port has its own key."""
+    host = value.strip()
+    if "://" in host:
+        raise ValueError(
+            f'{_show(value)} is a URL; write only the host name or address, e.g. "127.0.0.1"'
+        )
+    if any(ch.isspace() or ch in "/@" for ch in host):
+        raise ValueError(f"{_show(value)} is not a host name or address")
+    if host.count(":") == 1:
+        raise ValueError(f"{_show(value)} has a port; write the host alone and the port in `port`")
+    return host.removeprefix("[").removesuffix("]")
+
+
 def _check_phone(value: str) -> str:
     """Company numbers are compared with E.164 digits, so only digits (a leading + is dropped)."""
     digits = value.strip().removeprefix("+")
     if not digits.isascii() or not digits.isdigit() or len(digits) > 15:
         raise ValueError(f'{_show(value)} is not a phone number (digits only, e.g. "74957654321")')
     return digits
+
+
+def signing_secret_problem(secret: str) -> str | None:
+    """Why ``secret`` cannot sign webhooks, or None; never quotes the secret.
+
+    The test is :mod:`bridge.crm.signing` itself: a ``whsec_`` secret must decode the way
+    signing will decode it (else every webhook fails with ``Incorrect padding``); any other
+    text is used as the key as it is, which signing accepts too. A ``whsec_`` secret whose
+    key is empty signs nothing worth checking, so it is refused as well.
+    """
+    prefix = "whsec_"
+    try:
+        signing.signature(secret, "msg_config_check", 0, b"")
+    except (binascii.Error, ValueError) as exc:
+        return (
+            f'starts with "{prefix}" but what follows is not valid base64 ({exc}); write '
+            f'"{prefix}" and the base64 of a random key, e.g. the output of '
+            f'echo "{prefix}$(openssl rand -base64 32)"'
+        )
+    if secret.startswith(prefix) and not base64.b64decode(secret[len(prefix) :]):
+        return f'has no key after "{prefix}" (the base64 part decodes to nothing)'
+    return None
+
+
+# Extensions may be dialled (Dial(PJSIP/${CRM_RESPONSIBLE})): nothing a dial string could
+# read as a separator (& , / ( ) : @) or a variable.
+_EXTENSION = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _one_line(text: str) -> bool:
+    return bool(text) and text.isprintable()
+
+
+def _check_users(value: dict[str, str]) -> dict[str, str]:
+    """``[pbx] users``: extension -> directory login."""
+    problems = []
+    for ext, login in value.items():
+        if not _EXTENSION.fullmatch(ext.strip()):
+            problems.append(
+                f"{_show(ext)} is not an extension (letters, digits, '.', '_' or '-'; "
+                f"it may end up in a dial string)"
+            )
+        elif not _one_line(login.strip()):
+            problems.append(f"{_show(ext)}: the login must be one line of text, not empty")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return {ext.strip(): login.strip() for ext, login in value.items()}
+
+
+def _check_groups(value: dict[str, str]) -> dict[str, str]:
+    """``[pbx] groups``: queue name, ring-group extension or DID -> display name."""
+    problems = []
+    for key, name in value.items():
+        key = key.strip()
+        if not key or not key.isprintable() or any(ch.isspace() for ch in key):
+            problems.append(
+                f"{_show(key)} is not a queue name, extension or number (no spaces, not empty)"
+            )
+        elif not _one_line(name.strip()):
+            problems.append(f"{_show(key)}: the name must be one line of text, not empty")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return {key.strip(): name.strip() for key, name in value.items()}
 
 
 # --------------------------------------------------------------------------- sections
@@ -157,7 +386,7 @@ ChannelPattern = Annotated[str, AfterValidator(_check_channel_pattern)]
 class _Section(BaseModel):
     """Unknown keys are errors: a misspelt key would otherwise be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
 
 class PbxSettings(_Section):
@@ -204,13 +433,15 @@ class PbxSettings(_Section):
     def _main_number(cls, value: str | None) -> str | None:
         return None if value is None or value == "" else _check_phone(value)
 
-    @field_validator("users", "groups")
+    @field_validator("users")
     @classmethod
-    def _no_empty_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, name in value.items():
-            if not key.strip() or not name.strip():
-                raise ValueError(f"{_show(key)} = {_show(name)}: neither side may be empty")
-        return {key.strip(): name.strip() for key, name in value.items()}
+    def _users(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_users(value)
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_groups(value)
 
 
 class AsteriskSettings(_Section):
@@ -224,6 +455,11 @@ class AsteriskSettings(_Section):
     ping_timeout: float = Field(default=5.0, gt=0)
     reconnect_max_delay: float = Field(default=30.0, gt=0)
     queue_size: int = Field(default=100_000, ge=1)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return _check_host(value)
 
 
 class DatabaseSettings(_Section):
@@ -268,6 +504,16 @@ class CrmSettings(_Section):
     def _url(cls, value: str | None) -> str | None:
         return None if value is None or value == "" else _check_http_url(value)
 
+    @field_validator("signing_secret")
+    @classmethod
+    def _signing_secret(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None  # no signatures
+        problem = signing_secret_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
 
 class _Listener(_Section):
     """A section with a `listen = "host:port"` key."""
@@ -308,6 +554,15 @@ class DeliverySettings(_Section):
     retry_base_delay: float = Field(default=1.0, gt=0)  # first retry; doubles each time
     retry_max_delay: float = Field(default=300.0, gt=0)
 
+    @model_validator(mode="after")
+    def _delay_order(self) -> DeliverySettings:
+        if self.retry_base_delay > self.retry_max_delay:
+            raise ValueError(
+                f"retry_base_delay ({_number(self.retry_base_delay)}) is larger than "
+                f"retry_max_delay ({_number(self.retry_max_delay)})"
+            )
+        return self
+
 
 class ApiSettings(_Listener):
     """HTTP API listener; public_url is the base of recording links handed to CRMs."""
@@ -323,7 +578,28 @@ class ApiSettings(_Listener):
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
-        return _check_http_url(value).rstrip("/")
+        url = _check_http_url(value)
+        parts = urlsplit(url)
+        if parts.query or parts.fragment:
+            raise ValueError(
+                f"{_show(value)} has a ?query or #fragment; recording links are built as "
+                f"<public_url>/recordings/<callid>?..., so give the base URL only"
+            )
+        return url.rstrip("/")
+
+    @field_validator("link_secret")
+    @classmethod
+    def _link_secret(cls, value: str | None) -> str | None:
+        return value or None  # empty: no recording links
+
+    @field_validator("recordings_dir")
+    @classmethod
+    def _recordings_dir(cls, value: str) -> str:
+        if not PurePosixPath(value).is_absolute():
+            raise ValueError(
+                f'{_show(value)} is not an absolute path (e.g. "/var/spool/asterisk/monitor")'
+            )
+        return value
 
 
 class RetentionSettings(_Section):
@@ -381,7 +657,9 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_nested_delimiter=ENV_NESTED_DELIMITER,
         case_sensitive=False,
-        extra="ignore",  # unknown sections are reported by check_config_file, not fatal
+        # Unknown sections of the file are errors, reported by _structure_problems (here
+        # they would be mixed up with unrelated BRIDGE_* variables of the environment).
+        extra="ignore",
     )
 
     pbx: PbxSettings = Field(default_factory=PbxSettings)
@@ -426,11 +704,25 @@ class Settings(BaseSettings):
             )
         return problems
 
+    def consistency_problems(self) -> list[str]:
+        """Values that are each fine but cannot work together."""
+        problems: list[str] = []
+        (agi_host, agi_port), (api_host, api_port) = (
+            split_listen(self.agi.listen),
+            split_listen(self.api.listen),
+        )
+        everywhere = {"0.0.0.0", "::"}
+        if agi_port == api_port and (agi_host == api_host or {agi_host, api_host} & everywhere):
+            problems.append(
+                f"[agi] listen and [api] listen: both want port {agi_port}; give each its own"
+            )
+        return problems
+
 
 SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
 
 
-# --------------------------------------------------------------------------- loading
+# --------------------------------------------------------------------------- reading the file
 
 
 def _read_toml(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
@@ -457,6 +749,7 @@ def _read_toml(path: Path) -> tuple[dict[str, Any] | None, list[str]]:
 
 
 def _describe_toml_error(where: str, exc: tomllib.TOMLDecodeError) -> str:
+    # tomllib's messages name the position and the rule, never the text that broke it.
     message = str(exc)
     match = re.search(r"\s*\(at line (\d+), column (\d+)\)\s*$", message)
     if match is None:
@@ -477,7 +770,7 @@ def _structure_problems(data: Mapping[str, Any]) -> list[str]:
         if isinstance(value, dict):
             hint = _did_you_mean(key, SECTIONS, prefix="[", suffix="]")
             problems.append(
-                f"[{key}]: unknown section, ignored{hint} (known sections: {', '.join(SECTIONS)})"
+                f"[{key}]: unknown section{hint} (known sections: {', '.join(SECTIONS)})"
             )
         else:
             owner = next((s for s in SECTIONS if key in _section_keys(s)), None)
@@ -522,6 +815,198 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return f"{head} {key}" if key else head
 
 
+# --------------------------------------------------------------------------- TOML types
+# pydantic is lenient (port = "5038" becomes 5038) because environment values are always
+# text. The file is held to TOML's types: a quoted number or a "no" is a mistake there,
+# and mistakes are cheaper found by check-config than by a webhook that never goes out.
+
+
+@dataclass(frozen=True)
+class _Kind:
+    name: Literal["text", "whole", "number", "bool", "list", "table"]
+    item: _Kind | None = None
+
+
+_WORDS = {
+    "text": "text",
+    "whole": "a whole number",
+    "number": "a number",
+    "bool": "true or false",
+}
+# Keys whose text may be written as a TOML integer (a phone number without quotes).
+_TEXT_OR_WHOLE = {("pbx", "main_number")}
+
+
+def _kind_of(annotation: Any) -> _Kind | None:
+    """The TOML type a field wants; None when it is not one of ours (left to pydantic)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _kind_of(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return _kind_of(args[0]) if len(args) == 1 else None
+    if origin is Literal:
+        return _Kind("text") if all(isinstance(a, str) for a in get_args(annotation)) else None
+    if origin is list:
+        item = _kind_of(get_args(annotation)[0])
+        return _Kind("list", item) if item is not None else None
+    if origin is dict:
+        item = _kind_of(get_args(annotation)[1])
+        return _Kind("table", item) if item is not None else None
+    simple = {bool: "bool", int: "whole", float: "number", str: "text"}.get(annotation)
+    return _Kind(simple) if simple is not None else None  # type: ignore[arg-type]
+
+
+@cache
+def _field_kinds(section: str) -> dict[str, _Kind | None]:
+    model = _section_model(section)
+    if model is None:
+        return {}
+    return {name: _kind_of(info.annotation) for name, info in model.model_fields.items()}
+
+
+_TRUE_WORDS = {"true", "yes", "on", "1", "y"}
+_FALSE_WORDS = {"false", "no", "off", "0", "n"}
+
+
+Located = list[tuple[tuple[int | str, ...], str]]
+
+
+def _type_problems(loc: tuple[int | str, ...], value: Any, kind: _Kind) -> Located:
+    """What is wrong with the TOML type of ``value`` at ``loc`` and inside it ([]: nothing)."""
+    if kind.name == "list" and isinstance(value, list):
+        assert kind.item is not None
+        return [
+            p for i, item in enumerate(value) for p in _type_problems((*loc, i), item, kind.item)
+        ]
+    if kind.name == "table" and isinstance(value, dict):
+        assert kind.item is not None
+        return [p for k, item in value.items() for p in _type_problems((*loc, k), item, kind.item)]
+    problem = _type_problem(loc, value, kind)
+    return [(loc, problem)] if problem else []
+
+
+def _type_problem(loc: tuple[int | str, ...], value: Any, kind: _Kind) -> str | None:
+    """What is wrong with the TOML type of ``value`` at ``loc`` itself, if anything."""
+    where, shown, key = _where(loc), _show(value, loc), str(loc[-1])
+    secret = _is_secret_loc(loc)
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind.name == "text":
+        if isinstance(value, str) or (
+            loc in _TEXT_OR_WHOLE and is_number and isinstance(value, int)
+        ):
+            return None
+        return f'{where}: {shown} is not text (put it in double quotes, e.g. "value")'
+    if kind.name == "bool":
+        if isinstance(value, bool):
+            return None
+        word = str(value).strip().lower() if isinstance(value, str | int) else None
+        meant = "true" if word in _TRUE_WORDS else "false" if word in _FALSE_WORDS else None
+        if meant is None or secret:
+            return f"{where}: {shown} is not true or false"
+        how = "without quotes" if isinstance(value, str) else "as a TOML boolean"
+        return f"{where}: {shown} is not true or false (write {key} = {meant}, {how})"
+    if kind.name in ("whole", "number"):
+        words = _WORDS[kind.name]
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{where}: {shown} is not a finite number"
+        if is_number and (isinstance(value, int) or kind.name == "number"):
+            return None
+        if isinstance(value, float) and value.is_integer() and not secret:
+            return f"{where}: {shown} is not a whole number (write {key} = {int(value)})"
+        meant = _number_in_text(value, whole=kind.name == "whole")
+        if meant is None or secret:
+            return f"{where}: {shown} is not {words}"
+        return f"{where}: {shown} is text, not {words} (write {key} = {meant}, without quotes)"
+    if kind.name == "list":
+        return f'{where}: {shown} is not a list (write it like ["a", "b"])'
+    return f"{where}: {shown} is not a table of key = value pairs"
+
+
+def _number_in_text(value: object, *, whole: bool) -> str | None:
+    """``"5038"`` -> ``"5038"``: the number a quoted value meant, if it plainly is one."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if re.fullmatch(r"[+-]?\d+", text) or (not whole and re.fullmatch(r"[+-]?\d*\.\d+", text)):
+        return text
+    return None
+
+
+def _file_type_problems(data: Mapping[str, Any]) -> Located:
+    found: Located = []
+    for section, table in data.items():
+        if section not in SECTIONS:
+            continue  # an unknown section: _structure_problems
+        if not isinstance(table, dict):
+            # Not even a plain value is shown: `asterisk = "..."` may well be the secret.
+            message = (
+                f"[{section}]: is {_toml_type(table)}, not a section (write [{section}] "
+                f"on a line of its own, then its key = value lines)"
+            )
+            found.append(((section,), message))
+            continue
+        kinds = _field_kinds(section)
+        for key, value in table.items():
+            kind = kinds.get(key)
+            if kind is not None:  # unknown keys are pydantic's extra_forbidden
+                found += _type_problems((section, key), value, kind)
+    return found
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def _env_overrides() -> dict[tuple[str, ...], str]:
+    """``{("asterisk", "port"): "BRIDGE_ASTERISK__PORT"}`` for every override that is set."""
+    found: dict[tuple[str, ...], str] = {}
+    for name in os.environ:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        loc = tuple(name[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER))
+        if loc and loc[0] in SECTIONS:
+            found[loc] = name
+    return found
+
+
+def _env_source(loc: tuple[int | str, ...], env: Mapping[tuple[str, ...], str]) -> str | None:
+    """The variable that supplied the value at ``loc``, if one did (``loc`` or a parent)."""
+    text_loc = tuple(str(part).lower() for part in loc)
+    # BRIDGE_CRM='{...}' is merged into the file's [crm]: it owns only [crm]-wide problems.
+    for size in range(len(text_loc), 1 if len(text_loc) > 1 else 0, -1):
+        name = env.get(text_loc[:size])
+        if name is not None:
+            return name
+    return None
+
+
+def _env_parse_problems(env: Mapping[tuple[str, ...], str], exc: SettingsError) -> list[str]:
+    """pydantic-settings reads list, table and section overrides as JSON; say which is not."""
+    problems = []
+    for loc, name in env.items():
+        kind = _field_kinds(loc[0]).get(loc[1]) if len(loc) == 2 else None
+        wants_json = len(loc) == 1 or (kind is not None and kind.name in ("list", "table"))
+        if not wants_json:
+            continue
+        try:
+            json.loads(os.environ.get(name, ""))
+        except ValueError:
+            example = (
+                f"""{name}='["PJSIP/trunk-*"]'"""
+                if kind is not None and kind.name == "list"
+                else f"""{name}='{{"key": "value"}}'"""
+            )
+            problems.append(
+                f"{name}: is not valid JSON; lists and tables given in the environment are "
+                f"written as JSON, e.g. {example}"
+            )
+    # SettingsError names the field and the source, never the value.
+    return problems or [f"environment: a {ENV_PREFIX}* variable could not be read ({exc})"]
+
+
+# --------------------------------------------------------------------------- pydantic errors
+
+
 _TYPE_WORDS: dict[str, str] = {
     "int_type": "is not a whole number",
     "int_parsing": "is not a whole number",
@@ -554,7 +1039,7 @@ def _number(value: object) -> object:
 
 
 def _describe_error(error: ErrorDetails) -> str:
-    """One pydantic error -> ``[section] key: plain words``."""
+    """One pydantic error -> ``[section] key: plain words``, never a secret's value."""
     loc = tuple(error.get("loc", ()))
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
@@ -563,30 +1048,50 @@ def _describe_error(error: ErrorDetails) -> str:
 
     if kind == "missing":
         return f"{where}: missing"
+    if len(loc) == 1 and kind in ("model_type", "model_attributes_type"):
+        return f"{where}: is {_toml_type(value)}, not a section"  # the value may be a secret
     if kind == "extra_forbidden" and len(loc) >= 2:
         known = _section_keys(str(loc[0]))
         hint = _did_you_mean(str(loc[-1]), known)
         listing = f" (known keys: {', '.join(known)})" if known else ""
         return f"{where}: unknown key{hint}{listing}"
     if kind in ("value_error", "assertion_error"):
+        # Our validators word these themselves and never quote a secret.
         reason = ctx.get("error")
         return f"{where}: {reason if reason is not None else error.get('msg', '')}"
     if kind == "literal_error":
         expected = str(ctx.get("expected", "")).replace("'", '"')
-        return f"{where}: {_show(value)} is not one of {expected}"
+        return f"{where}: {_show(value, loc)} is not one of {expected}"
     if kind in _TYPE_WORDS:
-        return f"{where}: {_show(value)} {_TYPE_WORDS[kind]}"
+        return f"{where}: {_show(value, loc)} {_TYPE_WORDS[kind]}"
     if kind in _BOUND_WORDS:
         try:
             rule = _BOUND_WORDS[kind].format(**{k: _number(v) for k, v in ctx.items()})
         except (KeyError, IndexError):
             rule = error.get("msg", "")
-        return f"{where}: {_show(value)} {rule}" if value not in ("", None) else f"{where}: {rule}"
-    return f"{where}: {error.get('msg', 'invalid value')} (got {_show(value)})"
+        if value in ("", None):
+            return f"{where}: {rule}"
+        return f"{where}: {_show(value, loc)} {rule}"
+    # pydantic's own msg may quote the input: not for secrets.
+    if _is_secret_loc(loc):
+        return f"{where}: the value is not valid ({kind})"
+    return f"{where}: {error.get('msg', 'invalid value')} (got {_show(value, loc)})"
 
 
-def _translate(exc: ValidationError) -> list[str]:
-    return [_describe_error(error) for error in exc.errors(include_url=False)]
+def _sort_key(loc: tuple[int | str, ...]) -> tuple[int, int, int]:
+    """Problems in the order of the sections and keys of Settings (the example's order)."""
+    section = str(loc[0]) if loc else ""
+    sections = SECTIONS.index(section) if section in SECTIONS else len(SECTIONS)
+    keys = _section_keys(section)
+    if len(loc) < 2:
+        key = len(keys) + 1  # whole-section problems last in their section
+    else:
+        key = keys.index(str(loc[1])) if loc[1] in keys else len(keys)
+    index = loc[2] if len(loc) > 2 and isinstance(loc[2], int) else -1
+    return sections, key, index
+
+
+# --------------------------------------------------------------------------- loading
 
 
 def _build(file_data: Mapping[str, Any], *, use_env: bool) -> Settings:
@@ -594,27 +1099,52 @@ def _build(file_data: Mapping[str, Any], *, use_env: bool) -> Settings:
         return Settings()
 
 
-def load_settings(path: str | Path | None, *, for_daemon: bool = False) -> Settings:
-    """Load ``path`` (None: defaults only) with environment overrides on top.
-
-    Raises :class:`ConfigError` with plain-English problems when the file is missing,
-    malformed or invalid; with ``for_daemon`` also when a key ``run`` needs is missing.
-    Unknown sections are ignored here (``check_config_file`` reports them).
-    """
+def _inspect(
+    path: str | Path | None, *, for_daemon: bool, use_env: bool
+) -> tuple[Settings | None, list[str]]:
+    """Load and check: the settings (None when they could not be built) and every problem."""
     data: dict[str, Any] = {}
     if path is not None:
         parsed, problems = _read_toml(Path(path))
         if parsed is None:
-            raise ConfigError(problems)
+            return None, problems
         data = parsed
+    problems = _structure_problems(data)
+    env = _env_overrides() if use_env else {}
+    typed = _file_type_problems(data)
+    located = list(typed)
+    settings: Settings | None = None
     try:
-        settings = _build(data, use_env=True)
+        settings = _build(data, use_env=use_env)
     except ValidationError as exc:
-        raise ConfigError(_translate(exc)) from None
-    if for_daemon:
-        problems = settings.daemon_problems()
-        if problems:
-            raise ConfigError(problems)
+        for error in exc.errors(include_url=False):
+            loc = tuple(error.get("loc", ()))
+            source = _env_source(loc, env)
+            if source is None and any(loc[: len(bad)] == bad for bad, _ in typed):
+                continue  # the file's wrong TOML type, already said in better words
+            message = _describe_error(error)
+            located.append((loc, f"{message} (from {source})" if source else message))
+    except SettingsError as exc:
+        problems += _env_parse_problems(env, exc)
+    located.sort(key=lambda item: _sort_key(item[0]))
+    problems += [message for _, message in located]
+    if settings is not None:
+        problems += settings.consistency_problems()
+        if for_daemon:
+            problems += settings.daemon_problems()
+    return settings, problems
+
+
+def load_settings(path: str | Path | None, *, for_daemon: bool = False) -> Settings:
+    """Load ``path`` (None: defaults only) with environment overrides on top.
+
+    Raises :class:`ConfigError` with plain-English problems on exactly what
+    :func:`check_config_file` reports: a missing or malformed file, unknown sections and
+    keys, wrong TOML types, invalid values; with ``for_daemon`` also a key ``run`` needs.
+    """
+    settings, problems = _inspect(path, for_daemon=for_daemon, use_env=True)
+    if problems or settings is None:
+        raise ConfigError(problems or ["configuration: cannot be loaded"])
     return settings
 
 
@@ -627,14 +1157,4 @@ def check_config_file(
     (default) applies ``BRIDGE_*`` overrides first, so the check matches what the daemon
     would really load, e.g. a secret supplied by systemd's environment.
     """
-    data, problems = _read_toml(Path(path))
-    if data is None:
-        return problems
-    problems = _structure_problems(data)
-    try:
-        settings = _build(data, use_env=use_env)
-    except ValidationError as exc:
-        return problems + _translate(exc)
-    if for_daemon:
-        problems += settings.daemon_problems()
-    return problems
+    return _inspect(path, for_daemon=for_daemon, use_env=use_env)[1]

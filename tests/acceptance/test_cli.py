@@ -89,6 +89,141 @@ def test_check_config(tmp_path) -> None:
     assert "[pbx] trunks" in done.stderr and "[crm] url" in done.stderr
 
 
+SUBCOMMANDS = ("run", "deliver", "migrate", "check-config", "replay", "outbox", "targets", "demo")
+
+
+def test_help_lists_every_subcommand_with_a_line_of_help() -> None:
+    done = crm_bridge("--help")
+    assert done.returncode == 0, done.stderr
+    listing = done.stdout.split("positional arguments:", 1)[1]
+    for name in SUBCOMMANDS:
+        lines = [line.split() for line in listing.splitlines() if line.split()[:1] == [name]]
+        assert lines, f"{name} missing from --help"
+        # the help is on the name's line, or on the next one when the name is long
+        assert len(lines[0]) > 1 or name == "check-config", f"{name} has no help"
+
+
+@pytest.mark.parametrize(
+    ("args", "default"),
+    [
+        (("run",), "/etc/crm-bridge/bridge.toml"),
+        (("deliver",), "/etc/crm-bridge/bridge.toml"),
+        (("outbox",), "/etc/crm-bridge/bridge.toml"),
+        (("outbox", "list"), "/etc/crm-bridge/bridge.toml"),
+        (("outbox", "retry"), "/etc/crm-bridge/bridge.toml"),
+        (("outbox", "enable"), "/etc/crm-bridge/bridge.toml"),
+        (("targets",), "/etc/crm-bridge/bridge.toml"),
+        (("targets", "list"), "/etc/crm-bridge/bridge.toml"),
+        (("targets", "add"), "/etc/crm-bridge/bridge.toml"),
+        (("targets", "remove"), "/etc/crm-bridge/bridge.toml"),
+        (("check-config",), "/etc/crm-bridge/bridge.toml"),
+        (("migrate",), "none"),
+        (("replay",), "none"),
+    ],
+)
+def test_config_option_has_help_and_shows_its_default(args: tuple[str, ...], default: str) -> None:
+    done = crm_bridge(*args, "--help", env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 0, done.stderr
+    (line,) = [x for x in done.stdout.splitlines() if x.strip().startswith("--config")]
+    assert f"(default: {default}" in line
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    done = crm_bridge("--version")
+    assert done.returncode == 0
+    assert done.stdout == f"crm-bridge {version('asterisk-crm-bridge')}\n"
+
+
+BAD_CONFIG = """\
+[pbx]
+trunks = ["PJSIP/trunk-*"]
+[asterisk]
+port = "5038"
+secret = 987654321
+[database]
+url = "postgresql://bridge:Pa55w0rdValue@127.0.0.1:notaport/bridge"
+[crm]
+url = "http://127.0.0.1:9/hook"
+token = "CrmT0kenValue"
+signing_secret = "whsec_SigningSecretS3"
+[extra]
+x = 1
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "deliver"])
+def test_daemon_refuses_to_start_on_what_check_config_reports(tmp_path, command: str) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(BAD_CONFIG)
+
+    checked = crm_bridge("check-config", str(config))
+    done = crm_bridge(command, "--config", str(config))
+
+    assert checked.returncode == 1 and done.returncode == 2
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    reported = [x for x in checked.stderr.splitlines() if x.startswith("  - ")]
+    refused = [x for x in done.stderr.splitlines() if x.startswith("  - ")]
+    assert reported == refused and len(refused) == 5
+    assert f"crm-bridge {command}: {config}: 5 problem(s), not starting:" in done.stderr
+    for words in (
+        "[extra]: unknown section",
+        '[asterisk] port: "5038" is text, not a whole number',
+        "[asterisk] secret: the value (a whole number) is not text",
+        "postgresql://bridge:***@127.0.0.1:notaport/bridge",
+        "[crm] signing_secret: starts with",
+    ):
+        assert words in done.stderr
+    for secret in ("987654321", "Pa55w0rdValue", "CrmT0kenValue", "SigningSecretS3"):
+        assert secret not in done.stderr and secret not in checked.stderr
+
+
+def test_environment_overrides_are_text_and_work(tmp_path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(LAB_CONFIG.read_text())
+    env = {
+        **os.environ,
+        "BRIDGE_ASTERISK__PORT": "5038",
+        "BRIDGE_ASTERISK__SECRET": "from-the-env-file",
+        "BRIDGE_DATABASE__URL": "postgresql://bridge:pw@127.0.0.1/bridge",
+        "BRIDGE_PBX__SEND_INTERNAL": "no",
+    }
+    done = crm_bridge("check-config", "--config", str(config), env=env)
+    assert done.returncode == 0, done.stderr
+    done = crm_bridge("check-config", str(config), env={**env, "BRIDGE_ASTERISK__PORT": "x"})
+    assert done.returncode == 1
+    assert '[asterisk] port: "x" is not a whole number (from BRIDGE_ASTERISK__PORT)' in done.stderr
+
+
+def test_operator_commands_check_the_config_before_the_database(tmp_path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(LAB_CONFIG.read_text() + '[crm]\ntoken = ["CrmT0kenValue"]\n')
+    for args in (
+        ("targets", "--config", str(config), "list"),
+        ("targets", "list", "--config", str(config)),  # --config after the action works too
+        ("outbox", "retry", "--all-dead", "--config", str(config)),
+        ("migrate", "--config", str(config)),
+        ("replay", str(TRACES / "in_answered.ami.jsonl"), "--config", str(config)),
+    ):
+        done = crm_bridge(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "[crm] token: the value (a list) is not text" in done.stderr
+        assert "CrmT0kenValue" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_targets_add_checks_url_and_signing_secret_without_echoing_them() -> None:
+    done = crm_bridge(
+        "targets", "add", "crm2", "https://crm.example/hook", "--signing-secret", "whsec_S3cr3tX"
+    )
+    assert done.returncode == 2
+    assert "--signing-secret: the signing secret starts with" in done.stderr
+    assert "S3cr3tX" not in done.stderr
+    done = crm_bridge("targets", "add", "crm2", "ftp://user:S3cr3tX@crm.example/hook")
+    assert done.returncode == 2 and "not an http(s) URL" in done.stderr
+    assert "S3cr3tX" not in done.stderr
+
+
 def daemon_config(
     path,
     ami_port: int,

@@ -290,8 +290,9 @@ def test_unknown_sections_and_keys_are_reported(tmp_path: Path) -> None:
     assert problems[1].startswith("[crn]: unknown section")
     assert "did you mean [crm]?" in problems[1]
     assert problems[2].startswith("[asterisk] secert: unknown key; did you mean secret?")
-    # An unknown section alone does not stop the file from loading.
-    assert load_settings(write(tmp_path, LAB_TOML + "[extra]\nx = 1\n", "b.toml")).pbx.id == "lab"
+    # The daemon refuses what check-config reports: an unknown section alone stops a load.
+    with pytest.raises(ConfigError, match=r"\[extra\]: unknown section"):
+        load_settings(write(tmp_path, LAB_TOML + "[extra]\nx = 1\n", "b.toml"))
 
 
 def test_toml_syntax_error_gives_the_line(tmp_path: Path) -> None:
@@ -327,9 +328,361 @@ def test_section_that_is_not_a_table(tmp_path: Path) -> None:
     path = write(tmp_path, 'pbx = "main"\n[database]\npool_min = 5\npool_max = 2\n')
 
     assert check_config_file(path) == [
-        '[pbx]: "main" is not a section (a table of key = value pairs)',
+        "[pbx]: is text, not a section (write [pbx] on a line of its own, then its key = "
+        "value lines)",
         "[database]: pool_min (5) is larger than pool_max (2)",
     ]
+
+
+def test_load_settings_refuses_exactly_what_check_config_reports(tmp_path: Path) -> None:
+    """`run` and `deliver` load with for_daemon=True: no problem may slip past the start."""
+    files = [
+        LAB_TOML + "[extra]\nx = 1\n",  # an unknown section
+        'region = "RU"\n' + LAB_TOML,  # a key outside any section
+        LAB_TOML + '[asterisk]\nport = "5038"\n',  # a quoted number
+        LAB_TOML + '[crm]\nsigning_secret = "whsec_SigningSecretS3"\n',
+        LAB_TOML,  # only what the daemon needs is missing
+    ]
+    for n, text in enumerate(files):
+        path = write(tmp_path, text, f"{n}.toml")
+        reported = check_config_file(path, for_daemon=True)
+        assert reported, text
+        with pytest.raises(ConfigError) as caught:
+            load_settings(path, for_daemon=True)
+        assert caught.value.problems == reported
+
+
+# --------------------------------------------------------------------------- TOML types
+
+
+def test_file_values_must_have_their_toml_type(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+[pbx]
+send_internal = "no"
+callback_window = "3600"
+trunks = ["PJSIP/trunk-*", 5]
+[asterisk]
+port = "5038"
+queue_size = 4.0
+ping_interval = inf
+[delivery]
+workers = true
+[agi]
+breaker_failures = "many"
+""",
+    )
+
+    assert check_config_file(path) == [
+        '[pbx] trunks[1]: 5 is not text (put it in double quotes, e.g. "value")',
+        '[pbx] send_internal: "no" is not true or false (write send_internal = false, '
+        "without quotes)",
+        '[pbx] callback_window: "3600" is text, not a number (write callback_window = 3600, '
+        "without quotes)",
+        '[asterisk] port: "5038" is text, not a whole number (write port = 5038, without quotes)',
+        "[asterisk] ping_interval: inf is not a finite number",
+        "[asterisk] queue_size: 4.0 is not a whole number (write queue_size = 4)",
+        '[agi] breaker_failures: "many" is not a whole number',
+        "[delivery] workers: true is not a whole number",
+    ]
+
+
+def test_environment_values_are_text_and_still_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, LAB_TOML + "[asterisk]\nport = 5038\n")
+    monkeypatch.setenv("BRIDGE_ASTERISK__PORT", "6000")
+    monkeypatch.setenv("BRIDGE_PBX__SEND_INTERNAL", "no")
+    monkeypatch.setenv("BRIDGE_PBX__CALLBACK_WINDOW", "3600")
+    monkeypatch.setenv("BRIDGE_DELIVERY__WORKERS", "8")
+
+    assert check_config_file(path) == []
+    settings = load_settings(path)
+    assert settings.asterisk.port == 6000
+    assert settings.pbx.send_internal is False
+    assert settings.pbx.callback_window == 3600.0
+    assert settings.delivery.workers == 8
+
+
+def test_bad_environment_values_name_their_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, LAB_TOML)
+    monkeypatch.setenv("BRIDGE_ASTERISK__PORT", "abc")
+    monkeypatch.setenv("BRIDGE_PBX__SEND_INTERNAL", "maybe")
+    monkeypatch.setenv("BRIDGE_ASTERISK__SECERT", "x")
+
+    assert check_config_file(path) == [
+        '[pbx] send_internal: "maybe" is not true or false (from BRIDGE_PBX__SEND_INTERNAL)',
+        '[asterisk] port: "abc" is not a whole number (from BRIDGE_ASTERISK__PORT)',
+        "[asterisk] secert: unknown key; did you mean secret? (known keys: host, port, "
+        "username, secret, ping_interval, ping_timeout, reconnect_max_delay, queue_size) "
+        "(from BRIDGE_ASTERISK__SECERT)",
+    ]
+
+
+def test_environment_list_that_is_not_json_is_a_problem_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIDGE_PBX__TRUNKS", "PJSIP/trunk-*")
+
+    (problem,) = check_config_file(write(tmp_path, LAB_TOML))
+
+    assert problem.startswith("BRIDGE_PBX__TRUNKS: is not valid JSON")
+    assert """BRIDGE_PBX__TRUNKS='["PJSIP/trunk-*"]'""" in problem
+    with pytest.raises(ConfigError):
+        load_settings(None)
+
+
+# --------------------------------------------------------------------------- values
+
+
+def test_signing_secret_is_checked_the_way_signing_decodes_it(tmp_path: Path) -> None:
+    path = write(tmp_path, '[crm]\nsigning_secret = "whsec_SigningSecretS3"\n')
+
+    (problem,) = check_config_file(path)
+
+    assert problem.startswith('[crm] signing_secret: starts with "whsec_" but what follows')
+    assert "Incorrect padding" in problem  # the dead letters' error, found before sending
+    assert "SigningSecretS3" not in problem
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "whsec_c2VjcmV0",  # base64 of "secret"
+        "whsec_c2VjcmV0=",  # over-padded: b64decode accepts it, so does signing
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "plain shared secret",  # not whsec_: used as the key as it is
+        "whsec-change-me",  # idem (a hyphen, not whsec_)
+        "whsec_SigningSecretS3",
+        "whsec_a",
+        "whsec_abc-def",
+        "whsec_",
+        "whsec_!!!!",
+    ],
+)
+def test_signing_secret_check_agrees_with_signing(secret: str) -> None:
+    import binascii
+
+    from bridge.config import signing_secret_problem
+    from bridge.crm import signing
+
+    try:
+        signing.signature(secret, "msg_1", 1614265330, b"{}")
+        signs = True
+    except (binascii.Error, ValueError):
+        signs = False
+    problem = signing_secret_problem(secret)
+    if not signs:
+        assert problem is not None and "not valid base64" in problem
+    elif secret in ("whsec_", "whsec_!!!!"):  # signs with an empty key: refused anyway
+        assert problem is not None and "no key" in problem
+    else:
+        assert problem is None
+    # What the config accepts, signing can use.
+    settings_ok = problem is None
+    if settings_ok:
+        assert Settings(crm={"signing_secret": secret}).crm.signing_secret == secret
+
+
+def test_empty_signing_and_link_secrets_mean_none(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(tmp_path, '[crm]\nsigning_secret = ""\n[api]\nlink_secret = ""\n')
+    )
+
+    assert settings.crm.signing_secret is None
+    assert settings.api.link_secret is None
+
+
+def test_channel_patterns_that_can_never_match(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[pbx]\ntrunks = ["pjsip/trunk-*", "Local/*", "PJ SIP/x", "SIP/carrier-*"]\n'
+        'extensions = ["PJSIP/*", "+/x"]\n',
+    )
+
+    problems = check_config_file(path)
+
+    assert len(problems) == 4
+    assert problems[0].startswith('[pbx] trunks[0]: "pjsip/trunk-*" can never match')
+    assert "Asterisk writes PJSIP/" in problems[0]
+    assert problems[1].startswith('[pbx] trunks[1]: "Local/*" can never match')
+    assert problems[2].startswith('[pbx] trunks[2]: "PJ SIP/x" is not a channel-name pattern')
+    assert problems[3].startswith('[pbx] extensions[1]: "+/x" is not a channel-name pattern')
+
+
+def test_users_and_groups_keys(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[pbx.users]\n"101" = "ivanov"\n"sip-102.a_b" = "petrova"\n"10 3" = "x"\n'
+        '"104&105" = "y"\n"106" = ""\n'
+        '[pbx.groups]\n"600" = "Sales"\nsupport-queue = "Support"\n"6 01" = "x"\n',
+    )
+
+    problems = check_config_file(path)
+
+    assert len(problems) == 2
+    users, groups = problems
+    assert users.startswith('[pbx] users: "10 3" is not an extension')
+    assert '"104&105" is not an extension' in users
+    assert '"106": the login must be one line of text' in users
+    assert groups.startswith('[pbx] groups: "6 01" is not a queue name, extension or number')
+    ok = load_settings(write(tmp_path, '[pbx.users]\n"101" = " ivanov "\n', "ok.toml"))
+    assert ok.pbx.users == {"101": "ivanov"}
+
+
+def test_more_values_that_cannot_work(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+[asterisk]
+host = "127.0.0.1:5038"
+[crm]
+url = "https://crm.example.com:99999/hook"
+[delivery]
+retry_base_delay = 600.0
+[api]
+public_url = "https://bridge.example.com/?x=1"
+recordings_dir = "monitor"
+""",
+    )
+
+    problems = check_config_file(path)
+
+    assert problems == [
+        '[asterisk] host: "127.0.0.1:5038" has a port; write the host alone and the port in `port`',
+        '[crm] url: "https://crm.example.com:99999/hook" is not an http(s) URL '
+        "(expected e.g. https://host/path)",
+        "[delivery]: retry_base_delay (600) is larger than retry_max_delay (300)",
+        '[api] public_url: "https://bridge.example.com/?x=***" has a ?query or #fragment; '
+        "recording links are built as <public_url>/recordings/<callid>?..., so give the base "
+        "URL only",
+        '[api] recordings_dir: "monitor" is not an absolute path '
+        '(e.g. "/var/spool/asterisk/monitor")',
+    ]
+    assert (
+        load_settings(write(tmp_path, '[asterisk]\nhost = "[::1]"\n', "v6.toml")).asterisk.host
+        == "::1"
+    )
+
+
+def test_agi_and_api_cannot_share_a_port(tmp_path: Path) -> None:
+    path = write(tmp_path, '[agi]\nlisten = "0.0.0.0:8080"\n[api]\nlisten = "127.0.0.1:8080"\n')
+
+    assert check_config_file(path) == [
+        "[agi] listen and [api] listen: both want port 8080; give each its own"
+    ]
+    other_host = write(tmp_path, '[agi]\nlisten = "10.0.0.1:8080"\n', "b.toml")
+    assert check_config_file(other_host) == []
+
+
+# --------------------------------------------------------------------------- secrets
+
+SECRET = "Sup3rS3cretVal"
+
+# Each case puts SECRET somewhere it is wrong; no problem may show it.
+SECRET_CASES = [
+    f"[asterisk]\nsecret = {987654321}\n",
+    f'[asterisk]\nsecret = ["{SECRET}"]\n',
+    f'[asterisk]\nsecret = {{ value = "{SECRET}" }}\n',
+    f'[asterisk]\nsecret = ""\nsecert = "{SECRET}"\n',
+    f'[[asterisk]]\nsecret = "{SECRET}"\n',
+    f'asterisk = "{SECRET}"\n',
+    f'secret = "{SECRET}"\n',
+    f'[secrets]\nami = "{SECRET}"\n',
+    f'[crm]\ntoken = ["{SECRET}"]\n',
+    f'[crm]\ntoken = {{ a = "{SECRET}" }}\n',
+    f'[crm]\nsigning_secret = "whsec_{SECRET}"\n',
+    f'[crm]\nsigning_secret = "whsec_{SECRET}x"\n',
+    f'[crm]\nsigning_secret = ["{SECRET}"]\n',
+    f'[crm]\nurl = "ftp://user:{SECRET}@crm.example.com/hook"\n',
+    f'[crm]\nurl = "https://crm.example.com:99x/hook?key={SECRET}"\n',
+    f'[api]\nlink_secret = ["{SECRET}"]\n',
+    f'[api]\npublic_url = "https://u:{SECRET}@bridge.example.com/x?sig={SECRET}"\n',
+    f'[database]\nurl = "mysql://bridge:{SECRET}@db/bridge"\n',
+    f'[database]\nurl = "postgresql://bridge:{SECRET}@db:99x/bridge"\n',
+    f'[database]\nurl = "postgresql://bridge:{SECRET}@[db/bridge"\n',
+    f'[database]\nurl = "postgresql://bridge:p/{SECRET}@db/bridge"\n',
+    f'[database]\nurl = "postgresql://bridge@db/bridge?password={SECRET}"\nx = 1\n',
+    f'[database]\nurl = ["postgresql://bridge:{SECRET}@db/bridge"]\n',
+    f'[database]\nurl = "bridge:{SECRET}@db/bridge"\n',  # no scheme
+    f'[database]\nurl = "host=db user=bridge password={SECRET}"\n',  # libpq key=value
+    f'[database]\nurl = "host=db password = {SECRET}"\n',
+    f'[pbx.users]\n"token" = ""\n"10 1" = "{SECRET}"\n',
+    f'[asterisk]\nsecret = "{SECRET}\n',  # a TOML syntax error on the secret's line
+]
+
+
+@pytest.mark.parametrize("text", SECRET_CASES)
+def test_no_problem_shows_a_secret(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+
+    problems = check_config_file(path, for_daemon=True)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, for_daemon=True)
+
+    assert problems, text
+    for problem in [*problems, str(caught.value)]:
+        assert SECRET not in problem, problem
+        assert "987654321" not in problem, problem
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BRIDGE_ASTERISK__SECRET", ""),
+        ("BRIDGE_DATABASE__URL", f"mysql://bridge:{SECRET}@db/bridge"),
+        ("BRIDGE_DATABASE__URL", f"postgresql://bridge:{SECRET}@db:port/bridge"),
+        ("BRIDGE_CRM__SIGNING_SECRET", f"whsec_{SECRET}"),
+        ("BRIDGE_CRM__TOKEN", ""),
+        ("BRIDGE_CRM", f'{{"token": "{SECRET}", "tokn": "{SECRET}"}}'),
+        ("BRIDGE_CRM", f'{{"token": "{SECRET}"'),  # not JSON
+        ("BRIDGE_CRM", f'"{SECRET}"'),  # JSON, but not a table
+        ("BRIDGE_PBX__USERS", f'{{"token": "{SECRET}"'),  # not JSON
+        ("BRIDGE_API__LINK_SECRET", ""),
+        ("BRIDGE_API__PUBLIC_URL", f"https://bridge.example.com/?sig={SECRET}"),
+    ],
+)
+def test_no_problem_shows_a_secret_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    path = write(tmp_path, LAB_TOML)
+    monkeypatch.setenv(name, value)
+
+    problems = check_config_file(path, for_daemon=True)
+
+    assert problems
+    assert all(SECRET not in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://bridge:pw@db/bridge", "postgresql://bridge:***@db/bridge"),
+        ("postgresql://bridge:p@w@db:5432/x", "postgresql://bridge:***@db:5432/x"),
+        ("postgresql://bridge@db/bridge", "postgresql://bridge@db/bridge"),
+        ("postgresql:///bridge?host=/run/postgresql", "postgresql:///bridge?host=***"),
+        ("https://crm/hook?key=abc&x=1", "https://crm/hook?key=***&x=***"),
+        ("not a url", "not a url"),
+        ("bridge:pw@db/bridge", "bridge:***@db/bridge"),
+        ("host=db user=bridge password=pw", "host=db user=bridge password=***"),
+    ],
+)
+def test_mask_url(url: str, shown: str) -> None:
+    from bridge.config import mask_url
+
+    assert mask_url(url) == shown
+
+
+def test_package_version_matches_pyproject() -> None:
+    import tomllib
+
+    import bridge
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert bridge.__version__ == project["project"]["version"]
 
 
 # --------------------------------------------------------------------------- logging
