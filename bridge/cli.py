@@ -11,11 +11,14 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from .config import Settings
 
 DEFAULT_CONFIG = "/etc/crm-bridge/bridge.toml"
@@ -87,9 +90,39 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
+def _with_database(
+    command: str, url: str, work: Callable[[asyncpg.Connection], Awaitable[int]]
+) -> int:
+    """Run `work(conn)` on one connection; a database problem is one plain line, exit 1."""
     import asyncpg
 
+    async def go() -> int:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(go())
+    except asyncpg.UndefinedTableError:
+        print(
+            f"crm-bridge {command}: the database has no bridge tables yet "
+            "(run `crm-bridge migrate` first)",
+            file=sys.stderr,
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"crm-bridge {command}: database error: {_plain(exc)}", file=sys.stderr)
+    return 1
+
+
+def _plain(exc: BaseException) -> str:
+    """One line, no traceback; asyncpg's messages never carry the password."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
     from .store.migrations import migrate
 
     settings = _load(args.config, for_daemon=False, command=args.command)
@@ -101,16 +134,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         )
         return 2
 
-    async def go() -> list[str]:
-        conn = await asyncpg.connect(url)
-        try:
-            return await migrate(conn)
-        finally:
-            await conn.close()
+    async def go(conn: asyncpg.Connection) -> int:
+        applied = await migrate(conn)
+        print("applied: " + ", ".join(applied) if applied else "database is up to date")
+        return 0
 
-    applied = asyncio.run(go())
-    print("applied: " + ", ".join(applied) if applied else "database is up to date")
-    return 0
+    return _with_database("migrate", url, go)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -127,90 +156,81 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     from .daemon import run_delivery
     from .observability.logs import configure_logging
 
-    settings = _load(args.config, for_daemon=True, command=args.command)
+    settings = _load(args.config, for_daemon=False, command=args.command)  # no AMI needed
+    if not settings.database.url:
+        print("crm-bridge deliver: no [database] url in the config", file=sys.stderr)
+        return 2
     configure_logging(settings.log.level, cache_loggers=True)
     asyncio.run(run_delivery(settings))
     return 0
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    import asyncpg
-
     from .store import outbox, targets
 
     settings = _load(args.config, for_daemon=False, command=args.command)
     if not settings.database.url:
         print("crm-bridge outbox: no [database] url in the config", file=sys.stderr)
         return 2
+    pbx = settings.pbx.id
+    if args.action == "retry" and not args.all_dead and not args.ids:
+        print("crm-bridge outbox retry: give row ids or --all-dead", file=sys.stderr)
+        return 2
 
-    async def go() -> int:
-        conn = await asyncpg.connect(settings.database.url)
-        pbx = settings.pbx.id
-        try:
-            if args.action == "list":
-                state = "dead" if args.dead else args.state
-                for r in await outbox.list_rows(conn, pbx, state, args.limit):
-                    print(json.dumps({k: outbox.iso(v) for k, v in r.items()}, ensure_ascii=False))
-                print(json.dumps({"counts": await outbox.counts(conn, pbx)}), file=sys.stderr)
-            elif args.action == "retry":
-                if not args.all_dead and not args.ids:
-                    print("crm-bridge outbox retry: give row ids or --all-dead", file=sys.stderr)
-                    return 2
-                n = await outbox.redrive(conn, pbx, None if args.all_dead else args.ids)
-                print(f"re-driven: {n}")
-            elif args.action == "enable":
-                ok = await targets.enable_target(conn, pbx, args.target)
-                print("enabled" if ok else f"no target named {args.target!r}")
-                return 0 if ok else 1
-            return 0
-        finally:
-            await conn.close()
+    async def go(conn: asyncpg.Connection) -> int:
+        if args.action == "list":
+            state = "dead" if args.dead else args.state
+            for r in await outbox.list_rows(conn, pbx, state, args.limit):
+                print(json.dumps({k: outbox.iso(v) for k, v in r.items()}, ensure_ascii=False))
+            print(json.dumps({"counts": await outbox.counts(conn, pbx)}), file=sys.stderr)
+        elif args.action == "retry":
+            n = await outbox.redrive(conn, pbx, None if args.all_dead else args.ids)
+            print(f"re-driven: {n}")
+        elif args.action == "enable":
+            ok = await targets.enable_target(conn, pbx, args.target)
+            print("enabled" if ok else f"no target named {args.target!r}")
+            return 0 if ok else 1
+        return 0
 
-    return asyncio.run(go())
+    return _with_database("outbox", settings.database.url, go)
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
-    import asyncpg
-
     from .store import targets
 
     settings = _load(args.config, for_daemon=False, command=args.command)
     if not settings.database.url:
         print("crm-bridge targets: no [database] url in the config", file=sys.stderr)
         return 2
+    pbx = settings.pbx.id
 
-    async def go() -> int:
-        conn = await asyncpg.connect(settings.database.url)
-        try:
-            pbx = settings.pbx.id
-            if args.action == "list":
-                for r in await targets.list_targets(conn, pbx):
-                    print(json.dumps(r, ensure_ascii=False))
-            elif args.action == "add":
-                try:
-                    sub = targets.Subscription(
-                        args.name,
-                        args.url,
-                        token=args.token,
-                        profile=args.profile,
-                        commands=tuple(c for c in args.commands.split(",") if c),
-                        direction=args.direction,
-                        signing_secret=args.signing_secret,
-                    )
-                    await targets.add_target(conn, pbx, sub)
-                except ValueError as exc:
-                    print(f"crm-bridge targets add: {exc}", file=sys.stderr)
-                    return 2
-                print(f"subscribed {args.name}")
-            elif args.action == "remove":
-                ok = await targets.remove_target(conn, pbx, args.name)
-                print("removed" if ok else f"no subscription named {args.name!r}")
-                return 0 if ok else 1
-            return 0
-        finally:
-            await conn.close()
+    async def go(conn: asyncpg.Connection) -> int:
+        if args.action == "list":
+            for r in await targets.list_targets(conn, pbx):
+                print(json.dumps(r, ensure_ascii=False))
+        elif args.action == "add":
+            sub = targets.Subscription(
+                args.name,
+                args.url,
+                token=args.token,
+                profile=args.profile,
+                commands=tuple(c for c in args.commands.split(",") if c),
+                direction=args.direction,
+                signing_secret=args.signing_secret,
+            )
+            try:
+                await targets.add_target(conn, pbx, sub)
+            except ValueError as exc:
+                print(f"crm-bridge targets add: {exc}", file=sys.stderr)
+                return 2
+            print(f"subscribed {args.name}")
+        elif args.action == "remove":
+            ok = await targets.remove_target(conn, pbx, args.name)
+            print("removed" if ok else f"no subscription named {args.name!r}")
+            return 0 if ok else 1
+        return 0
 
-    return asyncio.run(go())
+    return _with_database("targets", settings.database.url, go)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from ..config import signing_secret_problem
 from ..crm.outbox_rows import Target
 from ..crm.profiles import PROFILES
 from .queries import QUERIES
@@ -84,6 +85,10 @@ class Subscription:
             found.append(f"profile must be vpbx, vpbx-legacy or json, not {self.profile!r}")
         if not self.url.startswith(("http://", "https://")) or len(self.url) > 2000:
             found.append(f"{self.url[:100]!r} is not an http(s) URL")
+        if self.signing_secret is not None:
+            why = signing_secret_problem(self.signing_secret)
+            if why:
+                found.append(f"signing secret: {why}")
         return found
 
 
