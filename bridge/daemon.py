@@ -21,6 +21,7 @@ from .agi import AgiCollector, AgiServer, Directory, start_agi_server
 from .ami.ingest import AmiIngest
 from .api.health import create_health_app
 from .api.recordings import add_recording_routes
+from .api.server import HEADER_TIMEOUT, KEEPALIVE, MAX_CONNECTIONS, start_http
 from .config import Settings
 from .crm.links import recording_link
 from .delivery.outbox import Outbox, ensure_primary_target
@@ -100,9 +101,15 @@ class Bridge:
         app = create_health_app(self._ready, registry, info=self._role)
         if s.api.link_secret:
             add_recording_routes(app, self.pool, s.pbx.id, s.api.link_secret, s.api.recordings_dir)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, s.api.listen_host, s.api.listen_port).start()
+        self.http = await start_http(
+            app,
+            s.api.listen_host,
+            s.api.listen_port,
+            max_connections=MAX_CONNECTIONS,
+            header_timeout=HEADER_TIMEOUT,
+            keepalive=KEEPALIVE,
+        )
+        self.runner = self.http.runner  # set together: stop() closes self.http
         self.delivery = Delivery(self.pool, s.database.url, s)
         await self.delivery.start()
         self._tasks.append(asyncio.create_task(self._supervise(self._lead()), name="leader"))
@@ -161,7 +168,7 @@ class Bridge:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.runner is not None:
-            await self.runner.cleanup()
+            await self.http.close()
         if self.lock is not None:
             await self.lock.release()
         if self.pool is not None:
