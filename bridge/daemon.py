@@ -23,12 +23,12 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import asyncpg
-from aiohttp import web
 
 from .agi import AgiCollector, AgiServer, Directory, start_agi_server
 from .ami.ingest import AmiIngest
 from .api.health import create_health_app
 from .api.recordings import add_recording_routes
+from .api.server import HEADER_TIMEOUT, KEEPALIVE, MAX_CONNECTIONS, HttpServer, start_http
 from .config import Settings
 from .delivery.rating import OutboxRatingSink
 from .delivery.service import Delivery
@@ -96,7 +96,7 @@ class Bridge:
         self.directory = Directory(settings.pbx.users, region=settings.pbx.region)
         self.agi: AgiServer | None = None
         self.delivery: Delivery | None = None
-        self.runner: web.AppRunner | None = None
+        self.http: HttpServer | None = None
         self.http_port = 0
         self.term: Term | None = None
         self.lock: PbxLock | None = None
@@ -133,13 +133,15 @@ class Bridge:
         )
         if s.api.link_secret:
             add_recording_routes(app, self.store, s.api.link_secret, s.api.recordings_dir)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, s.api.listen_host, s.api.listen_port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.http_port = server.sockets[0].getsockname()[1]
+        self.http = await start_http(
+            app,
+            s.api.listen_host,
+            s.api.listen_port,
+            max_connections=MAX_CONNECTIONS,
+            header_timeout=HEADER_TIMEOUT,
+            keepalive=KEEPALIVE,
+        )
+        self.http_port = self.http.port
 
     async def _run(self) -> None:
         await self._database()
@@ -236,8 +238,8 @@ class Bridge:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.delivery is not None:
             await self.delivery.stop()
-        if self.runner is not None:
-            await self.runner.cleanup()
+        if self.http is not None:
+            await self.http.close()
         if self.lock is not None:
             await self.lock.release()
         if self.pool is not None:

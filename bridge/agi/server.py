@@ -19,6 +19,7 @@ import aiohttp
 from structlog.typing import FilteringBoundLogger
 
 from ..config import Settings
+from ..net.listener import CappedListener, start_listener
 from ..observability.logs import get_logger
 from ..tracker.numbers import PhoneNormalizer
 from .breaker import CircuitBreaker
@@ -53,7 +54,7 @@ class AgiServer:
         self.requested_port = port
         self.deadline = deadline
         self.port = 0
-        self._server: asyncio.Server | None = None
+        self._listener: CappedListener | None = None
         self._sessions: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._closers = list(closers or [])
@@ -80,11 +81,35 @@ class AgiServer:
     def add_stats(self, prefix: str, read: Callable[[], Mapping[str, float]]) -> None:
         self._stats_sources[prefix] = read
 
+    # Concurrent connections at most. A look-up takes a few ms (a cache hit) to the CRM
+    # timeout; at the cap, connections that have not sent their environment are closed
+    # for newcomers, and past that newcomers wait in the backlog (see bridge.net).
+    max_connections = 128
+
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, self.host, self.requested_port, limit=LINE_LIMIT
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.Protocol:  # what asyncio.start_server builds per client
+            reader = asyncio.StreamReader(limit=LINE_LIMIT, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, self._handle, loop=loop)
+
+        def silent_peer_closed() -> None:  # counted as before, logged by the listener
+            self.counts["deadline_exceeded"] += 1
+
+        # A connection is handed to _handle once its environment (up to the blank line)
+        # arrived; one that does not send it within the deadline is closed by the listener,
+        # with one rate-limited line for all such peers instead of a warning each.
+        self._listener = await start_listener(
+            self.host,
+            self.requested_port,
+            protocol,
+            name="agi",
+            max_connections=self.max_connections,
+            head_timeout=self.deadline,
+            on_head_timeout=silent_peer_closed,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = self._listener.port
+        self.add_stats("agi_listener", self._listener.stats)
         log.info("agi_listening", host=self.host, port=self.port, routes=sorted(self.routes))
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -156,8 +181,8 @@ class AgiServer:
 
     async def close(self, grace: float = 2.0) -> None:
         """Stop listening, end open sessions, give background work ``grace`` seconds."""
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            await self._listener.stop_accepting()
         for task in list(self._sessions):
             task.cancel()
         await asyncio.gather(*self._sessions, return_exceptions=True)
@@ -166,9 +191,8 @@ class AgiServer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+        if self._listener is not None:
+            await self._listener.wait_closed(grace=1.0)
         for closer in self._closers:
             with contextlib.suppress(Exception):
                 await closer()

@@ -12,24 +12,26 @@ Events nobody needs (see `wants`) are counted and dropped before parsing.
 
 Bad input never stops the reader: a message larger than `max_message` bytes is dropped,
 invalid UTF-8 is replaced, lines without `: ` are skipped, and each problem is counted and
-logged once per kind.
+logged: the first at once, then at most one line per kind every 10 s, with `repeated` (how
+many were left out since) and `count` (how many on this connection), so a stream of garbage
+cannot flood the log.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from ..observability.logs import RateLimitedLog, get_logger
 from .parser import AmiMessage, parse_message
 
 EventSink = Callable[[AmiMessage, float], None]
 SEPARATOR = b"\r\n\r\n"
 BANNER = "Asterisk Call Manager/"
-log = logging.getLogger("bridge.ami")
+bad_input_log = RateLimitedLog(get_logger("bridge.ami"), interval=10.0)
 
 
 class FastAmiProtocol(AMIProtocol):
@@ -88,13 +90,10 @@ class FastAmiProtocol(AMIProtocol):
         message = Message.from_line(text)
         if message is None:
             self.malformed += 1
-            if self.malformed == 1 or self.malformed % 1000 == 0:
-                log.warning(
-                    "ami_malformed_message", extra={"count": self.malformed, "sample": text[:200]}
-                )
+            bad_input_log.warning("ami_malformed_message", count=self.malformed, sample=text[:200])
             return
         self.handle_message(message)
 
     def _oversized(self, size: int) -> None:
         self.oversized += 1
-        log.warning("ami_oversized_message_dropped", extra={"bytes": size, "count": self.oversized})
+        bad_input_log.warning("ami_oversized_message_dropped", bytes=size, count=self.oversized)

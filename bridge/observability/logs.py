@@ -8,18 +8,32 @@ use end up in the same renderer, so every line has the same shape::
 
 Call-related code binds ``callid`` (``log.bind(callid=...)`` or
 ``structlog.contextvars.bind_contextvars(callid=...)``); bound keys are rendered as-is.
+
+Warnings that a hostile peer or a broken environment can repeat thousands of times a second
+(an AMI stream of garbage, ``accept()`` out of file descriptors) go through
+:class:`RateLimitedLog`: the first one is written at once, then at most one line per
+interval, carrying ``repeated`` (how many were left out since the previous line). The stdlib
+loggers of asyncio and aiohttp's server get the same treatment from :class:`RateLimitFilter`.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable, Hashable
 from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = [
+    "RateLimitFilter",
+    "RateLimitedLog",
+    "RateLimiter",
+    "configure_logging",
+    "get_logger",
+]
 
 _LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,
@@ -81,6 +95,154 @@ def _drop_formatter_leftovers(logger: Any, method_name: str, event_dict: EventDi
     event_dict.pop("message", None)
     event_dict.pop("asctime", None)
     return event_dict
+
+
+class RateLimiter:
+    """Decides which of many identical lines are written: the first, then one per ``interval``.
+
+    ``hit(key)`` answers ``None`` (leave this one out) or the number of hits left out since
+    the previous written line (0 for the first). Pure bookkeeping, no I/O; ``clock`` is
+    injectable for tests. At most ``max_keys`` keys are remembered, so keys built from
+    varying text cannot grow it without end.
+    """
+
+    def __init__(
+        self,
+        interval: float = 10.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 1024,
+    ) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.max_keys = max_keys
+        # key -> [time of the last written line, hits left out since]
+        self._seen: dict[Hashable, list[float]] = {}
+
+    def hit(self, key: Hashable) -> int | None:
+        now = self.clock()
+        state = self._seen.get(key)
+        if state is None:
+            if len(self._seen) >= self.max_keys:
+                self._forget(now)
+            self._seen[key] = [now, 0]
+            return 0
+        if now - state[0] < self.interval:
+            state[1] += 1
+            return None
+        left_out = int(state[1])
+        state[0], state[1] = now, 0
+        return left_out
+
+    def pending(self) -> dict[Hashable, int]:
+        """Keys with hits left out since their last written line, and how many."""
+        return {key: int(state[1]) for key, state in self._seen.items() if state[1]}
+
+    def reset(self, key: Hashable) -> int:
+        """Forget ``key``; answers how many of its hits were left out and never reported."""
+        state = self._seen.pop(key, None)
+        return 0 if state is None else int(state[1])
+
+    def _forget(self, now: float) -> None:
+        """Drop keys quiet for a whole interval; if that is not enough, the oldest half."""
+        quiet = [k for k, (at, _) in self._seen.items() if now - at >= self.interval]
+        for key in quiet:
+            del self._seen[key]
+        if len(self._seen) >= self.max_keys:
+            for key in list(self._seen)[: len(self._seen) // 2 + 1]:
+                del self._seen[key]
+
+
+class RateLimitedLog:
+    """A structlog logger for warnings that may repeat in floods, keyed by event name.
+
+    The first ``log.warning("event", ...)`` is written at once; further ones within
+    ``interval`` seconds are only counted, and the next one written after that carries
+    ``repeated=N``. ``key=`` separates lines with the same event name (per peer, per
+    listener). ``flush()`` writes what is still counted (at close, so no count is lost).
+    """
+
+    def __init__(
+        self,
+        logger: FilteringBoundLogger,
+        interval: float = 10.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.limiter = RateLimiter(interval, clock=clock)
+        self._last: dict[Hashable, tuple[str, str, dict[str, Any]]] = {}
+
+    def info(self, event: str, *, key: Hashable = None, **fields: Any) -> bool:
+        return self._log("info", event, key, fields)
+
+    def warning(self, event: str, *, key: Hashable = None, **fields: Any) -> bool:
+        return self._log("warning", event, key, fields)
+
+    def error(self, event: str, *, key: Hashable = None, **fields: Any) -> bool:
+        return self._log("error", event, key, fields)
+
+    def _log(self, level: str, event: str, key: Hashable, fields: dict[str, Any]) -> bool:
+        """Write the line or count it; answers whether it was written."""
+        full_key = (event, key)
+        left_out = self.limiter.hit(full_key)
+        if left_out is None:
+            if len(self._last) >= self.limiter.max_keys:
+                self._last.clear()  # only counts' last fields are lost, the counts are not
+            self._last[full_key] = (level, event, fields)
+            return False
+        self._last.pop(full_key, None)
+        if left_out:
+            fields = {**fields, "repeated": left_out}
+        getattr(self.logger, level)(event, **fields)
+        return True
+
+    def flush(self) -> None:
+        """Write one line per key with counted hits (the fields of its latest hit)."""
+        for full_key, left_out in self.limiter.pending().items():
+            self.limiter.reset(full_key)
+            event = str(full_key[0]) if isinstance(full_key, tuple) else str(full_key)
+            level, event, fields = self._last.pop(full_key, ("warning", event, {}))
+            getattr(self.logger, level)(event, **{**fields, "repeated": left_out})
+
+
+class RateLimitFilter(logging.Filter):
+    """A stdlib ``logging.Filter`` doing what :class:`RateLimitedLog` does, for libraries.
+
+    Records are the same when their message template's first line, level and exception
+    type are: asyncio puts the variable details (the socket, the task) on later lines. A
+    record let through after others were left out gets a ``repeated`` attribute, which
+    the JSON renderer shows like any ``extra``.
+    """
+
+    def __init__(
+        self, interval: float = 10.0, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.limiter = RateLimiter(interval, clock=clock)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        first_line = str(record.msg).split("\n", 1)[0]
+        exc_type = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
+        left_out = self.limiter.hit((record.name, record.levelno, first_line, exc_type))
+        if left_out is None:
+            return False
+        if left_out:
+            record.repeated = left_out
+        return True
+
+
+# Loggers a peer can make repeat themselves: asyncio's "socket.accept() out of system
+# resource" (CPython 3.11 writes it up to 100 times per loop turn while file descriptors
+# are exhausted), aiohttp's "Error handling request" (one per malformed request).
+_FLOOD_PRONE_LOGGERS = ("asyncio", "aiohttp.server")
+
+
+def _limit_flood_prone_loggers() -> None:
+    for name in _FLOOD_PRONE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RateLimitFilter) for f in logger.filters):
+            logger.addFilter(RateLimitFilter())
 
 
 def _level_number(level: str) -> int:
@@ -161,6 +323,7 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(threshold)
     logging.captureWarnings(True)
+    _limit_flood_prone_loggers()
 
 
 def get_logger(name: str | None = None, **initial: Any) -> FilteringBoundLogger:
