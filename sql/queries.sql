@@ -325,3 +325,24 @@ SELECT name FROM schema_migrations;
 
 -- migration_done --
 INSERT INTO schema_migrations (name) VALUES ($1);
+
+-- ============================================================ API keys
+
+-- create_api_key --
+INSERT INTO api_keys (pbx_id, name, prefix, secret_hash, networks, dialects)
+VALUES ($1, $2, $3, $4, $5::cidr[], $6);
+
+-- list_api_keys --
+SELECT id, name, prefix, networks, dialects, created_at, last_used_at, revoked_at
+FROM api_keys WHERE pbx_id = $1 ORDER BY id;
+
+-- revoke_api_key --
+UPDATE api_keys SET revoked_at = now() WHERE pbx_id = $1 AND name = $2 AND revoked_at IS NULL;
+
+-- find_api_key --
+-- A live key by its public prefix.
+SELECT id, pbx_id, name, prefix, secret_hash, networks, dialects
+FROM api_keys WHERE pbx_id = $1 AND prefix = $2 AND revoked_at IS NULL;
+
+-- touch_api_keys --
+UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1);
