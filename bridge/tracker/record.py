@@ -79,3 +79,27 @@ def build_record(call: Call, at: float, closed_by: str, users: Mapping[str, str]
             for ch in call.legs
         ],
     )
+
+
+def bare_record(call: Call, at: float, closed_by: str, users: Mapping[str, str]) -> CallRecord:
+    """What can be said of a call whose full record could not be built (a tracker fault):
+    plain facts, no legs, and the status an inbound call would have."""
+    answered = call.answered
+    ext = call.last_talker or call.placer
+    return CallRecord(
+        callid=call.callid,
+        direction=call.direction or model.INTERNAL,
+        status=inbound_status(answered is not None),
+        phone=call.phone,
+        diversion=call.diversion,
+        ext=ext,
+        user=users.get(ext, ext),
+        group=call.group,
+        start=call.start,
+        answered=answered,
+        end=at,
+        duration=max(0, round(at - answered)) if answered is not None else 0,
+        wait=max(0, round((answered if answered is not None else at) - call.start)),
+        recording=call.recording,
+        closed_by=closed_by,
+    )

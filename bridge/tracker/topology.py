@@ -167,6 +167,19 @@ class Topology:
             call.offer_open = False
         return call
 
+    def forget_channel(self, ch: Channel, at: float) -> None:
+        """Drop a channel of a call closed by a fault, by plain bookkeeping only (`unlink`
+        may be what failed): its later events are stragglers."""
+        if ch.ended is None:
+            ch.ended = at
+        if ch.bridge:
+            self.bridges.get(ch.bridge, set()).discard(ch)
+            ch.bridge = None
+        self.channels.pop(ch.uid, None)
+        self.remember_dead(ch.uid)
+        if ch.call is not None:
+            ch.call.live.pop(ch.uid, None)
+
     def remember_dead(self, uid: str) -> None:
         self._dead[uid] = None
         if len(self._dead) > _DEAD_MEMORY:

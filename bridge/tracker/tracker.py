@@ -18,21 +18,30 @@ How it sees a call (SPEC sections 3-4):
 
 Where that lives: `topology` (channels, Local pairs, bridges, dial chains, customers),
 `grammar` (each employee's event sequence), `record` (the finished call), `handlers`
-(what each AMI event does to them). This class only wires them and keeps the public API.
+(what each AMI event does to them), `faults` (one bad call closed, the others go on).
+This class only wires them and keeps the public API.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import ParamSpec, TypeVar
 
 from . import model
 from .channels import ChannelClassifier
+from .faults import close_faulty
 from .grammar import Grammar
 from .handlers import EventHandlers
-from .model import OpenCall, Output
+from .model import OpenCall, Output, TrackerFault
 from .numbers import PhoneNormalizer
 from .state import UP, Call, Channel
 from .topology import Event, Topology
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+_FAULT_MEMORY = 1024  # faults kept until taken; older ones are dropped (faults_total counts)
+_RESYNC, _CLOSE_ALL = "resync", "close_all"  # TrackerFault.event of their steps
 
 
 def _uid_key(uid: str) -> tuple[float, str]:
@@ -40,6 +49,11 @@ def _uid_key(uid: str) -> tuple[float, str]:
         return (float(uid), uid)
     except ValueError:
         return (float("inf"), uid)
+
+
+def _ids(ch: Channel) -> dict[str, str]:
+    """A channel's ids, as an event naming it would carry them (for fault isolation)."""
+    return {"Uniqueid": ch.uid, "Linkedid": ch.call.callid if ch.call is not None else ""}
 
 
 class CallTracker:
@@ -67,6 +81,8 @@ class CallTracker:
             "NewConnectedLine",
             "NewCallerid",
         }
+        self._faults: deque[TrackerFault] = deque(maxlen=_FAULT_MEMORY)
+        self.faults_total = 0
         self.events_seen = 0
         self.events_ignored = 0
 
@@ -104,9 +120,13 @@ class CallTracker:
         return name == "VarSet" and "MIXMONITOR_FILENAME" in text
 
     def feed(self, event: Event, received_at: float = 0.0) -> list[Output]:
-        """Take one AMI event; return what it caused, in order."""
+        """Take one AMI event; return what it caused, in order.
+
+        Never raises because of one call: if handling the event fails, the calls it
+        concerns are closed (see `take_faults`) and the others are untouched."""
         self.events_seen += 1
-        handler = self._dispatch.get(event.get("Event", ""))
+        name = event.get("Event", "")
+        handler = self._dispatch.get(name)
         if handler is None:
             self.events_ignored += 1
             return []
@@ -118,8 +138,17 @@ class CallTracker:
             except ValueError:
                 pass
         out: list[Output] = []
-        handler(event, at, out)
+        try:
+            handler(event, at, out)
+        except Exception as exc:
+            self._isolate(name, event, at, exc, out)
         return out
+
+    def take_faults(self) -> list[TrackerFault]:
+        """The faults since the last call, oldest first, for the caller to log."""
+        faults = list(self._faults)
+        self._faults.clear()
+        return faults
 
     def mark(self) -> frozenset[str]:
         """The channels known now: taken where a channel snapshot is asked for."""
@@ -152,34 +181,37 @@ class CallTracker:
         Channels we tracked (and that were `known` when the snapshot was asked for) that
         Asterisk no longer has ended while we were away: they are hung up now, which closes
         their calls. Channels we never saw are adopted; restored calls with no live channel
-        are closed.
+        are closed. A step failing for one call closes that call only.
         """
         out: list[Output] = []
         handlers, channels = self._handlers, self._topology.channels
         live_by_uid = {ev["Uniqueid"]: ev for ev in live if ev.get("Uniqueid")}
         for uid, ch in list(channels.items()):
             if uid not in live_by_uid and (known is None or uid in known):
-                handlers.hangup(ch, at, None, out, "resync")
+                self._step(_RESYNC, _ids(ch), at, out, handlers.hangup, ch, at, None, out, "resync")
         adopted: list[Channel] = []
         for uid in sorted(live_by_uid, key=_uid_key):
             if uid in channels:
                 continue
             ev = live_by_uid[uid]
-            new = handlers.adopt(ev, at)
+            new = self._step(_RESYNC, ev, at, out, handlers.adopt, ev, at)
             if new is not None:
                 adopted.append(new)
         for ch in adopted:
-            handlers.settle_adopted(ch)
+            if ch.ended is None:
+                self._step(_RESYNC, _ids(ch), at, out, handlers.settle_adopted, ch)
         for uid, ev in live_by_uid.items():
             known_ch = channels.get(uid)
             if known_ch is not None and known_ch not in adopted:
-                handlers.catch_up(known_ch, ev, at, out)
+                self._step(_RESYNC, ev, at, out, handlers.catch_up, known_ch, ev, at, out)
         for ch in list(channels.values()):
             if ch.ended is None and ch.state == UP and ch.bridge:
-                handlers.connect(ch, at, out)
-        for call in list(self._topology.calls.values()):
-            if call.restored:
-                handlers.close_restored(call, at, out)
+                self._step(_RESYNC, _ids(ch), at, out, handlers.connect, ch, at, out)
+        calls = self._topology.calls
+        for call in list(calls.values()):
+            if call.restored and calls.get(call.callid) is call:
+                ids = {"Linkedid": call.callid}
+                self._step(_RESYNC, ids, at, out, handlers.close_restored, call, at, out)
         return out
 
     def close_all(self, at: float) -> list[Output]:
@@ -187,5 +219,47 @@ class CallTracker:
         out: list[Output] = []
         handlers = self._handlers
         for ch in list(self._topology.channels.values()):
-            handlers.hangup(ch, at, None, out, "resync")
+            self._step(_CLOSE_ALL, _ids(ch), at, out, handlers.hangup, ch, at, None, out, "resync")
         return out
+
+    # ----------------------------------------------------------------- faults
+
+    def _step(
+        self,
+        name: str,
+        event: Mapping[str, str],
+        at: float,
+        out: list[Output],
+        step: Callable[_P, _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T | None:
+        """One step of a resync or close_all, isolated like an event naming `event`'s ids."""
+        try:
+            return step(*args, **kwargs)
+        except Exception as exc:
+            self._isolate(name, event, at, exc, out)
+            return None
+
+    def _isolate(
+        self, name: str, event: Mapping[str, str], at: float, exc: Exception, out: list[Output]
+    ) -> None:
+        error = repr(exc)
+        try:
+            closed = close_faulty(self._handlers, event, at, out)
+        except Exception as again:  # the isolation itself failed: say so, go on
+            closed = ()
+            error = f"{error}; while closing the call: {again!r}"
+        linkedid = event.get("Linkedid", "")
+        callid = linkedid if linkedid in closed or not closed else closed[0]
+        self.faults_total += 1
+        self._faults.append(
+            TrackerFault(
+                callid=callid,
+                event=name,
+                error=error,
+                uniqueid=event.get("Uniqueid", ""),
+                at=at,
+                closed=closed,
+            )
+        )
