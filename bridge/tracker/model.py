@@ -70,7 +70,9 @@ class CallRecord:
     duration: int
     wait: int
     recording: str = ""
-    closed_by: str = "hangup"  # or "resync": ended while the bridge was not listening
+    # "hangup"; "resync": ended while the bridge was not listening; "fault": closed with
+    # what was known when the tracker failed on one of its events (see TrackerFault)
+    closed_by: str = "hangup"
     legs: list[Leg] = field(default_factory=list)
 
     @property
@@ -91,6 +93,19 @@ class OpenCall:
     answered: float | None
     last_seq: int
     sessions: dict[str, str]  # ext -> type of that employee's last event
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerFault:
+    """The tracker failed on one event: the calls it concerned were closed with what was
+    known (`closed_by="fault"`), and their later events are ignored. For the logs."""
+
+    callid: str  # the call the event belonged to ("" if none was known)
+    event: str  # the AMI event's name, or "resync" / "close_all"
+    error: str  # repr() of the exception
+    uniqueid: str = ""  # the event's channel, if it named one
+    at: float = 0.0  # the event's time
+    closed: tuple[str, ...] = ()  # every call closed because of it
 
 
 Output = CallEvent | CallRecord
