@@ -137,12 +137,19 @@ class CallPipeline:
         return outputs
 
     def _log_faults(self) -> None:
-        take = getattr(self.tracker, "take_faults", None)
-        if take is None:
-            return
-        for fault in take():
+        """A call the tracker could not follow was closed with what was known; say so."""
+        for fault in self.tracker.take_faults():
             self.faults += 1
-            log.error("tracker_fault_call_closed", extra=_fields(fault))
+            log.error(
+                "tracker_fault_call_closed",
+                extra={
+                    "callid": fault.callid,
+                    "event": fault.event,
+                    "uniqueid": fault.uniqueid,
+                    "error": fault.error,
+                    "closed": list(fault.closed),
+                },
+            )
 
     def _keep(self, outputs: list[Output]) -> None:
         if not outputs:
@@ -275,7 +282,5 @@ _EVENT_FIELDS = ("callid", "type", "ext", "direction", "phone")
 _RECORD_FIELDS = ("callid", "direction", "status", "ext", "duration", "closed_by")
 
 
-def _fields(obj: Any, names: Sequence[str] | None = None) -> dict[str, Any]:
-    if names is None:
-        names = [n for n in getattr(obj, "__slots__", ()) or vars(obj)]
+def _fields(obj: Any, names: Sequence[str]) -> dict[str, Any]:
     return {n: getattr(obj, n) for n in names}
