@@ -233,6 +233,38 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return _with_database("targets", settings.database.url, go)
 
 
+def cmd_apikey(args: argparse.Namespace) -> int:
+    from .store import apikeys
+
+    settings = _load(args.config, for_daemon=False, command=args.command)
+    if not settings.database.url:
+        print("crm-bridge apikey: no [database] url in the config", file=sys.stderr)
+        return 2
+    pbx = settings.pbx.id
+
+    async def go(conn: asyncpg.Connection) -> int:
+        if args.action == "create":
+            try:
+                key = await apikeys.create_key(
+                    conn, pbx, args.name, networks=args.network, dialects=args.dialect
+                )
+            except ValueError as exc:
+                print(f"crm-bridge apikey create: {exc}", file=sys.stderr)
+                return 2
+            print(f"created API key {args.name!r}; it is shown only now:", file=sys.stderr)
+            print(key)
+        elif args.action == "list":
+            for row in await apikeys.list_keys(conn, pbx):
+                print(json.dumps(row, ensure_ascii=False))
+        elif args.action == "revoke":
+            ok = await apikeys.revoke_key(conn, pbx, args.name)
+            print("revoked" if ok else f"no live key named {args.name!r}")
+            return 0 if ok else 1
+        return 0
+
+    return _with_database("apikey", settings.database.url, go)
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from .store.retention import prune
     from .wiring import open_pool
@@ -509,6 +541,38 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("name", help="the subscription's name")
     _add_leaf_config(t)
     p.set_defaults(func=cmd_targets)
+
+    p = sub.add_parser(
+        "apikey",
+        help="API keys of the pull APIs: create, list, revoke",
+        description="API keys for /api/v1, /crmapi/v1 (X-API-KEY) and the other dialects. "
+        "A key is stored hashed and shown once, alone on the last line of `create`.",
+    )
+    _add_config(p)
+    asub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = asub.add_parser("create", help="make a key and print it (only this once)")
+    a.add_argument("name", help="who or what uses it, e.g. the CRM's name")
+    a.add_argument(
+        "--network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="only from this address or network (repeat for more; default: any)",
+    )
+    a.add_argument(
+        "--dialect",
+        action="append",
+        default=[],
+        choices=["native", "vpbx", "sangoma", "issabel", "billing"],
+        help="only for this API (repeat for more; default: all)",
+    )
+    _add_leaf_config(a)
+    a = asub.add_parser("list", help="every key (names, limits, last use; never the key)")
+    _add_leaf_config(a)
+    a = asub.add_parser("revoke", help="stop a key from working")
+    a.add_argument("name")
+    _add_leaf_config(a)
+    p.set_defaults(func=cmd_apikey)
 
     p = sub.add_parser(
         "prune",

@@ -26,9 +26,9 @@ import asyncpg
 
 from .agi import AgiCollector, AgiServer, Directory, start_agi_server
 from .ami.ingest import AmiIngest
-from .api.health import create_health_app
-from .api.recordings import add_recording_routes
+from .api.app import create_app
 from .api.server import HEADER_TIMEOUT, KEEPALIVE, MAX_CONNECTIONS, HttpServer, start_http
+from .api.services import Services
 from .config import Settings
 from .delivery.rating import OutboxRatingSink
 from .delivery.service import Delivery
@@ -39,6 +39,7 @@ from .observability.metrics import (
 )
 from .pipeline import CallPipeline
 from .store import outbox, retention
+from .store.apikeys import KeyRing
 from .store.calls import CallStore
 from .store.errors import DB_ERRORS_OR_TIMEOUT, Backoff
 from .store.leader import PbxLock
@@ -128,11 +129,16 @@ class Bridge:
         registry.register(AgiCollector(self.agi.stats))
         registry.register(BacklogCollector(lambda: self.backlog))
         self._registry = registry
-        app = create_health_app(
-            self._ready, registry, info=self._role, soft=frozenset({"database", "webhooks"})
+        assert self.pool is not None
+        self.keys = KeyRing(self.pool, s.pbx.id)
+        services = Services(s, self.pool, self.store, self.keys, ami=self._ami)
+        app = create_app(
+            services,
+            ready=self._ready,
+            registry=registry,
+            info=self._role,
+            soft=frozenset({"database", "webhooks"}),
         )
-        if s.api.link_secret:
-            add_recording_routes(app, self.store, s.api.link_secret, s.api.recordings_dir)
         self.http = await start_http(
             app,
             s.api.listen_host,
@@ -331,6 +337,11 @@ class Bridge:
             "database": db and self.database_ready.is_set(),
             "webhooks": not lagging,
         }
+
+    def _ami(self) -> AmiIngest | None:
+        """The AMI link, while this bridge leads and Asterisk is logged in."""
+        term = self.term
+        return term.ingest if term is not None and term.ingest.connected else None
 
     def _role(self) -> dict[str, Any]:
         term = self.term

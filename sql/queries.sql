@@ -346,3 +346,91 @@ FROM api_keys WHERE pbx_id = $1 AND prefix = $2 AND revoked_at IS NULL;
 
 -- touch_api_keys --
 UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1);
+
+-- ============================================================ one call, for the APIs
+
+-- call_by_id --
+SELECT callid, direction, status, phone, diversion, ext, user_login, group_name, started_at,
+       answered_at, ended_at, duration, wait, recording, rating, missed_status, closed_by
+FROM calls WHERE pbx_id = $1 AND callid = $2;
+
+-- call_legs_of --
+SELECT uniqueid, channel, kind, ext, started_at, answered_at, ended_at, cause, dial_status
+FROM call_legs WHERE pbx_id = $1 AND callid = $2 ORDER BY started_at, uniqueid;
+
+-- call_events_of --
+SELECT seq, type, at, ext, user_login, second_callid
+FROM call_events WHERE pbx_id = $1 AND callid = $2 ORDER BY seq;
+
+-- callid_of_channel --
+-- The call a channel took part in: its own call, or the call whose leg it was.
+SELECT callid FROM calls WHERE pbx_id = $1 AND callid = $2
+UNION ALL
+SELECT callid FROM call_legs WHERE pbx_id = $1 AND uniqueid = $2
+LIMIT 1;
+
+-- ============================================================ the directory
+
+-- directory_users --
+SELECT login, name, ext, telnum, mobile, email, position, source
+FROM directory_users WHERE pbx_id = $1 ORDER BY ext = '', ext, login;
+
+-- directory_user --
+-- By login or extension.
+SELECT login, name, ext, telnum, mobile, email, position, source
+FROM directory_users WHERE pbx_id = $1 AND (login = $2 OR ext = $2)
+ORDER BY login = $2 DESC LIMIT 1;
+
+-- upsert_user --
+-- What Asterisk or the config says of an employee; what an API client wrote wins.
+INSERT INTO directory_users (pbx_id, login, name, ext, telnum, mobile, email, position, source)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (pbx_id, login) DO UPDATE SET
+    name = CASE WHEN directory_users.source = 'api' AND EXCLUDED.source <> 'api'
+                THEN directory_users.name ELSE coalesce(nullif(EXCLUDED.name, ''),
+                                                        directory_users.name) END,
+    ext = CASE WHEN directory_users.source = 'api' AND EXCLUDED.source <> 'api'
+               THEN directory_users.ext ELSE EXCLUDED.ext END,
+    telnum = coalesce(nullif(EXCLUDED.telnum, ''), directory_users.telnum),
+    mobile = coalesce(nullif(EXCLUDED.mobile, ''), directory_users.mobile),
+    email = coalesce(nullif(EXCLUDED.email, ''), directory_users.email),
+    position = coalesce(nullif(EXCLUDED.position, ''), directory_users.position),
+    source = CASE WHEN directory_users.source = 'api' THEN 'api' ELSE EXCLUDED.source END,
+    updated_at = now();
+
+-- directory_groups --
+SELECT id, kind, name, ext, strategy, ring_time, members, source
+FROM directory_groups WHERE pbx_id = $1 ORDER BY id;
+
+-- directory_group --
+SELECT id, kind, name, ext, strategy, ring_time, members, source
+FROM directory_groups WHERE pbx_id = $1 AND id = $2;
+
+-- upsert_group --
+INSERT INTO directory_groups (pbx_id, kind, name, ext, strategy, ring_time, members, source)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (pbx_id, kind, ext) DO UPDATE SET
+    name = CASE WHEN directory_groups.source = 'api' AND EXCLUDED.source <> 'api'
+                THEN directory_groups.name ELSE EXCLUDED.name END,
+    strategy = EXCLUDED.strategy, members = EXCLUDED.members, updated_at = now()
+RETURNING id;
+
+-- company_numbers --
+SELECT telnum, name, route_type, route_to, ivr::text AS ivr, source
+FROM company_numbers WHERE pbx_id = $1 ORDER BY telnum;
+
+-- company_number --
+SELECT telnum, name, route_type, route_to, ivr::text AS ivr, source
+FROM company_numbers WHERE pbx_id = $1 AND telnum = $2;
+
+-- upsert_number --
+INSERT INTO company_numbers (pbx_id, telnum, name, route_type, route_to, ivr, source)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+ON CONFLICT (pbx_id, telnum) DO UPDATE SET
+    name = CASE WHEN company_numbers.source = 'api' AND EXCLUDED.source <> 'api'
+                THEN company_numbers.name ELSE EXCLUDED.name END,
+    route_type = CASE WHEN company_numbers.source = 'api' AND EXCLUDED.source <> 'api'
+                      THEN company_numbers.route_type ELSE EXCLUDED.route_type END,
+    route_to = CASE WHEN company_numbers.source = 'api' AND EXCLUDED.source <> 'api'
+                    THEN company_numbers.route_to ELSE EXCLUDED.route_to END,
+    updated_at = now();

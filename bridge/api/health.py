@@ -13,9 +13,22 @@ ReadyCheck = Callable[[], Awaitable[dict[str, bool]]]
 def create_health_app(
     ready: ReadyCheck,
     registry: CollectorRegistry,
-    info: Callable[[], dict[str, str]] | None = None,
+    info: Callable[[], dict[str, object]] | None = None,
     soft: frozenset[str] = frozenset(),
 ) -> web.Application:
+    """An application with only the health routes (tests, tools)."""
+    app = web.Application()
+    add_health_routes(app, ready, registry, info, soft)
+    return app
+
+
+def add_health_routes(
+    app: web.Application,
+    ready: ReadyCheck,
+    registry: CollectorRegistry,
+    info: Callable[[], dict[str, object]] | None = None,
+    soft: frozenset[str] = frozenset(),
+) -> None:
     """`/readyz` is 200 "ready" when every check passes; 503 "degraded" when only `soft`
     checks fail (the bridge still does its job, e.g. tracking into its buffer while the
     database is away, or webhooks lagging); 503 "not ready" otherwise."""
@@ -39,8 +52,6 @@ def create_health_app(
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    return app

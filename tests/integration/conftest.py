@@ -1,5 +1,6 @@
-"""Fixtures of the delivery tests, shared by every integration test module."""
+"""Fixtures shared by the integration tests: delivery and the HTTP API."""
 
+from tests.support.api import api
 from tests.support.delivery import crm, running
 
-__all__ = ["crm", "running"]
+__all__ = ["api", "crm", "running"]

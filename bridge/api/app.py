@@ -1,0 +1,93 @@
+"""The HTTP application: health and metrics, recording links, and the pull-API dialects.
+
+`create_app` is the factory: one root application with request ids, an access log line
+per API request and JSON errors for unknown paths, and one sub-application per dialect
+(`/api/v1`, `/crmapi/v1`, ...), each with its own authentication and error shape over the
+same query layer.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from ..observability.logs import get_logger
+from .auth import KEY_NAME
+from .errors import Handler, error_middleware, message_shape
+from .health import ReadyCheck, add_health_routes
+from .native import create_native_app
+from .recordings import add_recording_routes
+from .services import SERVICES, Services
+
+log = get_logger("bridge.api")
+REQUEST_ID = web.RequestKey("request_id", str)
+
+MAX_BODY = 1 << 20  # bytes of a request body; more answers 413
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # polled often: not logged
+
+# prefix -> factory of each dialect's sub-application
+Dialect = Callable[[Services], web.Application]
+DIALECTS: dict[str, Dialect] = {
+    "/api/v1": create_native_app,
+}
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request id (the client's `X-Request-Id` if sane, else a new one) on the response
+    and on every log line written while the request is handled; one access line."""
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = rid
+    started = time.perf_counter()
+    status = 500
+    with structlog.contextvars.bound_contextvars(request_id=rid):
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers["X-Request-Id"] = rid
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers["X-Request-Id"] = rid
+            raise
+        finally:
+            if request.path not in QUIET:
+                log.info(
+                    "api_request",
+                    method=request.method,
+                    path=request.path,
+                    status=status,
+                    ms=round((time.perf_counter() - started) * 1000, 1),
+                    key=request.get(KEY_NAME),
+                    remote=request.remote,
+                )
+
+
+def create_app(
+    services: Services,
+    *,
+    ready: ReadyCheck,
+    registry: CollectorRegistry,
+    info: Callable[[], dict[str, object]] | None = None,
+    soft: frozenset[str] = frozenset(),
+) -> web.Application:
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[request_ids, error_middleware(message_shape)],
+    )
+    app[SERVICES] = services
+    add_health_routes(app, ready, registry, info=info, soft=soft)
+    api = services.settings.api
+    if api.link_secret:
+        add_recording_routes(app, services.store, api.link_secret, api.recordings_dir)
+    for prefix, factory in DIALECTS.items():
+        app.add_subapp(prefix, factory(services))
+    return app

@@ -1,0 +1,28 @@
+"""The native API, `/api/v1`: calls, one call, and (growing) the rest of SPEC section 6."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..auth import bearer_or, key_middleware
+from ..errors import error_middleware, message_shape
+from ..services import Services
+from . import calls
+
+
+def create_native_app(services: Services) -> web.Application:
+    app = web.Application(
+        middlewares=[
+            error_middleware(message_shape),
+            key_middleware(
+                services.keys,
+                "native",
+                bearer_or("X-API-Key"),
+                message_shape,
+                missing=(401, "An API key is needed (Authorization: Bearer <key>)"),
+                refused=(401, "Invalid API key"),
+            ),
+        ]
+    )
+    calls.add_routes(app)
+    return app

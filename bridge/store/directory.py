@@ -1,0 +1,172 @@
+"""The directory in PostgreSQL: employees, ring groups and queues, company numbers.
+
+Seeded from Asterisk (its endpoints and queues) and from `[pbx]` config, editable through
+the APIs; what an API client wrote wins over what is learnt again later (`source`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from .queries import QUERIES
+
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+SOURCES = ("pbx", "config", "api")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    login: str
+    name: str = ""
+    ext: str = ""
+    telnum: str = ""
+    mobile: str = ""
+    email: str = ""
+    position: str = ""
+    source: str = "pbx"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: int
+    kind: str  # ringgroup / queue
+    name: str
+    ext: str = ""
+    strategy: str = "ringall"
+    ring_time: int = 20
+    members: tuple[str, ...] = ()  # logins
+    source: str = "pbx"
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["members"] = list(self.members)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    telnum: str
+    name: str = ""
+    route_type: str = ""  # user / group / ivr / ''
+    route_to: str = ""
+    ivr: list[dict[str, Any]] = field(default_factory=list)
+    source: str = "config"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _user(r: asyncpg.Record) -> User:
+    return User(**dict(r))
+
+
+def _group(r: asyncpg.Record) -> Group:
+    d = dict(r)
+    d["members"] = tuple(d["members"])
+    return Group(**d)
+
+
+def _number(r: asyncpg.Record) -> Number:
+    d = dict(r)
+    d["ivr"] = json.loads(d["ivr"])
+    return Number(**d)
+
+
+async def users(db: Db, pbx_id: str) -> list[User]:
+    return [_user(r) for r in await db.fetch(QUERIES["directory_users"], pbx_id)]
+
+
+async def user(db: Db, pbx_id: str, login_or_ext: str) -> User | None:
+    r = await db.fetchrow(QUERIES["directory_user"], pbx_id, login_or_ext)
+    return _user(r) if r is not None else None
+
+
+async def groups(db: Db, pbx_id: str) -> list[Group]:
+    return [_group(r) for r in await db.fetch(QUERIES["directory_groups"], pbx_id)]
+
+
+async def group(db: Db, pbx_id: str, group_id: int) -> Group | None:
+    r = await db.fetchrow(QUERIES["directory_group"], pbx_id, group_id)
+    return _group(r) if r is not None else None
+
+
+async def numbers(db: Db, pbx_id: str) -> list[Number]:
+    return [_number(r) for r in await db.fetch(QUERIES["company_numbers"], pbx_id)]
+
+
+async def number(db: Db, pbx_id: str, telnum: str) -> Number | None:
+    r = await db.fetchrow(QUERIES["company_number"], pbx_id, telnum)
+    return _number(r) if r is not None else None
+
+
+async def upsert_user(db: Db, pbx_id: str, u: User) -> None:
+    await db.execute(
+        QUERIES["upsert_user"],
+        pbx_id,
+        u.login,
+        u.name,
+        u.ext,
+        u.telnum,
+        u.mobile,
+        u.email,
+        u.position,
+        u.source,
+    )
+
+
+async def upsert_group(db: Db, pbx_id: str, g: Group) -> int:
+    group_id: int = await db.fetchval(
+        QUERIES["upsert_group"],
+        pbx_id,
+        g.kind,
+        g.name,
+        g.ext,
+        g.strategy,
+        g.ring_time,
+        list(g.members),
+        g.source,
+    )
+    return group_id
+
+
+async def upsert_number(db: Db, pbx_id: str, n: Number) -> None:
+    await db.execute(
+        QUERIES["upsert_number"],
+        pbx_id,
+        n.telnum,
+        n.name,
+        n.route_type,
+        n.route_to,
+        json.dumps(n.ivr),
+        n.source,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The whole directory of one PBX, for the in-memory look-ups (who is ext 1002, what
+    is company number 74957654321 called)."""
+
+    users: list[User]
+    groups: list[Group]
+    numbers: list[Number]
+
+    def login_of(self) -> dict[str, str]:
+        return {u.ext: u.login for u in self.users if u.ext}
+
+    def user_by_login(self) -> dict[str, User]:
+        return {u.login: u for u in self.users}
+
+    def number_names(self) -> dict[str, str]:
+        return {n.telnum: n.name for n in self.numbers if n.name}
+
+
+async def snapshot(db: Db, pbx_id: str) -> Snapshot:
+    return Snapshot(await users(db, pbx_id), await groups(db, pbx_id), await numbers(db, pbx_id))

@@ -1,0 +1,113 @@
+"""The HTTP API's common ground: keys, networks, dialects, request ids, JSON errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from bridge.store.apikeys import revoke_key
+from tests.support.api import Api
+from tests.support.traces import expected, scenario_names
+
+pytestmark = pytest.mark.integration
+
+EXTERNAL = sum(len(expected(n)["calls"]) for n in scenario_names())
+
+
+async def test_a_key_lets_a_client_read_calls(api: Api) -> None:
+    key = await api.key("crm")
+    async with api.http.get("/api/v1/calls?limit=500", headers={"X-API-Key": key}) as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    external = [c for c in body["items"] if c["direction"] != "internal"]
+    assert len(external) == EXTERNAL
+    starts = [c["start"] for c in body["items"]]
+    assert starts == sorted(starts, reverse=True), "newest first"
+    async with api.http.get("/api/v1/calls", headers={"Authorization": f"Bearer {key}"}) as resp:
+        assert resp.status == 200, "a bearer token works as well"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-API-Key": ""},
+        {"X-API-Key": "not-a-key"},
+        {"X-API-Key": "cbk_00000000_" + "x" * 32},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+    ],
+)
+async def test_no_or_wrong_key_is_401_with_a_message(api: Api, headers) -> None:
+    await api.key("crm")
+    async with api.http.get("/api/v1/calls", headers=headers) as resp:
+        assert resp.status == 401
+        assert resp.content_type == "application/json"
+        assert "message" in await resp.json()
+
+
+async def test_a_tampered_or_revoked_key_stops_working(api: Api) -> None:
+    key = await api.key("crm")
+    tampered = key[:-1] + ("A" if key[-1] != "A" else "B")
+    async with api.http.get("/api/v1/calls", headers={"X-API-Key": tampered}) as resp:
+        assert resp.status == 401
+    async with api.pool.acquire() as conn:
+        assert await revoke_key(conn, "lab", "crm")
+    api.services.keys.forget()  # the daemon forgets within its cache's ttl
+    async with api.http.get("/api/v1/calls", headers={"X-API-Key": key}) as resp:
+        assert resp.status == 401
+
+
+async def test_networks_and_dialects_limit_a_key(api: Api) -> None:
+    outside = await api.key("office", networks=["192.0.2.0/24"])
+    inside = await api.key("local", networks=["127.0.0.0/8", "::1/128"])
+    other_dialect = await api.key("vpbx-only", dialects=["vpbx"])
+    for key, status in ((outside, 401), (inside, 200), (other_dialect, 401)):
+        async with api.http.get("/api/v1/calls", headers={"X-API-Key": key}) as resp:
+            assert resp.status == status, key
+
+
+async def test_request_ids_and_an_access_line_without_the_key(api: Api, caplog) -> None:
+    key = await api.key("crm")
+    caplog.set_level(logging.INFO)
+    async with api.http.get(
+        "/api/v1/calls", headers={"X-API-Key": key, "X-Request-Id": "abc-123"}
+    ) as resp:
+        assert resp.headers["X-Request-Id"] == "abc-123"
+    async with api.http.get(
+        "/api/v1/calls", headers={"X-API-Key": key, "X-Request-Id": "bad id!"}
+    ) as resp:
+        assert len(resp.headers["X-Request-Id"]) == 32, "a fresh one replaces a bad one"
+    text = caplog.text
+    assert key not in text and key[12:] not in text, "the key is never logged"
+
+
+async def test_errors_are_json(api: Api) -> None:
+    key = await api.key("crm")
+    h = {"X-API-Key": key}
+    async with api.http.get("/no/such/path") as resp:
+        assert resp.status == 404 and (await resp.json())["message"]
+    async with api.http.delete("/api/v1/calls", headers=h) as resp:
+        assert resp.status == 405 and (await resp.json())["message"] == "Method Not Allowed"
+    async with api.http.get("/api/v1/calls/no.such.call", headers=h) as resp:
+        assert resp.status == 404 and (await resp.json()) == {"message": "No such call"}
+    for bad in ("limit=0", "limit=x", "from=yesterday", "direction=sideways", "sort=size"):
+        async with api.http.get(f"/api/v1/calls?{bad}", headers=h) as resp:
+            assert resp.status == 400, bad
+            assert bad.split("=")[0] in (await resp.json())["message"]
+    async with api.http.post("/api/v1/calls", data=b"x" * (2 << 20), headers=h) as resp:
+        assert resp.status in (405, 413)
+
+
+async def test_one_call_with_its_legs_and_events(api: Api) -> None:
+    key = await api.key("crm")
+    h = {"X-API-Key": key}
+    async with api.http.get("/api/v1/calls?phone=79101234567&limit=1000", headers=h) as resp:
+        calls = (await resp.json())["items"]
+    assert calls and all(c["phone"] == "79101234567" for c in calls)
+    async with api.http.get(f"/api/v1/calls/{calls[0]['callid']}", headers=h) as resp:
+        body = await resp.json()
+    assert body["legs"] and body["events"]
+    assert [e["seq"] for e in body["events"]] == sorted(e["seq"] for e in body["events"])
+    assert json.dumps(body)  # plain JSON all the way
