@@ -24,6 +24,7 @@ from .health import ReadyCheck, add_health_routes
 from .native import create_native_app
 from .recordings import add_recording_routes
 from .services import SERVICES, Services
+from .vpbx import create_vpbx_app
 
 log = get_logger("bridge.api")
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -36,6 +37,7 @@ QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # polled often: not logg
 Dialect = Callable[[Services], web.Application]
 DIALECTS: dict[str, Dialect] = {
     "/api/v1": create_native_app,
+    "/crmapi/v1": create_vpbx_app,
 }
 
 
