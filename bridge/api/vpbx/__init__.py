@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from ..auth import header, key_middleware
-from ..errors import error_middleware, message_shape
+from ..errors import error_middleware
 from ..services import Services
 
 
