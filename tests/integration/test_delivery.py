@@ -225,18 +225,20 @@ timeout = 0.5
 
 
 async def deliver_process(config: Path) -> asyncio.subprocess.Process:
-    log = open(config.with_suffix(".log"), "ab")  # noqa: ASYNC230, SIM115 (the child owns it)
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bridge",
-        "deliver",
-        "--config",
-        str(config),
-        stdout=log,
-        stderr=log,
-        env={**os.environ, "NOTIFY_SOCKET": ""},
-    )
+    """`crm-bridge deliver` with its output in `<config>.log` (the child has its own copy
+    of the file descriptor: ours is closed at once)."""
+    with open(config.with_suffix(".log"), "ab") as log:  # noqa: ASYNC230
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bridge",
+            "deliver",
+            "--config",
+            str(config),
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "NOTIFY_SOCKET": ""},
+        )
 
 
 async def stop_process(proc: asyncio.subprocess.Process) -> None:
