@@ -4,7 +4,7 @@ Entry point: :func:`start_agi_server`. The rating route hands ratings to a
 :class:`RatingSink` (the outbox in the daemon, :class:`DirectRatingSink` without it).
 """
 
-from .answer import NO_CONTACT, Contact, parse_contact_answer
+from .answer import NO_CONTACT, Answer, Contact, parse_contact_answer, read_contact_answer
 from .breaker import CircuitBreaker
 from .contact import ContactClient, Lookup
 from .direct_rating import DirectRatingSink
@@ -16,6 +16,7 @@ from .server import AgiServer, start_agi_server
 __all__ = [
     "NO_CONTACT",
     "AgiCollector",
+    "Answer",
     "AgiServer",
     "CircuitBreaker",
     "Contact",
@@ -25,5 +26,6 @@ __all__ = [
     "Lookup",
     "RatingSink",
     "parse_contact_answer",
+    "read_contact_answer",
     "start_agi_server",
 ]

@@ -263,6 +263,33 @@ async def test_answers_are_read_leniently(crm: FakeCrm, answer: str, expected: d
     assert len(crm.of("contact")) == 1
 
 
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ('{"contact_name": "Broken, <html> {{{', "not JSON, even leniently: unterminated string"),
+        ('{"contact_name": "Ivan", "responsible": "101"', "not JSON, even leniently"),
+        ("<html>" + "x" * 70_000, "read limit"),  # cut at the 64 KiB the bridge reads
+        ('{"contact_name": "<b>Ivan</b>"}', "contact_name contains markup characters"),
+    ],
+)
+async def test_rejected_answers_set_nothing_and_say_why(
+    crm: FakeCrm, answer: str, reason: str
+) -> None:
+    crm.contacts[PHONE] = answer
+    with capture_logs() as logs:
+        async with serving(settings_for(crm.url)) as server:
+            call = await call_contact(server)
+            again = await call_contact(server)  # cached as "no contact": not asked again
+            stats = server.stats()
+    assert call.closed_by_server and call.set_vars == {} and again.set_vars == {}
+    assert len(crm.of("contact")) == 1
+    assert stats["crm_contact_rejected_answers"] == 1
+    (line,) = [e for e in logs if e["event"] == "crm_contact_answer_rejected"]
+    assert reason in line["reason"]
+    assert (line["callid"], line["phone"], line["log_level"]) == (LINKEDID, PHONE, "warning")
+    assert line["start"] == answer[:60] and line["bytes"] == min(len(answer), 64 * 1024)
+
+
 async def test_anonymous_caller_costs_no_crm_request(crm: FakeCrm) -> None:
     async with serving(settings_for(crm.url)) as server:
         call = await call_contact(server, env=contact_env(callerid="unknown"))
