@@ -18,6 +18,7 @@ GAUGES = frozenset(
         "crm_contact_cache_entries",
         "crm_contact_breaker_open",
         "crm_contact_inflight",
+        "rating_sink_pending",
     }
 )
 

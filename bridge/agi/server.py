@@ -24,7 +24,7 @@ from ..tracker.numbers import PhoneNormalizer
 from .breaker import CircuitBreaker
 from .contact import ContactClient
 from .directory import Directory
-from .ports import RatingSink
+from .ports import KnownCall, RatingSink, StatsSource
 from .protocol import AgiGarbage, AgiHangup, script_name
 from .routes import ContactRoute, RatingRoute
 from .session import AgiSession
@@ -180,12 +180,17 @@ async def start_agi_server(
     rating_sink: RatingSink,
     session: aiohttp.ClientSession | None = None,
     directory: Directory | None = None,
+    *,
+    known: KnownCall | None = None,
 ) -> AgiServer:
     """Build and start the FastAGI server of ``[agi]``; ``close()`` undoes everything.
 
     ``session`` is the daemon's shared aiohttp session (not closed here); without one the
     server opens and later closes its own. ``directory``: the daemon's, which learns the
-    PBX's extensions as it goes (default: ``[pbx] users`` only).
+    PBX's extensions as it goes (default: ``[pbx] users`` only). ``known``: whether the
+    bridge knows a call id (without it, every rating goes to the sink unverified and the
+    sink checks). A sink with ``stats()`` (the BufferedRatingSink) shows in ``stats()``
+    as ``rating_sink_*``; the sink itself is the caller's to close.
     """
     crm, agi = settings.crm, settings.agi
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -213,8 +218,10 @@ async def start_agi_server(
     contact = ContactRoute(client, directory, normalizer, crm.contact_timeout)
     server.add_route("contact", contact, lambda: contact.counts)
     server.add_stats("crm_contact", client.stats)
-    rating = RatingRoute(rating_sink, directory, normalizer, server.spawn)
+    rating = RatingRoute(rating_sink, directory, normalizer, server.spawn, known=known)
     server.add_route("rating", rating, lambda: rating.counts)
+    if isinstance(rating_sink, StatsSource):
+        server.add_stats("rating_sink", rating_sink.stats)
     try:
         await server.start()
     except BaseException:

@@ -12,15 +12,28 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from structlog.testing import capture_logs
 
-from bridge.agi import AgiCollector, AgiServer, DirectRatingSink, start_agi_server
+from bridge.agi import (
+    AgiCollector,
+    AgiServer,
+    BufferedRatingSink,
+    DirectRatingSink,
+    KnownCall,
+    start_agi_server,
+)
 from bridge.config import Settings
 from bridge.crm.signing import verify
+from bridge.delivery.outbox import Outbox, ensure_primary_target
+from bridge.delivery.rating import OutboxRatingSink, call_in_store
+from bridge.devtools.local_postgres import LocalPostgres
+from bridge.store.migrations import migrate
 from tests.support.agi_client import (
     AgiCall,
     DialplanAgi,
@@ -48,10 +61,28 @@ class RecordingSink:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.ratings: list[tuple[str, int, str, str]] = []
+        self.unverified: list[tuple[str, int, str, str]] = []
 
-    async def submit_rating(self, callid: str, rating: int, phone: str = "", ext: str = "") -> None:
+    async def submit_rating(
+        self, callid: str, rating: int, phone: str = "", ext: str = "", *, verified: bool = True
+    ) -> None:
         await asyncio.sleep(self.delay)
-        self.ratings.append((callid, rating, phone, ext))
+        (self.ratings if verified else self.unverified).append((callid, rating, phone, ext))
+
+
+class KnownCalls:
+    """The daemon's `known`: these call ids; None for all while `down` (Postgres away)."""
+
+    def __init__(self, *ids: str, down: bool = False, delay: float = 0.0) -> None:
+        self.ids = set(ids)
+        self.down = down
+        self.delay = delay
+        self.asked: list[str] = []
+
+    async def __call__(self, callid: str) -> bool | None:
+        self.asked.append(callid)
+        await asyncio.sleep(self.delay)
+        return None if self.down else callid in self.ids
 
 
 def settings_for(
@@ -77,8 +108,14 @@ async def crm() -> AsyncIterator[FakeCrm]:
 
 
 @asynccontextmanager
-async def serving(settings: Settings, sink: Any = None) -> AsyncIterator[AgiServer]:
-    server = await start_agi_server(settings, sink if sink is not None else RecordingSink())
+async def serving(
+    settings: Settings, sink: Any = None, known: KnownCall | None = None
+) -> AsyncIterator[AgiServer]:
+    server = await start_agi_server(
+        settings,
+        sink if sink is not None else RecordingSink(),
+        known=KnownCalls(LINKEDID) if known is None else known,
+    )
     try:
         yield server
     finally:
@@ -109,11 +146,13 @@ def bare_env() -> list[tuple[str, str]]:
     return asterisk_env(BARE, variables={}, uniqueid=UNIQUEID)
 
 
-def rating_env(digit: str, peer: str = "PJSIP/101-0000002a") -> list[tuple[str, str]]:
+def rating_env(
+    digit: str, peer: str = "PJSIP/101-0000002a", linkedid: str = LINKEDID
+) -> list[tuple[str, str]]:
     """What Asterisk sends for the AGI() line of [crm-bridge-rating] after `Read()`."""
     return asterisk_env(
         dialplan_agi("crm-bridge-rating"),
-        variables={"CRM_RATING": digit, "DIALEDPEERNAME": peer, **CHANNEL},
+        variables={"CRM_RATING": digit, "DIALEDPEERNAME": peer, "CHANNEL(linkedid)": linkedid},
         uniqueid=UNIQUEID,
     )
 
@@ -542,6 +581,68 @@ async def test_rating_digit_from_the_channel_variable() -> None:
     assert sink.ratings == [(LINKEDID, 9, PHONE, "")]
 
 
+@pytest.mark.parametrize(
+    "callid",
+    [
+        "1.1;DROP TABLE calls;--",
+        "1763805600.12 OR 1=1",
+        "'1763805600.12'",
+        "1763805600",
+        "abc",
+        "1763805600.12\\",
+        "x" * 200 + "-1763805600.12",
+    ],
+)
+async def test_rating_for_a_malformed_call_id_goes_nowhere(callid: str) -> None:
+    sink, known = RecordingSink(), KnownCalls(callid)
+    with capture_logs() as logs:
+        async with serving(settings_for(None), sink, known) as server:
+            call = await agi_call(server.port, rating_env("5", linkedid=callid))
+            stats = server.stats()
+    assert call.closed_by_server
+    assert (stats["rating_invalid_callid"], stats["rating_submitted"]) == (1, 0)
+    assert known.asked == [] and sink.ratings == sink.unverified == []
+    (line,) = [e for e in logs if e["event"] == "agi_rating_ignored"]
+    assert line["reason"] == "not an Asterisk call id" and line["value"] == callid[:40]
+
+
+@pytest.mark.parametrize("callid", ["1763805600.12", "pbx-1.example-1763805600.12"])
+async def test_asterisk_call_ids_with_and_without_a_system_name(callid: str) -> None:
+    sink = RecordingSink()
+    async with serving(settings_for(None), sink, KnownCalls(callid)) as server:
+        await agi_call(server.port, rating_env("5", linkedid=callid))
+    assert sink.ratings == [(callid, 5, PHONE, "101")]
+
+
+async def test_rating_for_a_call_the_bridge_does_not_know_goes_nowhere() -> None:
+    sink, known = RecordingSink(), KnownCalls("1763805600.1")
+    with capture_logs() as logs:
+        async with serving(settings_for(None), sink, known) as server:
+            call = await agi_call(server.port, rating_env("6"), variables=CHANNEL)
+            stats = server.stats()
+    assert call.closed_by_server and known.asked == [LINKEDID]
+    assert sink.ratings == sink.unverified == []
+    assert (stats["rating_unknown_call"], stats["rating_submitted"]) == (1, 0)
+    (line,) = [e for e in logs if e["event"] == "agi_rating_ignored"]
+    assert (line["callid"], line["reason"], line["rating"]) == (LINKEDID, "unknown call", 6)
+
+
+@pytest.mark.parametrize(
+    "known",
+    [KnownCalls(LINKEDID, down=True), KnownCalls(LINKEDID, delay=5.0)],
+    ids=["down", "slow"],
+)
+async def test_rating_the_bridge_cannot_check_goes_to_the_sink_unverified(
+    known: KnownCalls,
+) -> None:
+    sink = RecordingSink()
+    async with serving(settings_for(None), sink, known) as server:
+        call = await agi_call(server.port, rating_env("3"), variables=CHANNEL)
+        assert call.seconds < 0.7, call.seconds  # known_wait is 0.5 s
+        assert server.stats()["rating_unverified"] == 1
+    assert sink.unverified == [(LINKEDID, 3, PHONE, "101")] and sink.ratings == []
+
+
 @pytest.mark.parametrize("digit", ["0", "10", "*", "x", " "])
 async def test_invalid_ratings_are_ignored(digit: str) -> None:
     sink = RecordingSink()
@@ -600,6 +701,127 @@ async def test_direct_rating_sink_sends_nothing_to_legacy_receivers(crm: FakeCrm
     finally:
         await sink.close()
     assert crm.of("rating") == [] and sink.counts["sent"] == 0
+
+
+async def test_direct_rating_sink_sends_no_unverified_rating(crm: FakeCrm) -> None:
+    settings = settings_for(crm.url)
+    sink = DirectRatingSink(settings)
+    try:
+        async with serving(settings, sink, KnownCalls(LINKEDID, down=True)) as server:
+            await agi_call(server.port, rating_env("8"))
+            await until(lambda: sink.counts["unverified"] == 1)
+    finally:
+        await sink.close()
+    assert crm.of("rating") == [] and sink.counts["sent"] == 0
+
+
+# --------------------------------------------------------------------------- rating, PostgreSQL
+
+UNKNOWN_CALL = "1763805600.99"
+RATING_ROWS = """
+SELECT callid, dedupe_key, payload FROM webhook_outbox WHERE cmd = 'rating' ORDER BY id
+"""
+
+
+async def rating_store(dsn: str) -> tuple[asyncpg.Pool, BufferedRatingSink, KnownCall]:
+    """The daemon's rating path: outbox sink behind the buffer, `known` = the calls table."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+        await ensure_primary_target(conn, "lab", "http://127.0.0.1:9/pbx", TOKEN, "vpbx", None)
+        await conn.execute(
+            "INSERT INTO calls (pbx_id, callid, direction, status, phone, ext, user_login, "
+            "started_at) VALUES ('lab', $1, 'in', 'Success', $2, '101', 'ivan', now())",
+            LINKEDID,
+            PHONE,
+        )
+    known = call_in_store(pool, "lab")
+    sink = BufferedRatingSink(
+        OutboxRatingSink(pool, Outbox("lab")), known, retry_first=0.05, retry_max=0.3
+    )
+    return pool, sink, known
+
+
+async def test_ratings_are_stored_and_queued_only_for_stored_calls(pg_dsn: str) -> None:
+    pool, sink, known = await rating_store(pg_dsn)
+    try:
+        async with serving(settings_for(None), sink, known) as server:
+            await agi_call(server.port, rating_env("7"))
+            await agi_call(server.port, rating_env("7"))  # pressed twice: one webhook
+            await agi_call(server.port, rating_env("6", linkedid=UNKNOWN_CALL))
+            await agi_call(server.port, rating_env("5", linkedid="1.1;DROP TABLE calls;--"))
+            stats = server.stats()
+        await sink.close()
+        rows = await pool.fetch(RATING_ROWS)
+        assert await pool.fetchval("SELECT rating FROM calls WHERE callid = $1", LINKEDID) == 7
+        assert await pool.fetchval("SELECT count(*) FROM calls") == 1
+    finally:
+        await pool.close()
+    assert [(r["callid"], r["dedupe_key"]) for r in rows] == [(LINKEDID, "rating:7")]
+    assert json.loads(rows[0]["payload"]) == {
+        "cmd": "rating",
+        "callid": LINKEDID,
+        "rating": "7",
+        "phone": PHONE,
+        "user": "ivan",
+        "ext": "101",
+    }
+    assert (stats["rating_submitted"], stats["rating_unknown_call"]) == (2, 1)
+    assert (stats["rating_invalid_callid"], stats["rating_unverified"]) == (1, 0)
+    assert stats["rating_sink_buffered"] == 0
+
+
+async def test_without_a_known_the_outbox_sink_checks_the_store(pg_dsn: str) -> None:
+    """The daemon's wiring before it passes a `known`: unverified ratings, checked on write."""
+    pool, _, _ = await rating_store(pg_dsn)
+    sink = OutboxRatingSink(pool, Outbox("lab"))
+    try:
+        server = await start_agi_server(settings_for(None), sink)
+        try:
+            await agi_call(server.port, rating_env("4"))
+            await agi_call(server.port, rating_env("6", linkedid=UNKNOWN_CALL))
+            await until(lambda: server.stats()["rating_submitted"] == 2)
+            assert server.stats()["rating_unverified"] == 2
+        finally:
+            await server.close()
+        rows = await pool.fetch(RATING_ROWS)
+    finally:
+        await pool.close()
+    assert [(r["callid"], r["dedupe_key"]) for r in rows] == [(LINKEDID, "rating:4")]
+    assert sink.counts == {"written": 1, "unknown_call": 1}
+
+
+async def test_a_rating_given_while_postgres_is_down_lands_once_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    with LocalPostgres(tmp_path / "pg", durable=True) as pg:
+        pg.start()
+        pool, sink, known = await rating_store(pg.create_database("bridge"))
+        try:
+            async with serving(settings_for(None), sink, known) as server:
+                await asyncio.to_thread(pg.stop, "fast")
+                calls = [
+                    await agi_call(server.port, rating_env("7")),
+                    await agi_call(server.port, rating_env("7")),
+                    await agi_call(server.port, rating_env("2", linkedid=UNKNOWN_CALL)),
+                ]
+                assert all(c.closed_by_server and c.seconds < 0.5 for c in calls), calls
+                stats = server.stats()
+                assert (stats["rating_unverified"], stats["rating_sink_pending"]) == (3, 3)
+                await until(lambda: server.stats()["rating_sink_retries"] >= 3)
+
+                await asyncio.to_thread(pg.start)
+                await until(lambda: server.stats()["rating_sink_pending"] == 0, limit=30)
+                stats = server.stats()
+            await sink.close()
+            rows = await pool.fetch(RATING_ROWS)
+            rating = await pool.fetchval("SELECT rating FROM calls WHERE callid = $1", LINKEDID)
+        finally:
+            await pool.close()
+    assert [(r["callid"], r["dedupe_key"]) for r in rows] == [(LINKEDID, "rating:7")]
+    assert rating == 7
+    assert (stats["rating_sink_flushed"], stats["rating_sink_unknown_call"]) == (2, 1)
+    assert (stats["rating_sink_dropped"], stats["rating_sink_failed"]) == (0, 0)
 
 
 # --------------------------------------------------------------------------- metrics
