@@ -24,6 +24,7 @@ from ..tracker.numbers import PhoneNormalizer
 from .breaker import CircuitBreaker
 from .contact import ContactClient
 from .directory import Directory
+from .latency import Histogram
 from .ports import KnownCall, RatingSink, StatsSource
 from .protocol import AgiGarbage, AgiHangup, script_name
 from .routes import ContactRoute, RatingRoute
@@ -34,6 +35,7 @@ __all__ = ["AgiServer", "Route", "start_agi_server"]
 log = get_logger("bridge.agi")
 
 Route = Callable[[AgiSession, FilteringBoundLogger], Awaitable[None]]
+OTHER = "other"  # the latency label of connections that reached no route
 LINE_LIMIT = 8 * 1024  # longest line accepted from a peer (Asterisk's own buffer is 2 KiB)
 
 
@@ -58,6 +60,8 @@ class AgiServer:
         self._background: set[asyncio.Task[None]] = set()
         self._closers = list(closers or [])
         self._stats_sources: dict[str, Callable[[], Mapping[str, float]]] = {}
+        # Round trips per route; OTHER: connections that never reached one.
+        self.latency: dict[str, Histogram] = {OTHER: Histogram()}
         self.counts: dict[str, int] = {
             "connections": 0,
             "active": 0,
@@ -74,6 +78,7 @@ class AgiServer:
     ) -> None:
         """Serve ``agi://host:port/<name>``; ``stats`` adds ``<name>_*`` counters."""
         self.routes[name] = route
+        self.latency.setdefault(name, Histogram())
         if stats is not None:
             self.add_stats(name, stats)
 
@@ -103,6 +108,7 @@ class AgiServer:
         session = AgiSession(reader, writer, asyncio.get_running_loop().time())
         bound = log
         hung = False
+        label = OTHER  # the route, for the latency histogram
         try:
             async with asyncio.timeout(self.deadline):
                 env = await session.read_env()
@@ -115,6 +121,7 @@ class AgiServer:
                     self.counts["unknown_route"] += 1
                     bound.warning("agi_unknown_route", script=name[:80], known=sorted(self.routes))
                     return
+                label = name
                 await route(session, bound)
                 self.counts["completed"] += 1
         except TimeoutError:
@@ -139,6 +146,7 @@ class AgiServer:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
                     await session.close()
+            self.latency[label].observe(asyncio.get_running_loop().time() - session.started)
             if task is not None:
                 self._sessions.discard(task)
 

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from bridge.agi import (
@@ -28,6 +29,8 @@ from bridge.agi import (
     KnownCall,
     start_agi_server,
 )
+from bridge.agi.latency import ROUND_TRIP_BUCKETS
+from bridge.agi.metrics import ROUND_TRIP_METRIC
 from bridge.config import Settings
 from bridge.crm.signing import verify
 from bridge.delivery.outbox import Outbox, ensure_primary_target
@@ -839,3 +842,40 @@ async def test_counters_reach_prometheus(crm: FakeCrm) -> None:
     assert "bridge_crm_contact_cache_hits_total 1.0" in text
     assert "bridge_contact_crm_total 1.0" in text
     assert "bridge_crm_contact_breaker_open 0.0" in text
+
+
+async def test_round_trips_reach_prometheus_as_a_histogram_per_route(crm: FakeCrm) -> None:
+    crm.contacts[PHONE] = '{"contact_name": "Ivan"}'
+    crm.delay = 0.15
+    async with serving(settings_for(crm.url)) as server:
+        await call_contact(server)  # asks the CRM: 0.15 s
+        await call_contact(server)  # cached
+        await agi_call(server.port, rating_env("5"))
+        await raw_exchange(server.port, b"GET / HTTP/1.1\r\n\r\n")  # no route at all
+        registry = CollectorRegistry()
+        registry.register(AgiCollector(server.stats, lambda: server.latency))
+        text = generate_latest(registry).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    family = families[ROUND_TRIP_METRIC]
+    assert family.type == "histogram"
+    by_route: dict[str, dict[str, dict[str, float]]] = {}
+    for sample in family.samples:
+        route = sample.labels["route"]
+        kind = sample.name.removeprefix(ROUND_TRIP_METRIC + "_")
+        key = sample.labels.get("le", "")
+        by_route.setdefault(route, {}).setdefault(kind, {})[key] = sample.value
+    assert set(by_route) == {"contact", "rating", "other"}
+    assert {r: v["count"][""] for r, v in by_route.items()} == {
+        "contact": 2,
+        "rating": 1,
+        "other": 1,
+    }
+    contact = by_route["contact"]
+    bounds = [float(le) for le in contact["bucket"]]
+    assert bounds == [*ROUND_TRIP_BUCKETS, float("inf")]
+    counts = list(contact["bucket"].values())
+    assert counts == sorted(counts) and counts[-1] == 2  # cumulative
+    assert contact["bucket"]["0.1"] == 1  # the cached call; the CRM took 0.15 s
+    assert contact["bucket"]["1.0"] == 2
+    assert 0.15 <= contact["sum"][""] < 1.0
+    assert by_route["rating"]["bucket"]["1.0"] == 1
