@@ -14,6 +14,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from structlog.typing import FilteringBoundLogger
@@ -121,19 +122,20 @@ class ContactRoute:
         phone = caller_number(session, self.normalizer)
         did = self._did(session)
         callid = await call_id(session, _arg(session, 1))
-        log = log.bind(callid=callid, phone=phone, diversion=did)
+        # The call's log line is written once the socket is closed: the dialplan waits for
+        # the answer, not for a JSON rendering and a write to journald.
+        report = partial(log.info, "agi_contact", callid=callid, phone=phone, diversion=did)
         if not phone:
             self._count("anonymous")
-            log.info("agi_contact", source="anonymous")
+            session.after_close(partial(report, source="anonymous"))
             return
         result = None
         if not session.hung_up:  # else nobody is left to show a name to
             result = await self._lookup_unless_hangup(session, phone, did, callid)
         if result is None:
             self._count("hangup")
-            log.info(
-                "agi_contact", source="hangup", ms=round((time.perf_counter() - started) * 1000, 1)
-            )
+            ms = round((time.perf_counter() - started) * 1000, 1)
+            session.after_close(partial(report, source="hangup", ms=ms))
             return
         contact = result.contact
         ext = self.directory.resolve(contact.responsible)
@@ -147,13 +149,15 @@ class ContactRoute:
                 break
             await session.set_variable(name, value)
         self._count(result.source)
-        log.info(
-            "agi_contact",
-            source=result.source,
-            found=contact.found,
-            responsible=contact.responsible or None,
-            ext=ext,
-            ms=round((time.perf_counter() - started) * 1000, 1),
+        session.after_close(
+            partial(
+                report,
+                source=result.source,
+                found=contact.found,
+                responsible=contact.responsible or None,
+                ext=ext,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
         )
 
     def _count(self, source: str) -> None:
@@ -269,11 +273,14 @@ class RatingRoute:
             self.counts["unverified"] += 1
         task = self.spawn(self._submit(log, callid, int(digit), phone, ext, known is True))
         await asyncio.wait({task}, timeout=self.rating_wait)
-        log.info(
-            "agi_rating",
-            rating=int(digit),
-            phone=phone,
-            ext=ext or None,
-            verified=known is True,
-            done=task.done(),
+        session.after_close(
+            partial(
+                log.info,
+                "agi_rating",
+                rating=int(digit),
+                phone=phone,
+                ext=ext or None,
+                verified=known is True,
+                done=task.done(),
+            )
         )

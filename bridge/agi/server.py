@@ -143,12 +143,15 @@ class AgiServer:
             self.counts["active"] -= 1
             if hung or session.hung_up:
                 self.counts["hangups"] += 1
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await session.close()
-            self.latency[label].observe(asyncio.get_running_loop().time() - session.started)
-            if task is not None:
-                self._sessions.discard(task)
+            try:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1.0):
+                        await session.close()
+            finally:  # also when close() cancels the session
+                self.latency[label].observe(asyncio.get_running_loop().time() - session.started)
+                session.run_after_close()
+                if task is not None:
+                    self._sessions.discard(task)
 
     @staticmethod
     def _bind(bound: FilteringBoundLogger, session: AgiSession) -> FilteringBoundLogger:

@@ -220,6 +220,30 @@ async def test_name_and_responsible_are_set(crm: FakeCrm) -> None:
     assert verify("whsec_c2VjcmV0", request.headers, request.body)
 
 
+async def test_the_calls_log_line_is_written_after_the_socket_closed(crm: FakeCrm) -> None:
+    """The dialplan does not wait for the log line: it is rendered once the call is let go."""
+    crm.contacts[PHONE] = '{"contact_name": "Ivan"}'
+    closed_before: dict[str, int] = {}
+
+    def closed_connections(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        # The server counts a round trip in its histogram when the socket is closed.
+        if event["event"] in ("agi_contact", "agi_rating"):
+            closed_before[event["event"]] = sum(h.count for h in server.latency.values())
+        return event
+
+    with capture_logs(processors=[closed_connections]) as logs:
+        async with serving(settings_for(crm.url)) as server:
+            await call_contact(server)
+            await agi_call(server.port, rating_env("5"))
+    assert closed_before["agi_contact"] == 1 and closed_before["agi_rating"] == 2
+    assert [e["event"] for e in logs if e["event"].startswith("agi_")] == [
+        "agi_listening",
+        "agi_contact",
+        "agi_rating",
+        "agi_closed",
+    ]
+
+
 @pytest.mark.parametrize(
     ("profile", "content_type", "fields"),
     [
