@@ -18,6 +18,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import aiohttp
@@ -140,7 +141,7 @@ class ContactClient:
         if task is None:
             task = asyncio.create_task(self._fetch(key, phone, diversion, callid))
             self._inflight[key] = task
-            task.add_done_callback(lambda t, key=key: self._finished(key, t))
+            task.add_done_callback(partial(self._finished, key))
         return task
 
     def _finished(self, key: Key, task: asyncio.Task[Contact]) -> None:
