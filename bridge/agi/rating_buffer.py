@@ -98,14 +98,23 @@ class BufferedRatingSink:
                     await self.sink.submit_rating(callid, rating, phone, ext, verified=True)
                 return
             except self.unavailable as exc:
-                log.warning("rating_buffered", callid=callid, rating=rating, error=_describe(exc))
+                self._put(item, _describe(exc))
+                return
         self._put(item)
 
-    def _put(self, item: _Rating) -> None:
+    def _put(self, item: _Rating, error: str | None = None) -> None:
         if len(self._queue) >= self.capacity:
             self._drop_oldest()
         self._queue.append(item)
         self.counts["buffered"] += 1
+        log.info(
+            "rating_buffered",
+            callid=item.callid,
+            rating=item.rating,
+            verified=item.verified,
+            pending=len(self._queue),
+            error=error,
+        )
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="rating-buffer")
 
@@ -140,6 +149,7 @@ class BufferedRatingSink:
                 self._queue.popleft()
             if outcome == "written":
                 self.counts["flushed"] += 1
+                log.info("rating_buffer_written", callid=item.callid, rating=item.rating)
         log.info("rating_buffer_flushed", flushed=self.counts["flushed"])
 
     async def _write(self, item: _Rating) -> str:

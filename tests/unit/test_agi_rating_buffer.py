@@ -77,7 +77,11 @@ async def test_an_outage_is_waited_out_and_the_ratings_written_in_order_once() -
     assert [w[:2] for w in sink.written] == [(call(n), n + 1) for n in range(5)]
     stats = buffer.stats()
     assert (stats["buffered"], stats["flushed"], stats["pending"]) == (5, 5, 0)
-    assert [e["callid"] for e in logs if e["event"] == "rating_buffered"] == [call(0)]
+    queued = [e for e in logs if e["event"] == "rating_buffered"]
+    assert [e["callid"] for e in queued] == [call(n) for n in range(5)]
+    assert "Connect call failed" in queued[0]["error"] and queued[1]["error"] is None
+    written = [e["callid"] for e in logs if e["event"] == "rating_buffer_written"]
+    assert written == [call(n) for n in range(5)]
     await buffer.close()
 
 
