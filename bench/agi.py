@@ -77,7 +77,13 @@ async def _serve_agi(conn: Connection, crm_url: str, port: int) -> None:
 
     class _Sink:
         async def submit_rating(
-            self, callid: str, rating: int, phone: str = "", ext: str = ""
+            self,
+            callid: str,
+            rating: int,
+            phone: str = "",
+            ext: str = "",
+            *,
+            verified: bool = True,
         ) -> None:
             return None
 

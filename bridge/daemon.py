@@ -25,12 +25,14 @@ from typing import Any
 import asyncpg
 
 from .agi import AgiCollector, AgiServer, Directory, start_agi_server
+from .agi.call_ids import known_by_any
+from .agi.rating_buffer import BufferedRatingSink
 from .ami.ingest import AmiIngest
 from .api.app import create_app
 from .api.server import HEADER_TIMEOUT, KEEPALIVE, MAX_CONNECTIONS, HttpServer, start_http
 from .api.services import Services
 from .config import Settings
-from .delivery.rating import OutboxRatingSink
+from .delivery.rating import OutboxRatingSink, call_in_store
 from .delivery.service import Delivery
 from .observability.metrics import (
     BacklogCollector,
@@ -96,6 +98,7 @@ class Bridge:
         self.store: CallStore
         self.directory = Directory(settings.pbx.users, region=settings.pbx.region)
         self.agi: AgiServer | None = None
+        self.ratings: BufferedRatingSink | None = None
         self.delivery: Delivery | None = None
         self.http: HttpServer | None = None
         self.http_port = 0
@@ -113,7 +116,9 @@ class Bridge:
         s = self.settings
         self.pool = await open_pool(s)  # connects lazily: never fails here
         self.store = call_store_from(self.pool, s)
-        self.agi = await start_agi_server(s, OutboxRatingSink(self.store), directory=self.directory)
+        known = known_by_any(self._tracker_knows, call_in_store(self.store))
+        self.ratings = BufferedRatingSink(OutboxRatingSink(self.store), known)
+        self.agi = await start_agi_server(s, self.ratings, directory=self.directory, known=known)
         await self._start_http()
         self._spawn(self._run(), "bridge")
         interval = watchdog_interval()
@@ -126,7 +131,8 @@ class Bridge:
         s = self.settings
         registry = pipeline_registry(self._figures)
         assert self.agi is not None
-        registry.register(AgiCollector(self.agi.stats))
+        agi = self.agi
+        registry.register(AgiCollector(agi.stats, lambda: agi.latency))
         registry.register(BacklogCollector(lambda: self.backlog))
         self._registry = registry
         assert self.pool is not None
@@ -238,6 +244,8 @@ class Bridge:
         notify("STOPPING=1")
         if self.agi is not None:
             await self.agi.close()
+        if self.ratings is not None:
+            await self.ratings.close()  # written now if the database answers
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()  # the term, if any, drains in `_lead`'s finally
@@ -337,6 +345,10 @@ class Bridge:
             "database": db and self.database_ready.is_set(),
             "webhooks": not lagging,
         }
+
+    async def _tracker_knows(self, callid: str) -> bool | None:
+        term = self.term
+        return True if term is not None and term.tracker.knows(callid) else None
 
     def _ami(self) -> AmiIngest | None:
         """The AMI link, while this bridge leads and Asterisk is logged in."""

@@ -18,13 +18,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import aiohttp
 
 from ..config import CrmSettings
 from ..observability.logs import get_logger
-from .answer import NO_CONTACT, Contact, parse_contact_answer
+from .answer import NO_CONTACT, Contact, read_contact_answer
 from .breaker import CircuitBreaker
 from .cache import TtlCache
 from .wire import CrmHttpError, post_command
@@ -35,6 +36,7 @@ log = get_logger("bridge.agi.contact")
 
 Source = Literal["cache", "crm", "timeout", "error", "breaker", "disabled"]
 Key = tuple[str, str]
+ANSWER_PREVIEW = 60  # bytes of a rejected answer quoted in its log line
 
 
 class _Unavailable(Exception):
@@ -83,6 +85,7 @@ class ContactClient:
             "timeouts": 0,
             "breaker_skips": 0,
             "refreshes": 0,
+            "rejected_answers": 0,
         }
 
     def _key(self, phone: str, diversion: str) -> Key:
@@ -116,9 +119,21 @@ class ContactClient:
             )
             raise _Unavailable from exc
         self.breaker.record_success()
-        contact = parse_contact_answer(body)
-        self.cache.put(key, contact)
-        return contact
+        answer = read_contact_answer(body)
+        if answer.rejected:
+            self.counts["rejected_answers"] += 1
+            log.warning(
+                "crm_contact_answer_rejected",
+                callid=callid,
+                phone=phone,
+                reason=answer.rejected,
+                bytes=len(body),
+                start=body[:ANSWER_PREVIEW].decode("utf-8", errors="replace"),
+            )
+        # A rejected answer is cached as "no contact" too: the CRM is up, asking it again
+        # on every ring would only get the same answer.
+        self.cache.put(key, answer.contact)
+        return answer.contact
 
     def _start(self, key: Key, phone: str, diversion: str, callid: str) -> asyncio.Task[Contact]:
         """The request for ``key`` in flight, or a new one (the caller asked the breaker)."""
@@ -126,7 +141,7 @@ class ContactClient:
         if task is None:
             task = asyncio.create_task(self._fetch(key, phone, diversion, callid))
             self._inflight[key] = task
-            task.add_done_callback(lambda t, key=key: self._finished(key, t))
+            task.add_done_callback(partial(self._finished, key))
         return task
 
     def _finished(self, key: Key, task: asyncio.Task[Contact]) -> None:

@@ -3,7 +3,8 @@
 For a daemon without the outbox (and for tests): a few quick retries on what is worth
 retrying (timeouts, connection errors, 429/5xx), then the rating is logged as lost. The
 outbox-backed sink is the durable one; this one must never be mistaken for it.
-``vpbx-legacy`` receivers get no ``rating`` command at all (SPEC section 4).
+``vpbx-legacy`` receivers get no ``rating`` command at all (SPEC section 4). Having no
+database, it cannot check a call it is handed unverified: such ratings are not sent.
 """
 
 from __future__ import annotations
@@ -45,16 +46,22 @@ class DirectRatingSink:
         self._limits = aiohttp.ClientTimeout(
             total=self.crm.timeout, connect=self.crm.connect_timeout
         )
-        self.counts: dict[str, int] = {"sent": 0, "skipped": 0, "failed": 0}
+        self.counts: dict[str, int] = {"sent": 0, "skipped": 0, "failed": 0, "unverified": 0}
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # created lazily: needs a running loop
             self._session = aiohttp.ClientSession()
         return self._session
 
-    async def submit_rating(self, callid: str, rating: int, phone: str = "", ext: str = "") -> None:
+    async def submit_rating(
+        self, callid: str, rating: int, phone: str = "", ext: str = "", *, verified: bool = True
+    ) -> None:
         """Send now, retrying briefly; never raises for a CRM problem (it is logged)."""
         bound = log.bind(callid=callid, rating=rating)
+        if not verified:
+            self.counts["unverified"] += 1
+            bound.warning("rating_not_sent", reason="call not verified")
+            return
         if not self.crm.url or not sends(self.crm.profile, "rating"):
             self.counts["skipped"] += 1
             reason = "no [crm] url" if not self.crm.url else f"profile {self.crm.profile}"

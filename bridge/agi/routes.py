@@ -14,14 +14,16 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from structlog.typing import FilteringBoundLogger
 
 from ..tracker.numbers import PhoneNormalizer
+from .call_ids import is_call_id
 from .contact import ContactClient, Lookup
 from .directory import Directory
-from .ports import RatingSink
+from .ports import KnownCall, RatingSink
 from .session import AgiSession
 
 __all__ = ["ContactRoute", "RatingRoute", "call_id", "caller_number"]
@@ -120,19 +122,20 @@ class ContactRoute:
         phone = caller_number(session, self.normalizer)
         did = self._did(session)
         callid = await call_id(session, _arg(session, 1))
-        log = log.bind(callid=callid, phone=phone, diversion=did)
+        # The call's log line is written once the socket is closed: the dialplan waits for
+        # the answer, not for a JSON rendering and a write to journald.
+        report = partial(log.info, "agi_contact", callid=callid, phone=phone, diversion=did)
         if not phone:
             self._count("anonymous")
-            log.info("agi_contact", source="anonymous")
+            session.after_close(partial(report, source="anonymous"))
             return
         result = None
         if not session.hung_up:  # else nobody is left to show a name to
             result = await self._lookup_unless_hangup(session, phone, did, callid)
         if result is None:
             self._count("hangup")
-            log.info(
-                "agi_contact", source="hangup", ms=round((time.perf_counter() - started) * 1000, 1)
-            )
+            ms = round((time.perf_counter() - started) * 1000, 1)
+            session.after_close(partial(report, source="hangup", ms=ms))
             return
         contact = result.contact
         ext = self.directory.resolve(contact.responsible)
@@ -146,13 +149,15 @@ class ContactRoute:
                 break
             await session.set_variable(name, value)
         self._count(result.source)
-        log.info(
-            "agi_contact",
-            source=result.source,
-            found=contact.found,
-            responsible=contact.responsible or None,
-            ext=ext,
-            ms=round((time.perf_counter() - started) * 1000, 1),
+        session.after_close(
+            partial(
+                report,
+                source=result.source,
+                found=contact.found,
+                responsible=contact.responsible or None,
+                ext=ext,
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
         )
 
     def _count(self, source: str) -> None:
@@ -163,8 +168,13 @@ class RatingRoute:
     """``AGI(agi://127.0.0.1:4573/rating,DIGIT[,EXT or CHANNEL[,CALLID]])``: a survey's digit.
 
     The digit comes from argument 1 or the channel variable ``CRM_RATING``; only 1-9
-    counts. The sink gets ``rating_wait`` seconds before the channel is let go; the
-    submission then finishes in the background (``spawn`` keeps it alive).
+    counts. The call id must have the shape of an Asterisk uniqueid and belong to a call
+    the bridge knows (``known``, asked for at most ``known_wait`` seconds): a call it
+    does not know gets nothing stored and nothing sent. When ``known`` cannot tell (the
+    database is down, or there is no ``known``) the rating goes to the sink unverified,
+    and the sink checks before it writes. The sink gets ``rating_wait`` seconds before
+    the channel is let go; the submission then finishes in the background (``spawn``
+    keeps it alive).
     """
 
     def __init__(
@@ -174,13 +184,29 @@ class RatingRoute:
         normalizer: PhoneNormalizer,
         spawn: Spawn,
         rating_wait: float = 1.0,
+        *,
+        known: KnownCall | None = None,
+        known_wait: float = 0.5,
     ) -> None:
         self.sink = sink
         self.directory = directory
         self.normalizer = normalizer
         self.spawn = spawn
         self.rating_wait = rating_wait
-        self.counts: dict[str, int] = {"received": 0, "invalid": 0, "submitted": 0, "errors": 0}
+        self.known = known
+        self.known_wait = known_wait
+        self.counts: dict[str, int] = dict.fromkeys(
+            (
+                "received",
+                "invalid",
+                "invalid_callid",
+                "unknown_call",
+                "unverified",
+                "submitted",
+                "errors",
+            ),
+            0,
+        )
 
     def _ext(self, raw: str) -> str:
         """An extension from ``101`` or a channel name; only a known or numeric one."""
@@ -188,11 +214,32 @@ class RatingRoute:
         ext = match["ext"] if match else ""
         return ext if ext.isdigit() or self.directory.resolve(ext) == ext else ""
 
+    async def _is_known(self, log: FilteringBoundLogger, callid: str) -> bool | None:
+        """The ``known`` verdict, None when there is none or it takes too long."""
+        if self.known is None:
+            return None
+        try:
+            async with asyncio.timeout(self.known_wait):
+                return await self.known(callid)
+        except TimeoutError:
+            log.warning("agi_rating_call_check_slow", seconds=self.known_wait)
+        except Exception:
+            log.exception("agi_rating_call_check_failed")
+        return None
+
     async def _submit(
-        self, log: FilteringBoundLogger, callid: str, rating: int, phone: str, ext: str
+        self,
+        log: FilteringBoundLogger,
+        callid: str,
+        rating: int,
+        phone: str,
+        ext: str,
+        verified: bool,
     ) -> None:
         try:
-            await self.sink.submit_rating(callid=callid, rating=rating, phone=phone, ext=ext)
+            await self.sink.submit_rating(
+                callid=callid, rating=rating, phone=phone, ext=ext, verified=verified
+            )
         except Exception:
             self.counts["errors"] += 1
             log.exception("rating_sink_failed")
@@ -205,6 +252,11 @@ class RatingRoute:
         if not digit:
             digit = (await session.get_variable("CRM_RATING") or "").strip()
         callid = await call_id(session, _arg(session, 2))
+        if not is_call_id(callid):
+            session.callid = ""  # not for log lines either
+            self.counts["invalid_callid"] += 1
+            log.warning("agi_rating_ignored", reason="not an Asterisk call id", value=callid[:40])
+            return
         phone = caller_number(session, self.normalizer)
         ext = self._ext(_arg(session, 1))
         log = log.bind(callid=callid)
@@ -212,6 +264,23 @@ class RatingRoute:
             self.counts["invalid"] += 1
             log.warning("agi_rating_ignored", value=digit[:20], reason="not a digit 1-9")
             return
-        task = self.spawn(self._submit(log, callid, int(digit), phone, ext))
+        known = await self._is_known(log, callid)
+        if known is False:
+            self.counts["unknown_call"] += 1
+            log.warning("agi_rating_ignored", rating=int(digit), reason="unknown call")
+            return
+        if known is None:
+            self.counts["unverified"] += 1
+        task = self.spawn(self._submit(log, callid, int(digit), phone, ext, known is True))
         await asyncio.wait({task}, timeout=self.rating_wait)
-        log.info("agi_rating", rating=int(digit), phone=phone, ext=ext or None, done=task.done())
+        session.after_close(
+            partial(
+                log.info,
+                "agi_rating",
+                rating=int(digit),
+                phone=phone,
+                ext=ext or None,
+                verified=known is True,
+                done=task.done(),
+            )
+        )

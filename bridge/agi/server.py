@@ -25,7 +25,8 @@ from ..tracker.numbers import PhoneNormalizer
 from .breaker import CircuitBreaker
 from .contact import ContactClient
 from .directory import Directory
-from .ports import RatingSink
+from .latency import Histogram
+from .ports import KnownCall, RatingSink, StatsSource
 from .protocol import AgiGarbage, AgiHangup, script_name
 from .routes import ContactRoute, RatingRoute
 from .session import AgiSession
@@ -35,6 +36,7 @@ __all__ = ["AgiServer", "Route", "start_agi_server"]
 log = get_logger("bridge.agi")
 
 Route = Callable[[AgiSession, FilteringBoundLogger], Awaitable[None]]
+OTHER = "other"  # the latency label of connections that reached no route
 LINE_LIMIT = 8 * 1024  # longest line accepted from a peer (Asterisk's own buffer is 2 KiB)
 
 
@@ -59,6 +61,8 @@ class AgiServer:
         self._background: set[asyncio.Task[None]] = set()
         self._closers = list(closers or [])
         self._stats_sources: dict[str, Callable[[], Mapping[str, float]]] = {}
+        # Round trips per route; OTHER: connections that never reached one.
+        self.latency: dict[str, Histogram] = {OTHER: Histogram()}
         self.counts: dict[str, int] = {
             "connections": 0,
             "active": 0,
@@ -75,6 +79,7 @@ class AgiServer:
     ) -> None:
         """Serve ``agi://host:port/<name>``; ``stats`` adds ``<name>_*`` counters."""
         self.routes[name] = route
+        self.latency.setdefault(name, Histogram())
         if stats is not None:
             self.add_stats(name, stats)
 
@@ -128,6 +133,7 @@ class AgiServer:
         session = AgiSession(reader, writer, asyncio.get_running_loop().time())
         bound = log
         hung = False
+        label = OTHER  # the route, for the latency histogram
         try:
             async with asyncio.timeout(self.deadline):
                 env = await session.read_env()
@@ -140,6 +146,7 @@ class AgiServer:
                     self.counts["unknown_route"] += 1
                     bound.warning("agi_unknown_route", script=name[:80], known=sorted(self.routes))
                     return
+                label = name
                 await route(session, bound)
                 self.counts["completed"] += 1
         except TimeoutError:
@@ -161,11 +168,15 @@ class AgiServer:
             self.counts["active"] -= 1
             if hung or session.hung_up:
                 self.counts["hangups"] += 1
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await session.close()
-            if task is not None:
-                self._sessions.discard(task)
+            try:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1.0):
+                        await session.close()
+            finally:  # also when close() cancels the session
+                self.latency[label].observe(asyncio.get_running_loop().time() - session.started)
+                session.run_after_close()
+                if task is not None:
+                    self._sessions.discard(task)
 
     @staticmethod
     def _bind(bound: FilteringBoundLogger, session: AgiSession) -> FilteringBoundLogger:
@@ -204,12 +215,17 @@ async def start_agi_server(
     rating_sink: RatingSink,
     session: aiohttp.ClientSession | None = None,
     directory: Directory | None = None,
+    *,
+    known: KnownCall | None = None,
 ) -> AgiServer:
     """Build and start the FastAGI server of ``[agi]``; ``close()`` undoes everything.
 
     ``session`` is the daemon's shared aiohttp session (not closed here); without one the
     server opens and later closes its own. ``directory``: the daemon's, which learns the
-    PBX's extensions as it goes (default: ``[pbx] users`` only).
+    PBX's extensions as it goes (default: ``[pbx] users`` only). ``known``: whether the
+    bridge knows a call id (without it, every rating goes to the sink unverified and the
+    sink checks). A sink with ``stats()`` (the BufferedRatingSink) shows in ``stats()``
+    as ``rating_sink_*``; the sink itself is the caller's to close.
     """
     crm, agi = settings.crm, settings.agi
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -237,8 +253,10 @@ async def start_agi_server(
     contact = ContactRoute(client, directory, normalizer, crm.contact_timeout)
     server.add_route("contact", contact, lambda: contact.counts)
     server.add_stats("crm_contact", client.stats)
-    rating = RatingRoute(rating_sink, directory, normalizer, server.spawn)
+    rating = RatingRoute(rating_sink, directory, normalizer, server.spawn, known=known)
     server.add_route("rating", rating, lambda: rating.counts)
+    if isinstance(rating_sink, StatsSource):
+        server.add_stats("rating_sink", rating_sink.stats)
     try:
         await server.start()
     except BaseException:

@@ -9,7 +9,9 @@ it is still read, as Asterisk keeps answering in dead mode.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+from ..observability.logs import get_logger
 from .protocol import (
     AgiGarbage,
     AgiHangup,
@@ -21,6 +23,8 @@ from .protocol import (
 )
 
 __all__ = ["AgiSession", "MAX_ENV_BYTES", "MAX_ENV_LINES"]
+
+log = get_logger("bridge.agi")
 
 MAX_ENV_LINES = 200  # ~25 standard keys plus at most 128 arguments (res_agi MAX_ARGS)
 MAX_ENV_BYTES = 64 * 1024
@@ -40,6 +44,21 @@ class AgiSession:
         self.args: list[str] = []
         self.hung_up = False
         self.callid = ""  # the call's linkedid, once a route knows it (for log lines)
+        self._after_close: list[Callable[[], object]] = []
+
+    def after_close(self, work: Callable[[], object]) -> None:
+        """Run ``work`` once the socket is closed: what the dialplan need not wait for
+        (rendering and writing the call's log line)."""
+        self._after_close.append(work)
+
+    def run_after_close(self) -> None:
+        """Called by the server once the connection is closed; never raises."""
+        for work in self._after_close:
+            try:
+                work()
+            except Exception:
+                log.exception("agi_after_close_failed", callid=self.callid)
+        self._after_close.clear()
 
     async def _line(self) -> str:
         """One line without its newline; EOF is a hang-up, an over-long line garbage."""

@@ -79,11 +79,16 @@ class CallStore:
             await conn.execute(QUERIES["mark_callbacks"], self.pbx_id, list(found))
         return found
 
-    async def save_rating(self, callid: str, rating: int, phone: str = "", ext: str = "") -> int:
+    async def save_rating(
+        self, callid: str, rating: int, phone: str = "", ext: str = "", only_known: bool = False
+    ) -> int | None:
         """A post-call rating: stored on its call and the `rating` command queued, in one
-        transaction. Returns the outbox rows queued."""
+        transaction. Returns the outbox rows queued; None (and nothing written) when
+        `only_known` and the call is not stored."""
         async with self.pool.acquire() as conn, conn.transaction():
             call = await conn.fetchrow(QUERIES["rate_call"], self.pbx_id, callid, rating)
+            if call is None and only_known:
+                return None
             if self.outbox is None:
                 return 0
             targets = await self.targets.get(conn)

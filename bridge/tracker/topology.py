@@ -46,6 +46,9 @@ class Topology:
 
     # --------------------------------------------------------------- channels
 
+    def finished_recently(self, callid: str) -> bool:
+        return callid in self._finished
+
     def create(
         self, ev: Event, at: float, adopted: bool = False, prefix: str = ""
     ) -> Channel | None:

@@ -106,6 +106,11 @@ class CallTracker:
     def open_calls(self) -> int:
         return len(self._topology.calls)
 
+    def knows(self, callid: str) -> bool:
+        """Whether `callid` is a call followed now or finished recently (a rating of it
+        may still come)."""
+        return callid in self._topology.calls or self._topology.finished_recently(callid)
+
     # ------------------------------------------------------------------ input
 
     def wants(self, name: str, text: str) -> bool:

@@ -12,15 +12,33 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from bridge.agi import AgiCollector, AgiServer, DirectRatingSink, start_agi_server
+from bridge.agi import (
+    AgiCollector,
+    AgiServer,
+    BufferedRatingSink,
+    DirectRatingSink,
+    KnownCall,
+    start_agi_server,
+)
+from bridge.agi.latency import ROUND_TRIP_BUCKETS
+from bridge.agi.metrics import ROUND_TRIP_METRIC
 from bridge.config import Settings
+from bridge.crm.outbox_rows import OutboxRows
 from bridge.crm.signing import verify
+from bridge.delivery.rating import OutboxRatingSink, call_in_store
+from bridge.devtools.local_postgres import LocalPostgres
+from bridge.store.calls import CallStore
+from bridge.store.migrations import migrate
+from bridge.store.targets import ensure_primary_target
 from tests.support.agi_client import (
     AgiCall,
     DialplanAgi,
@@ -48,10 +66,28 @@ class RecordingSink:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.ratings: list[tuple[str, int, str, str]] = []
+        self.unverified: list[tuple[str, int, str, str]] = []
 
-    async def submit_rating(self, callid: str, rating: int, phone: str = "", ext: str = "") -> None:
+    async def submit_rating(
+        self, callid: str, rating: int, phone: str = "", ext: str = "", *, verified: bool = True
+    ) -> None:
         await asyncio.sleep(self.delay)
-        self.ratings.append((callid, rating, phone, ext))
+        (self.ratings if verified else self.unverified).append((callid, rating, phone, ext))
+
+
+class KnownCalls:
+    """The daemon's `known`: these call ids; None for all while `down` (Postgres away)."""
+
+    def __init__(self, *ids: str, down: bool = False, delay: float = 0.0) -> None:
+        self.ids = set(ids)
+        self.down = down
+        self.delay = delay
+        self.asked: list[str] = []
+
+    async def __call__(self, callid: str) -> bool | None:
+        self.asked.append(callid)
+        await asyncio.sleep(self.delay)
+        return None if self.down else callid in self.ids
 
 
 def settings_for(
@@ -77,8 +113,14 @@ async def crm() -> AsyncIterator[FakeCrm]:
 
 
 @asynccontextmanager
-async def serving(settings: Settings, sink: Any = None) -> AsyncIterator[AgiServer]:
-    server = await start_agi_server(settings, sink if sink is not None else RecordingSink())
+async def serving(
+    settings: Settings, sink: Any = None, known: KnownCall | None = None
+) -> AsyncIterator[AgiServer]:
+    server = await start_agi_server(
+        settings,
+        sink if sink is not None else RecordingSink(),
+        known=KnownCalls(LINKEDID) if known is None else known,
+    )
     try:
         yield server
     finally:
@@ -109,11 +151,13 @@ def bare_env() -> list[tuple[str, str]]:
     return asterisk_env(BARE, variables={}, uniqueid=UNIQUEID)
 
 
-def rating_env(digit: str, peer: str = "PJSIP/101-0000002a") -> list[tuple[str, str]]:
+def rating_env(
+    digit: str, peer: str = "PJSIP/101-0000002a", linkedid: str = LINKEDID
+) -> list[tuple[str, str]]:
     """What Asterisk sends for the AGI() line of [crm-bridge-rating] after `Read()`."""
     return asterisk_env(
         dialplan_agi("crm-bridge-rating"),
-        variables={"CRM_RATING": digit, "DIALEDPEERNAME": peer, **CHANNEL},
+        variables={"CRM_RATING": digit, "DIALEDPEERNAME": peer, "CHANNEL(linkedid)": linkedid},
         uniqueid=UNIQUEID,
     )
 
@@ -176,6 +220,30 @@ async def test_name_and_responsible_are_set(crm: FakeCrm) -> None:
     assert request.headers["X-CRM-Token"] == TOKEN
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert verify("whsec_c2VjcmV0", request.headers, request.body)
+
+
+async def test_the_calls_log_line_is_written_after_the_socket_closed(crm: FakeCrm) -> None:
+    """The dialplan does not wait for the log line: it is rendered once the call is let go."""
+    crm.contacts[PHONE] = '{"contact_name": "Ivan"}'
+    closed_before: dict[str, int] = {}
+
+    def closed_connections(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        # The server counts a round trip in its histogram when the socket is closed.
+        if event["event"] in ("agi_contact", "agi_rating"):
+            closed_before[event["event"]] = sum(h.count for h in server.latency.values())
+        return event
+
+    with capture_logs(processors=[closed_connections]) as logs:
+        async with serving(settings_for(crm.url)) as server:
+            await call_contact(server)
+            await agi_call(server.port, rating_env("5"))
+    assert closed_before["agi_contact"] == 1 and closed_before["agi_rating"] == 2
+    assert [e["event"] for e in logs if e["event"].startswith("agi_")] == [
+        "agi_listening",
+        "agi_contact",
+        "agi_rating",
+        "agi_closed",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -261,6 +329,33 @@ async def test_answers_are_read_leniently(crm: FakeCrm, answer: str, expected: d
     # One command per line, whatever the CRM wrote: nothing smuggled onto the socket.
     assert all(c.startswith(("GET VARIABLE ", "SET VARIABLE ")) for c in call.commands)
     assert len(crm.of("contact")) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ('{"contact_name": "Broken, <html> {{{', "not JSON, even leniently: unterminated string"),
+        ('{"contact_name": "Ivan", "responsible": "101"', "not JSON, even leniently"),
+        ("<html>" + "x" * 70_000, "read limit"),  # cut at the 64 KiB the bridge reads
+        ('{"contact_name": "<b>Ivan</b>"}', "contact_name contains markup characters"),
+    ],
+)
+async def test_rejected_answers_set_nothing_and_say_why(
+    crm: FakeCrm, answer: str, reason: str
+) -> None:
+    crm.contacts[PHONE] = answer
+    with capture_logs() as logs:
+        async with serving(settings_for(crm.url)) as server:
+            call = await call_contact(server)
+            again = await call_contact(server)  # cached as "no contact": not asked again
+            stats = server.stats()
+    assert call.closed_by_server and call.set_vars == {} and again.set_vars == {}
+    assert len(crm.of("contact")) == 1
+    assert stats["crm_contact_rejected_answers"] == 1
+    (line,) = [e for e in logs if e["event"] == "crm_contact_answer_rejected"]
+    assert reason in line["reason"]
+    assert (line["callid"], line["phone"], line["log_level"]) == (LINKEDID, PHONE, "warning")
+    assert line["start"] == answer[:60] and line["bytes"] == min(len(answer), 64 * 1024)
 
 
 async def test_anonymous_caller_costs_no_crm_request(crm: FakeCrm) -> None:
@@ -515,6 +610,68 @@ async def test_rating_digit_from_the_channel_variable() -> None:
     assert sink.ratings == [(LINKEDID, 9, PHONE, "")]
 
 
+@pytest.mark.parametrize(
+    "callid",
+    [
+        "1.1;DROP TABLE calls;--",
+        "1763805600.12 OR 1=1",
+        "'1763805600.12'",
+        "1763805600",
+        "abc",
+        "1763805600.12\\",
+        "x" * 200 + "-1763805600.12",
+    ],
+)
+async def test_rating_for_a_malformed_call_id_goes_nowhere(callid: str) -> None:
+    sink, known = RecordingSink(), KnownCalls(callid)
+    with capture_logs() as logs:
+        async with serving(settings_for(None), sink, known) as server:
+            call = await agi_call(server.port, rating_env("5", linkedid=callid))
+            stats = server.stats()
+    assert call.closed_by_server
+    assert (stats["rating_invalid_callid"], stats["rating_submitted"]) == (1, 0)
+    assert known.asked == [] and sink.ratings == sink.unverified == []
+    (line,) = [e for e in logs if e["event"] == "agi_rating_ignored"]
+    assert line["reason"] == "not an Asterisk call id" and line["value"] == callid[:40]
+
+
+@pytest.mark.parametrize("callid", ["1763805600.12", "pbx-1.example-1763805600.12"])
+async def test_asterisk_call_ids_with_and_without_a_system_name(callid: str) -> None:
+    sink = RecordingSink()
+    async with serving(settings_for(None), sink, KnownCalls(callid)) as server:
+        await agi_call(server.port, rating_env("5", linkedid=callid))
+    assert sink.ratings == [(callid, 5, PHONE, "101")]
+
+
+async def test_rating_for_a_call_the_bridge_does_not_know_goes_nowhere() -> None:
+    sink, known = RecordingSink(), KnownCalls("1763805600.1")
+    with capture_logs() as logs:
+        async with serving(settings_for(None), sink, known) as server:
+            call = await agi_call(server.port, rating_env("6"), variables=CHANNEL)
+            stats = server.stats()
+    assert call.closed_by_server and known.asked == [LINKEDID]
+    assert sink.ratings == sink.unverified == []
+    assert (stats["rating_unknown_call"], stats["rating_submitted"]) == (1, 0)
+    (line,) = [e for e in logs if e["event"] == "agi_rating_ignored"]
+    assert (line["callid"], line["reason"], line["rating"]) == (LINKEDID, "unknown call", 6)
+
+
+@pytest.mark.parametrize(
+    "known",
+    [KnownCalls(LINKEDID, down=True), KnownCalls(LINKEDID, delay=5.0)],
+    ids=["down", "slow"],
+)
+async def test_rating_the_bridge_cannot_check_goes_to_the_sink_unverified(
+    known: KnownCalls,
+) -> None:
+    sink = RecordingSink()
+    async with serving(settings_for(None), sink, known) as server:
+        call = await agi_call(server.port, rating_env("3"), variables=CHANNEL)
+        assert call.seconds < 0.7, call.seconds  # known_wait is 0.5 s
+        assert server.stats()["rating_unverified"] == 1
+    assert sink.unverified == [(LINKEDID, 3, PHONE, "101")] and sink.ratings == []
+
+
 @pytest.mark.parametrize("digit", ["0", "10", "*", "x", " "])
 async def test_invalid_ratings_are_ignored(digit: str) -> None:
     sink = RecordingSink()
@@ -575,6 +732,126 @@ async def test_direct_rating_sink_sends_nothing_to_legacy_receivers(crm: FakeCrm
     assert crm.of("rating") == [] and sink.counts["sent"] == 0
 
 
+async def test_direct_rating_sink_sends_no_unverified_rating(crm: FakeCrm) -> None:
+    settings = settings_for(crm.url)
+    sink = DirectRatingSink(settings)
+    try:
+        async with serving(settings, sink, KnownCalls(LINKEDID, down=True)) as server:
+            await agi_call(server.port, rating_env("8"))
+            await until(lambda: sink.counts["unverified"] == 1)
+    finally:
+        await sink.close()
+    assert crm.of("rating") == [] and sink.counts["sent"] == 0
+
+
+# --------------------------------------------------------------------------- rating, PostgreSQL
+
+UNKNOWN_CALL = "1763805600.99"
+RATING_ROWS = """
+SELECT callid, dedupe_key, payload FROM webhook_outbox WHERE cmd = 'rating' ORDER BY id
+"""
+
+
+async def rating_store(dsn: str) -> tuple[asyncpg.Pool, BufferedRatingSink, KnownCall]:
+    """The daemon's rating path: outbox sink behind the buffer, `known` = the calls table."""
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+        await ensure_primary_target(conn, "lab", "http://127.0.0.1:9/pbx", TOKEN, "vpbx", None)
+        await conn.execute(
+            "INSERT INTO calls (pbx_id, callid, direction, status, phone, ext, user_login, "
+            "started_at) VALUES ('lab', $1, 'in', 'Success', $2, '101', 'ivan', now())",
+            LINKEDID,
+            PHONE,
+        )
+    store = CallStore(pool, "lab", OutboxRows("lab"))
+    known = call_in_store(store)
+    sink = BufferedRatingSink(OutboxRatingSink(store), known, retry_first=0.05, retry_max=0.3)
+    return pool, sink, known
+
+
+async def test_ratings_are_stored_and_queued_only_for_stored_calls(pg_dsn: str) -> None:
+    pool, sink, known = await rating_store(pg_dsn)
+    try:
+        async with serving(settings_for(None), sink, known) as server:
+            await agi_call(server.port, rating_env("7"))
+            await agi_call(server.port, rating_env("7"))  # pressed twice: one webhook
+            await agi_call(server.port, rating_env("6", linkedid=UNKNOWN_CALL))
+            await agi_call(server.port, rating_env("5", linkedid="1.1;DROP TABLE calls;--"))
+            stats = server.stats()
+        await sink.close()
+        rows = await pool.fetch(RATING_ROWS)
+        assert await pool.fetchval("SELECT rating FROM calls WHERE callid = $1", LINKEDID) == 7
+        assert await pool.fetchval("SELECT count(*) FROM calls") == 1
+    finally:
+        await pool.close()
+    assert [(r["callid"], r["dedupe_key"]) for r in rows] == [(LINKEDID, "rating:7")]
+    assert json.loads(rows[0]["payload"]) == {
+        "cmd": "rating",
+        "callid": LINKEDID,
+        "rating": "7",
+        "phone": PHONE,
+        "user": "ivan",
+        "ext": "101",
+    }
+    assert (stats["rating_submitted"], stats["rating_unknown_call"]) == (2, 1)
+    assert (stats["rating_invalid_callid"], stats["rating_unverified"]) == (1, 0)
+    assert stats["rating_sink_buffered"] == 0
+
+
+async def test_without_a_known_the_outbox_sink_checks_the_store(pg_dsn: str) -> None:
+    """The daemon's wiring before it passes a `known`: unverified ratings, checked on write."""
+    pool, _, _ = await rating_store(pg_dsn)
+    sink = OutboxRatingSink(CallStore(pool, "lab", OutboxRows("lab")))
+    try:
+        server = await start_agi_server(settings_for(None), sink)
+        try:
+            await agi_call(server.port, rating_env("4"))
+            await agi_call(server.port, rating_env("6", linkedid=UNKNOWN_CALL))
+            await until(lambda: server.stats()["rating_submitted"] == 2)
+            assert server.stats()["rating_unverified"] == 2
+        finally:
+            await server.close()
+        rows = await pool.fetch(RATING_ROWS)
+    finally:
+        await pool.close()
+    assert [(r["callid"], r["dedupe_key"]) for r in rows] == [(LINKEDID, "rating:4")]
+    assert sink.counts == {"written": 1, "unknown_call": 1}
+
+
+async def test_a_rating_given_while_postgres_is_down_lands_once_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    with LocalPostgres(durable=True) as pg:
+        pg.start()
+        pool, sink, known = await rating_store(pg.create_database("bridge"))
+        try:
+            async with serving(settings_for(None), sink, known) as server:
+                await asyncio.to_thread(pg.stop, "fast")
+                calls = [
+                    await agi_call(server.port, rating_env("7")),
+                    await agi_call(server.port, rating_env("7")),
+                    await agi_call(server.port, rating_env("2", linkedid=UNKNOWN_CALL)),
+                ]
+                assert all(c.closed_by_server and c.seconds < 0.5 for c in calls), calls
+                stats = server.stats()
+                assert (stats["rating_unverified"], stats["rating_sink_pending"]) == (3, 3)
+                await until(lambda: server.stats()["rating_sink_retries"] >= 3)
+
+                await asyncio.to_thread(pg.start)
+                await until(lambda: server.stats()["rating_sink_pending"] == 0, limit=30)
+                stats = server.stats()
+            await sink.close()
+            rows = await pool.fetch(RATING_ROWS)
+            rating = await pool.fetchval("SELECT rating FROM calls WHERE callid = $1", LINKEDID)
+        finally:
+            await pool.close()
+    assert [(r["callid"], r["dedupe_key"]) for r in rows] == [(LINKEDID, "rating:7")]
+    assert rating == 7
+    assert (stats["rating_sink_flushed"], stats["rating_sink_unknown_call"]) == (2, 1)
+    assert (stats["rating_sink_dropped"], stats["rating_sink_failed"]) == (0, 0)
+
+
 # --------------------------------------------------------------------------- metrics
 
 
@@ -590,3 +867,40 @@ async def test_counters_reach_prometheus(crm: FakeCrm) -> None:
     assert "bridge_crm_contact_cache_hits_total 1.0" in text
     assert "bridge_contact_crm_total 1.0" in text
     assert "bridge_crm_contact_breaker_open 0.0" in text
+
+
+async def test_round_trips_reach_prometheus_as_a_histogram_per_route(crm: FakeCrm) -> None:
+    crm.contacts[PHONE] = '{"contact_name": "Ivan"}'
+    crm.delay = 0.15
+    async with serving(settings_for(crm.url)) as server:
+        await call_contact(server)  # asks the CRM: 0.15 s
+        await call_contact(server)  # cached
+        await agi_call(server.port, rating_env("5"))
+        await raw_exchange(server.port, b"GET / HTTP/1.1\r\n\r\n")  # no route at all
+        registry = CollectorRegistry()
+        registry.register(AgiCollector(server.stats, lambda: server.latency))
+        text = generate_latest(registry).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    family = families[ROUND_TRIP_METRIC]
+    assert family.type == "histogram"
+    by_route: dict[str, dict[str, dict[str, float]]] = {}
+    for sample in family.samples:
+        route = sample.labels["route"]
+        kind = sample.name.removeprefix(ROUND_TRIP_METRIC + "_")
+        key = sample.labels.get("le", "")
+        by_route.setdefault(route, {}).setdefault(kind, {})[key] = sample.value
+    assert set(by_route) == {"contact", "rating", "other"}
+    assert {r: v["count"][""] for r, v in by_route.items()} == {
+        "contact": 2,
+        "rating": 1,
+        "other": 1,
+    }
+    contact = by_route["contact"]
+    bounds = [float(le) for le in contact["bucket"]]
+    assert bounds == [*ROUND_TRIP_BUCKETS, float("inf")]
+    counts = list(contact["bucket"].values())
+    assert counts == sorted(counts) and counts[-1] == 2  # cumulative
+    assert contact["bucket"]["0.1"] == 1  # the cached call; the CRM took 0.15 s
+    assert contact["bucket"]["1.0"] == 2
+    assert 0.15 <= contact["sum"][""] < 1.0
+    assert by_route["rating"]["bucket"]["1.0"] == 1
