@@ -44,6 +44,19 @@ async def contact_lookup(agi_port: int, callid: str) -> dict[str, str]:
     return call.set_vars
 
 
+async def give_rating(agi_port: int, callid: str, digit: str) -> None:
+    line = dialplan_agi("crm-bridge-rating")
+    env = asterisk_env(
+        line,
+        variables={
+            "CRM_RATING": digit,
+            "DIALEDPEERNAME": "PJSIP/1001-00000001",
+            "CHANNEL(linkedid)": callid,
+        },
+    )
+    await agi_call(agi_port, env)
+
+
 async def test_calls_during_a_postgres_outage_reach_the_crm_once(tmp_path) -> None:
     names = scenario_names()
     want = expected_outcomes(names)
@@ -57,7 +70,7 @@ async def test_calls_during_a_postgres_outage_reach_the_crm_once(tmp_path) -> No
         config = write_config(tmp_path / "bridge.toml", ports, dsn, await crm.start())
         try:
             async with running_daemon(config, ports) as bridge:
-                await crm.wait_count("history", 2, timeout=60)  # the replay is under way
+                (first, *_) = await crm.wait_count("history", 2, timeout=60)  # under way
                 await asyncio.to_thread(pg.stop, "fast")
                 down_at = time.monotonic()
                 await bridge.wait_log("store_unavailable_buffering", within=OUTAGE / 2)
@@ -69,6 +82,9 @@ async def test_calls_during_a_postgres_outage_reach_the_crm_once(tmp_path) -> No
                 found = await contact_lookup(ports.agi, "1795000000.1")
                 assert found.get("CRM_CONTACT_NAME") == "Anna Ivanova"
                 assert time.monotonic() - took < 1.6, "FastAGI needs no database"
+                took = time.monotonic()
+                await give_rating(ports.agi, first.fields["callid"], "4")
+                assert time.monotonic() - took < 1.6, "a rating is held, the channel let go"
                 await server.wait_done()  # every call of the replay happened meanwhile
                 await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - down_at)))
                 buffered = (await bridge.get("/readyz"))[1]["buffered"]
@@ -79,6 +95,11 @@ async def test_calls_during_a_postgres_outage_reach_the_crm_once(tmp_path) -> No
                 await asyncio.sleep(1.0)  # a duplicate would show up by now
                 status, body = await bridge.get("/readyz")
                 assert status == 200 and body["buffered"] == 0, body
+                (rating,) = await crm.wait_count("rating", 1, timeout=30)
+                assert (rating.fields["callid"], rating.fields["rating"]) == (
+                    first.fields["callid"],
+                    "4",
+                )
             histories = crm.requests("history")
             assert len(histories) == sum(want.values()), "every history exactly once"
             assert len({h.fields["callid"] for h in histories}) == len(histories)
