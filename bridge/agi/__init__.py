@@ -2,15 +2,13 @@
 
 Entry point: :func:`start_agi_server`. The rating route takes ratings for calls the
 bridge knows (a :data:`KnownCall`) and hands them to a :class:`RatingSink`: the outbox in
-the daemon, behind a :class:`BufferedRatingSink` for Postgres outages;
-:class:`DirectRatingSink` without it.
+the daemon, behind a :class:`BufferedRatingSink` for Postgres outages.
 """
 
 from .answer import NO_CONTACT, Answer, Contact, parse_contact_answer, read_contact_answer
 from .breaker import CircuitBreaker
 from .call_ids import is_call_id, known_by_any
 from .contact import ContactClient, Lookup
-from .direct_rating import DirectRatingSink
 from .directory import Directory
 from .metrics import AgiCollector
 from .ports import KnownCall, RatingSink
@@ -26,7 +24,6 @@ __all__ = [
     "CircuitBreaker",
     "Contact",
     "ContactClient",
-    "DirectRatingSink",
     "Directory",
     "KnownCall",
     "Lookup",

@@ -9,13 +9,11 @@ of HTML must not cost the daemon a megabyte per ringing call.
 from __future__ import annotations
 
 import time
-import uuid
 
 import aiohttp
 
 from ..config import CrmSettings
-from ..crm.profiles import encode
-from ..crm.signing import signature_headers
+from ..crm.request import build_request
 
 __all__ = ["MAX_ANSWER_BYTES", "CrmHttpError", "post_command"]
 
@@ -51,14 +49,16 @@ async def post_command(
     """POST ``fields`` to the primary CRM; the (capped) body of a 2xx, else CrmHttpError."""
     if not crm.url:
         raise ValueError("no [crm] url configured")
-    wire = encode(crm.profile, fields, crm.token or "")
-    headers = {"Content-Type": wire.content_type, **wire.headers}
-    if crm.signing_secret:
-        webhook_id = f"msg_{uuid.uuid4().hex}"
-        headers.update(
-            signature_headers(crm.signing_secret, webhook_id, int(time.time()), wire.body)
-        )
-    async with session.post(crm.url, data=wire.body, headers=headers, timeout=limits) as resp:
+    request = build_request(
+        crm.profile,
+        fields,
+        crm.token or "",
+        now=time.time(),
+        signing_secret=crm.signing_secret,
+    )
+    async with session.post(
+        crm.url, data=request.body, headers=request.headers, timeout=limits
+    ) as resp:
         if not 200 <= resp.status < 300:
             raise CrmHttpError(resp.status)
         return await _read_capped(resp)

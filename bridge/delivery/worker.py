@@ -22,15 +22,13 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from ..crm.profiles import encode
-from ..crm.signing import signature_headers
+from ..crm.request import build_request
 from ..observability.metrics import DeliveryMetrics
 from ..store.errors import DB_ERRORS, Backoff
 from ..store.outbox import Claimed, OutboxStore, Outcome
 from .retry import Decision, RetryPolicy
 
 log = logging.getLogger("bridge.delivery")
-USER_AGENT = "asterisk-crm-bridge/0.1"
 MAX_ANSWER = 64 * 1024  # bytes of a CRM's answer we read (and ignore)
 
 
@@ -145,17 +143,14 @@ class DeliveryWorker:
             decision = Decision("expired", reason="event older than its TTL")
             await self._finish(row, Attempt(decision))
             return decision
-        request = encode(row.profile, row.payload, row.token)
-        headers = {
-            "Content-Type": request.content_type,
-            "User-Agent": USER_AGENT,
-            "webhook-id": row.webhook_id,
-            **request.headers,
-        }
-        if row.signing_secret:
-            headers.update(
-                signature_headers(row.signing_secret, row.webhook_id, int(now), request.body)
-            )
+        request = build_request(
+            row.profile,
+            row.payload,
+            row.token,
+            now=now,
+            webhook_id=row.webhook_id,
+            signing_secret=row.signing_secret,
+        )
         status: int | None = None
         error = ""
         retry_after: str | None = None
@@ -164,7 +159,7 @@ class DeliveryWorker:
             async with self.session.post(
                 row.url,
                 data=request.body,
-                headers=headers,
+                headers=request.headers,
                 timeout=self.client_timeout,
                 allow_redirects=False,
             ) as resp:

@@ -25,7 +25,6 @@ from bridge.agi import (
     AgiCollector,
     AgiServer,
     BufferedRatingSink,
-    DirectRatingSink,
     KnownCall,
     start_agi_server,
 )
@@ -690,58 +689,6 @@ async def test_slow_sink_does_not_hold_the_channel() -> None:
         assert sink.ratings == []
         await until(lambda: len(sink.ratings) == 1)
     assert sink.ratings == [(LINKEDID, 4, PHONE, "101")]
-
-
-@pytest.mark.parametrize("profile", ["vpbx", "json"])
-async def test_direct_rating_sink_posts_to_the_crm(crm: FakeCrm, profile: str) -> None:
-    settings = settings_for(crm.url, crm={"profile": profile, "signing_secret": "s3"})
-    crm.statuses = [503]  # one retry
-    sink = DirectRatingSink(settings, backoff=0.05)
-    try:
-        async with serving(settings, sink) as server:
-            await agi_call(server.port, rating_env("8"), variables=CHANNEL)
-            await until(lambda: sink.counts["sent"] == 1)
-    finally:
-        await sink.close()
-    first, second = crm.of("rating")
-    assert first.fields == second.fields  # the retry sends the same rating
-    assert second.fields == {
-        "cmd": "rating",
-        "crm_token": TOKEN,
-        "callid": LINKEDID,
-        "rating": "8",
-        "phone": PHONE,
-        "user": "ivan",
-        "ext": "101",
-    }
-    assert second.headers["X-CRM-Token"] == TOKEN
-    assert verify("s3", second.headers, second.body)
-    content_type = "application/json" if profile == "json" else "application/x-www-form-urlencoded"
-    assert second.headers["Content-Type"] == content_type
-
-
-async def test_direct_rating_sink_sends_nothing_to_legacy_receivers(crm: FakeCrm) -> None:
-    settings = settings_for(crm.url, crm={"profile": "vpbx-legacy"})
-    sink = DirectRatingSink(settings)
-    try:
-        async with serving(settings, sink) as server:
-            await agi_call(server.port, rating_env("8"), variables=CHANNEL)
-            await until(lambda: sink.counts["skipped"] == 1)
-    finally:
-        await sink.close()
-    assert crm.of("rating") == [] and sink.counts["sent"] == 0
-
-
-async def test_direct_rating_sink_sends_no_unverified_rating(crm: FakeCrm) -> None:
-    settings = settings_for(crm.url)
-    sink = DirectRatingSink(settings)
-    try:
-        async with serving(settings, sink, KnownCalls(LINKEDID, down=True)) as server:
-            await agi_call(server.port, rating_env("8"))
-            await until(lambda: sink.counts["unverified"] == 1)
-    finally:
-        await sink.close()
-    assert crm.of("rating") == [] and sink.counts["sent"] == 0
 
 
 # --------------------------------------------------------------------------- rating, PostgreSQL
