@@ -8,9 +8,16 @@ aiohttp CRM. A round trip is
 connect -> environment -> commands -> the server closes the socket, i.e. how long the
 dialplan is held.
 
-Targets (issue 3): cached p99 <= 5 ms; with a CRM that never answers, p99 <= the
-deadline (``contact_timeout``, 1.5 s) + 100 ms. For that row the breaker is set so it
-never opens, so every call waits for the full deadline (the worst case, not the usual).
+A fourth process plays an Asterisk busy on AMI: it floods the bridge's AMI link with
+recorded calls (rewritten to new ids, as fast as the socket takes them), and the AGI
+server's process runs the daemon's real AMI ingest, tracker and pipeline (storing into a
+null sink) on the same event loop, so the "during an AMI burst" row shows what a burst of
+tracking costs a ringing call's look-up.
+
+Targets (issue 3, issue 7): cached p99 <= 5 ms, quiet and during an AMI burst; with a
+CRM that never answers, p99 <= the deadline (``contact_timeout``, 1.5 s) + 100 ms. For
+that row the breaker is set so it never opens, so every call waits for the full deadline
+(the worst case, not the usual).
 
 ``python -m bench.agi`` prints the report alone; ``agi_report()`` returns it.
 """
@@ -68,7 +75,52 @@ def _crm_main(conn: Connection) -> None:
     asyncio.run(_serve_crm(conn))
 
 
-async def _serve_agi(conn: Connection, crm_url: str, port: int) -> None:
+BURST_ROUNDS = 120  # rounds of the recorded scenarios the AMI burst replays (~300k events)
+
+
+async def _serve_ami(conn: Connection) -> None:
+    """An AMI server that, once the bridge logs in, sends recorded calls as fast as it can."""
+    import time as clock
+
+    from bridge.devtools.endless import EndlessReplay
+    from bridge.devtools.fake_ami import FakeAmiServer
+    from bridge.devtools.traces import traces_dir
+
+    paths = sorted(p for p in traces_dir().glob("*.ami.jsonl") if "load" not in p.name)
+    replay = EndlessReplay(paths)
+    now = clock.time()
+    pairs = [pair for n in range(BURST_ROUNDS) for pair in replay.round(now + n * 100)]
+    server = FakeAmiServer(pairs, speed=None)
+    port = await server.start()
+    gc.freeze()
+    conn.send((port, len(pairs)))
+    await asyncio.Event().wait()
+
+
+def _ami_main(conn: Connection) -> None:
+    asyncio.run(_serve_ami(conn))
+
+
+class _NullStore:
+    async def save(self, outputs: object) -> None:
+        return None
+
+
+async def _follow_ami(ami_port: int) -> Any:
+    """The daemon's own AMI path (ingest -> tracker -> pipeline), into a null store."""
+    from bridge.ami.ingest import AmiIngest
+    from bridge.pipeline import CallPipeline
+    from bridge.tracker.tracker import CallTracker
+
+    tracker = CallTracker(["PJSIP/trunk-*"], ["PJSIP/*"], "RU", DID)
+    ingest = AmiIngest("127.0.0.1", ami_port, "bridge", "bridge", wants=tracker.wants)
+    pipeline = CallPipeline(ingest, tracker, _NullStore())
+    asyncio.get_running_loop().create_task(pipeline.run())
+    await ingest.start()
+    return ingest
+
+
+async def _serve_agi(conn: Connection, crm_url: str, port: int, ami_port: int) -> None:
     from bridge.agi import start_agi_server
     from bridge.config import Settings
     from bridge.observability.logs import configure_logging
@@ -93,16 +145,22 @@ async def _serve_agi(conn: Connection, crm_url: str, port: int) -> None:
         agi={"listen": f"127.0.0.1:{port}", "breaker_failures": 1_000_000},
     )
     server = await start_agi_server(settings, _Sink())
-    # As the daemon should once started: start-up objects (pydantic, aiohttp, phonenumbers)
+    # As the daemon does once started: start-up objects (pydantic, aiohttp, phonenumbers)
     # leave the collector's view; otherwise each gen-2 pass scans them all, a ~40 ms stall
     # every few thousand calls that shows up as p99 when calls arrive at 200/s.
     gc.freeze()
     conn.send(server.port)
-    await asyncio.Event().wait()
+    ingest = None
+    loop = asyncio.get_running_loop()
+    while True:  # the bench's orders: "ami" starts following AMI, "events" asks how many
+        order = await loop.run_in_executor(None, conn.recv)
+        if order == "ami":
+            ingest = await _follow_ami(ami_port)
+        conn.send(ingest.received if ingest is not None else 0)
 
 
-def _agi_main(conn: Connection, crm_url: str, port: int) -> None:
-    asyncio.run(_serve_agi(conn, crm_url, port))
+def _agi_main(conn: Connection, crm_url: str, port: int, ami_port: int) -> None:
+    asyncio.run(_serve_agi(conn, crm_url, port, ami_port))
 
 
 # --------------------------------------------------------------------------- load
@@ -211,7 +269,21 @@ async def _median_of(runs: int, measure: Callable[[], Awaitable[Row]]) -> Row:
     return chosen
 
 
-async def _scenarios(port: int) -> list[Row]:
+async def _ask(control: Connection, order: str) -> int:
+    control.send(order)
+    return int(await asyncio.get_running_loop().run_in_executor(None, control.recv))
+
+
+async def _during_burst(port: int, control: Connection, phones: Callable[[int], str]) -> Row:
+    """Cached look-ups at 200/s while the same process tracks an AMI burst."""
+    before = await _ask(control, "events")
+    row = await _run_rate(port, "cached, AMI burst", phones, 400, 200)
+    tracked = await _ask(control, "events") - before
+    row.name += f" ({tracked / row.seconds / 1000:.0f}k events/s)"
+    return row
+
+
+async def _scenarios(port: int, control: Connection) -> list[Row]:
     def cached(n: int) -> str:
         return f"7911000{n % 100:04d}"
 
@@ -226,6 +298,9 @@ async def _scenarios(port: int) -> list[Row]:
     rows.append(
         await _run_rate(port, "CRM never answers", lambda n: f"{NEVER_PREFIX}{n:07d}", 300, 100)
     )
+    await _ask(control, "ami")  # the burst begins: the bridge logs in to the busy AMI
+    await asyncio.sleep(0.5)
+    rows.append(await _median_of(3, lambda: _during_burst(port, control, cached)))
     return rows
 
 
@@ -273,13 +348,18 @@ def _targets(rows: list[Row]) -> str:
     # Latency targets are about a call's wait, so they are judged on the rows that are not
     # saturated on purpose: one channel at a time, and calls arriving at a steady rate.
     cached_p99 = max(
-        r.pct(0.99) for r in rows if r.name.startswith("cached") and r.concurrency != 16
+        r.pct(0.99)
+        for r in rows
+        if r.name.startswith("cached") and r.concurrency != 16 and "burst" not in r.name
     )
+    burst = next(r for r in rows if "burst" in r.name)
     never = next(r for r in rows if r.name.startswith("CRM never answers"))
     limit = CONTACT_TIMEOUT * 1000 + 100
     lines = [
         f"target cached p99 <= {CACHED_TARGET_MS:.0f} ms: {cached_p99:.2f} ms  "
         f"{'met' if cached_p99 <= CACHED_TARGET_MS else 'MISSED'}",
+        f"target cached p99 during an AMI burst <= {CACHED_TARGET_MS:.0f} ms: "
+        f"{burst.pct(0.99):.2f} ms  {'met' if burst.pct(0.99) <= CACHED_TARGET_MS else 'MISSED'}",
         f"target CRM-never-answers p99 <= deadline + 100 ms ({limit:.0f} ms): "
         f"{never.pct(0.99):.0f} ms  {'met' if never.pct(0.99) <= limit else 'MISSED'}",
     ]
@@ -298,10 +378,15 @@ def agi_report() -> str:
         crm.start()
         processes.append(crm)
         crm_port = crm_end.recv()
+        ami_end, ami_child = ctx.Pipe()
+        ami = ctx.Process(target=_ami_main, args=(ami_child,), daemon=True)
+        ami.start()
+        processes.append(ami)
+        ami_port, burst_events = ami_end.recv()
         agi_end, agi_child = ctx.Pipe()
         agi = ctx.Process(
             target=_agi_main,
-            args=(agi_child, f"http://127.0.0.1:{crm_port}/pbx/webhook", free_port()),
+            args=(agi_child, f"http://127.0.0.1:{crm_port}/pbx/webhook", free_port(), ami_port),
             daemon=True,
         )
         agi.start()
@@ -310,7 +395,7 @@ def agi_report() -> str:
         started = time.perf_counter()
         gc.freeze()  # this stand-in for Asterisk must not add its own collector pauses
         try:
-            rows = asyncio.run(_scenarios(port))
+            rows = asyncio.run(_scenarios(port, agi_end))
         finally:
             gc.unfreeze()
         seconds = time.perf_counter() - started
@@ -320,8 +405,9 @@ def agi_report() -> str:
             process.join(5)
     return "\n".join(
         [
-            "FastAGI contact route (Asterisk side, AGI server, CRM: three processes; "
-            f"deadline {CONTACT_TIMEOUT} s; {seconds:.1f} s)",
+            "FastAGI contact route (Asterisk side, AGI server, CRM, busy AMI: four processes; "
+            f"deadline {CONTACT_TIMEOUT} s; AMI burst of {burst_events:,} events; "
+            f"{seconds:.1f} s)",
             _table(rows),
             "conc: channels in flight, each starting its next call when one ends (16: saturated,"
             " round trips/s is the capacity of the\nthree processes on this machine, the Python"
