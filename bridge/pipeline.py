@@ -19,7 +19,6 @@ asks Asterisk for a resync once it has room again (counted as AMI drops).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import islice
@@ -28,11 +27,12 @@ from typing import Any, Protocol
 import asyncpg
 
 from .ami.ingest import Item, Resync, ResyncMark
+from .observability.logs import get_logger
 from .store.errors import DB_UNAVAILABLE, Backoff
 from .tracker.model import CallEvent, Output
 from .tracker.tracker import CallTracker
 
-log = logging.getLogger("bridge.calls")
+log = get_logger("bridge.calls")
 
 
 class Source(Protocol):
@@ -142,13 +142,11 @@ class CallPipeline:
             self.faults += 1
             log.error(
                 "tracker_fault_call_closed",
-                extra={
-                    "callid": fault.callid,
-                    "event": fault.event,
-                    "uniqueid": fault.uniqueid,
-                    "error": fault.error,
-                    "closed": list(fault.closed),
-                },
+                callid=fault.callid,
+                event=fault.event,
+                uniqueid=fault.uniqueid,
+                error=fault.error,
+                closed=list(fault.closed),
             )
 
     def _keep(self, outputs: list[Output]) -> None:
@@ -179,11 +177,12 @@ class CallPipeline:
                 self.dropped_events += dropped
                 log.error(
                     "outage_buffer_full_dropping_events",
-                    extra={"dropped": dropped, "total_dropped": self.dropped_events},
+                    dropped=dropped,
+                    total_dropped=self.dropped_events,
                 )
         if len(self.pending) >= self.buffer_limit:
             self._room.clear()
-            log.error("outage_buffer_full_tracking_paused", extra={"size": len(self.pending)})
+            log.error("outage_buffer_full_tracking_paused", size=len(self.pending))
 
     # --------------------------------------------------------------- writing
 
@@ -213,11 +212,11 @@ class CallPipeline:
         except asyncpg.PostgresError as exc:
             # not an outage: the database refuses this batch (a bug). Keep every call it can
             # take; log and skip the ones it cannot, instead of blocking every later call.
-            log.error("store_batch_refused_splitting", extra={"error": repr(exc)})
+            log.error("store_batch_refused_splitting", error=repr(exc))
             await self._save_per_call(batch)
         if not self.db_ok:
             self.db_ok = True
-            log.warning("store_available_again", extra={"buffered": len(self.pending)})
+            log.warning("store_available_again", buffered=len(self.pending))
 
     async def _save_per_call(self, batch: list[Output]) -> None:
         by_call: dict[str, list[Output]] = {}
@@ -230,7 +229,7 @@ class CallPipeline:
                 raise
             except asyncpg.PostgresError as exc:
                 self.rejected += len(outputs)
-                log.error("store_refused_call", extra={"callid": callid, "error": repr(exc)})
+                log.error("store_refused_call", callid=callid, error=repr(exc))
 
     def _saved(self, batch: list[Output]) -> None:
         self.batches += 1
@@ -238,9 +237,9 @@ class CallPipeline:
             self.on_outputs(batch)
         for out in batch:
             if isinstance(out, CallEvent):
-                log.info("call_event", extra=_fields(out, _EVENT_FIELDS))
+                log.info("call_event", **_fields(out, _EVENT_FIELDS))
             else:
-                log.info("call_finished", extra=_fields(out, _RECORD_FIELDS))
+                log.info("call_finished", **_fields(out, _RECORD_FIELDS))
 
     def _store_failed(self, error: BaseException) -> None:
         self.store_failures += 1
@@ -248,7 +247,8 @@ class CallPipeline:
             self.db_ok = False
             log.error(
                 "store_unavailable_buffering",
-                extra={"error": repr(error), "buffered": len(self.pending)},
+                error=repr(error),
+                buffered=len(self.pending),
             )
 
     # ------------------------------------------------------------ callers

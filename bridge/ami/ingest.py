@@ -21,7 +21,6 @@ and a resync is asked for once the buffer has room again.
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import time
 from collections import deque
@@ -31,10 +30,11 @@ from typing import Any
 
 from panoramisk import Manager
 
+from ..observability.logs import get_logger
 from .parser import AmiMessage
 from .protocol import FastAmiProtocol
 
-log = logging.getLogger("bridge.ami")
+log = get_logger("bridge.ami")
 
 
 @dataclass(slots=True)
@@ -75,12 +75,10 @@ class _Manager(Manager):  # type: ignore[misc]
             error = "cancelled" if f.cancelled() else repr(f.exception())
             log.warning(
                 "ami_connect_failed",
-                extra={
-                    "host": self.ingest.host,
-                    "port": self.ingest.port,
-                    "error": error,
-                    "retry_in": round(self.reconnect_timeout, 2),
-                },
+                host=self.ingest.host,
+                port=self.ingest.port,
+                error=error,
+                retry_in=round(self.reconnect_timeout, 2),
             )
         super().connection_made(f)
 
@@ -202,7 +200,7 @@ class AmiIngest:
         if len(self.buffer) >= self.queue_size:
             self.dropped += 1
             if not self._resync_wanted:
-                log.error("ami_buffer_full_dropping_events", extra={"size": self.queue_size})
+                log.error("ami_buffer_full_dropping_events", size=self.queue_size)
             self._resync_wanted = True
             return
         self.buffer.append((message, received_at))
@@ -255,9 +253,7 @@ class AmiIngest:
         self._attempt = 0
         self.logins += 1
         self.logged_in.set()
-        log.info(
-            "ami_logged_in", extra={"host": self.host, "port": self.port, "logins": self.logins}
-        )
+        log.info("ami_logged_in", host=self.host, port=self.port, logins=self.logins)
         self._start_resync()
         for hook in self.login_hooks:
             self._spawn(hook())
@@ -289,7 +285,7 @@ class AmiIngest:
                 )
             except (TimeoutError, ConnectionError) as exc:
                 retry = manager is self.manager and self.connected
-                log.warning("ami_resync_failed", extra={"error": repr(exc), "retry": retry})
+                log.warning("ami_resync_failed", error=repr(exc), retry=retry)
                 if retry:  # the link is up: the channels must still be asked for
                     self._resync_failures += 1
                     self._spawn(self._resync_after(min(30.0, 2.0**self._resync_failures)))
@@ -304,7 +300,7 @@ class AmiIngest:
             self._control(Resync(self.clock(), live, resync_id))
             self.resyncs += 1
             self._resync_failures = 0
-            log.info("ami_resync", extra={"live_channels": len(live)})
+            log.info("ami_resync", live_channels=len(live))
         finally:
             if self._resync_id == resync_id:  # not a newer one's flag
                 self._resyncing = False
@@ -324,9 +320,7 @@ class AmiIngest:
                 since = self.connected_at
                 if since is not None and time.monotonic() - since > self.login_timeout:
                     # a wedged Asterisk accepts TCP but never answers Login
-                    log.error(
-                        "ami_login_timeout_reconnecting", extra={"timeout": self.login_timeout}
-                    )
+                    log.error("ami_login_timeout_reconnecting", timeout=self.login_timeout)
                     self.connected_at = None
                     transport = getattr(manager.protocol, "transport", None)
                     if transport is not None:
@@ -338,7 +332,7 @@ class AmiIngest:
             except (TimeoutError, ConnectionError, OSError):
                 if manager.protocol is not protocol:
                     continue  # that link is already gone; never abort its successor
-                log.error("ami_ping_timeout_reconnecting", extra={"timeout": self.ping_timeout})
+                log.error("ami_ping_timeout_reconnecting", timeout=self.ping_timeout)
                 transport = getattr(protocol, "transport", None)
                 if transport is not None:
                     transport.abort()
@@ -360,5 +354,5 @@ class AmiIngest:
             log.error(
                 "ami_login_task_failed",
                 exc_info=error,
-                extra={"task": getattr(task.get_coro(), "__qualname__", "?")},
+                task=getattr(task.get_coro(), "__qualname__", "?"),
             )

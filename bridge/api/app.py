@@ -64,6 +64,7 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
             if request.path not in QUIET:
                 log.info(
                     "api_request",
+                    request_id=rid,
                     method=request.method,
                     path=request.path,
                     status=status,

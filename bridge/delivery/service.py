@@ -7,7 +7,6 @@ the database (workers on several hosts share the outbox safely).
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 
@@ -15,11 +14,12 @@ import aiohttp
 import asyncpg
 
 from ..config import Settings
+from ..observability.logs import get_logger
 from ..observability.metrics import DeliveryMetrics
 from .retry import RetryPolicy
 from .worker import DeliveryWorker, OutboxListener, Stats
 
-log = logging.getLogger("bridge.delivery")
+log = get_logger("bridge.delivery")
 
 
 def policy_from(settings: Settings) -> RetryPolicy:
@@ -62,7 +62,9 @@ class Delivery:
             lease = crm.timeout + 1.0
             log.warning(
                 "delivery_lease_raised",
-                extra={"lease": d.lease, "to": lease, "crm_timeout": crm.timeout},
+                lease=d.lease,
+                to=lease,
+                crm_timeout=crm.timeout,
             )
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
         prefix = f"{socket.gethostname()}:{os.getpid()}"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,12 +22,13 @@ import aiohttp
 import asyncpg
 
 from ..crm.request import build_request
+from ..observability.logs import get_logger
 from ..observability.metrics import DeliveryMetrics
 from ..store.errors import DB_ERRORS, Backoff
 from ..store.outbox import Claimed, OutboxStore, Outcome
 from .retry import Decision, RetryPolicy
 
-log = logging.getLogger("bridge.delivery")
+log = get_logger("bridge.delivery")
 MAX_ANSWER = 64 * 1024  # bytes of a CRM's answer we read (and ignore)
 
 
@@ -93,13 +93,11 @@ class DeliveryWorker:
                 backoff.reset()
             except DB_ERRORS as exc:
                 self.stats.db_errors += 1
-                log.warning(
-                    "delivery_db_unavailable", extra={"worker": self.name, "error": repr(exc)}
-                )
+                log.warning("delivery_db_unavailable", worker=self.name, error=repr(exc))
                 await backoff.sleep()
                 continue
             except Exception:  # a bug must not stop delivery silently: say it, go on
-                log.exception("delivery_claim_failed", extra={"worker": self.name})
+                log.exception("delivery_claim_failed", worker=self.name)
                 await backoff.sleep()
                 continue
             if rows:
@@ -111,7 +109,8 @@ class DeliveryWorker:
                         log.error(
                             "delivery_failed_unexpectedly",
                             exc_info=result,
-                            extra={"callid": row.callid, "outbox_id": row.id},
+                            callid=row.callid,
+                            outbox_id=row.id,
                         )
                         # a row we cannot even send would block its call forever: dead
                         # letter it (the operator can re-drive it once fixed)
@@ -195,7 +194,8 @@ class DeliveryWorker:
                 self.stats.db_errors += 1
                 log.warning(
                     "delivery_result_not_stored_retrying",
-                    extra={"worker": self.name, "error": repr(exc)},
+                    worker=self.name,
+                    error=repr(exc),
                 )
                 await backoff.sleep()
         decision, status, error, latency = (
@@ -221,19 +221,19 @@ class DeliveryWorker:
             self.stats.sent += 1
             if self.on_sent is not None:
                 self.on_sent(row, latency)
-            log.info("webhook_sent", extra={**fields, "latency_ms": round((latency or 0) * 1e3)})
+            log.info("webhook_sent", **fields, latency_ms=round((latency or 0) * 1e3))
         elif outcome == "retry":
             self.stats.retried += 1
-            log.warning("webhook_retry", extra={**fields, "delay": round(decision.delay, 2)})
+            log.warning("webhook_retry", **fields, delay=round(decision.delay, 2))
         elif outcome == "dead":
             self.stats.dead += 1
-            log.error("webhook_dead_letter", extra={**fields, "reason": decision.reason})
+            log.error("webhook_dead_letter", **fields, reason=decision.reason)
         elif outcome == "expired":
             self.stats.expired += 1
-            log.info("webhook_expired", extra=fields)
+            log.info("webhook_expired", **fields)
         elif outcome == "disable":
             self.stats.disabled += 1
-            log.error("webhook_target_disabled", extra={**fields, "reason": decision.reason})
+            log.error("webhook_target_disabled", **fields, reason=decision.reason)
 
     async def _record(self, row: Claimed, attempt: Attempt) -> None:
         decision, latency = attempt.decision, attempt.latency

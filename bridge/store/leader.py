@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 
 import asyncpg
 
+from ..observability.logs import get_logger
 from .errors import DB_ERRORS_OR_TIMEOUT, Backoff
 from .queries import QUERIES
 
-log = logging.getLogger("bridge.leader")
+log = get_logger("bridge.leader")
 
 
 def lock_key(pbx_id: str) -> int:
@@ -52,7 +52,7 @@ class PbxLock:
             self.held = True
             self.lost.clear()
             self._conn.add_termination_listener(self._on_lost)
-            log.info("leader", extra={"pbx": self.pbx_id})
+            log.info("leader", pbx=self.pbx_id)
         return got
 
     async def acquire(self) -> None:
@@ -63,10 +63,10 @@ class PbxLock:
                 if await self._try():
                     return
             except DB_ERRORS_OR_TIMEOUT as exc:
-                log.warning("leader_lock_unavailable", extra={"error": repr(exc)})
+                log.warning("leader_lock_unavailable", error=repr(exc))
                 await self._drop_connection()
             if not announced:
-                log.info("standby", extra={"pbx": self.pbx_id})
+                log.info("standby", pbx=self.pbx_id)
                 announced = True
             await asyncio.sleep(self.retry_every)
 
@@ -85,7 +85,7 @@ class PbxLock:
     def _on_lost(self, _conn: object) -> None:
         if self.held:
             self.held = False
-            log.error("leader_lock_lost", extra={"pbx": self.pbx_id})
+            log.error("leader_lock_lost", pbx=self.pbx_id)
             self.lost.set()
 
     async def watch(self, every: float = 5.0) -> None:

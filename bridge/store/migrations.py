@@ -7,17 +7,17 @@ package (`bridge.sql`), so an installed bridge migrates without a source checkou
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 
 import asyncpg
 
+from ..observability.logs import get_logger
 from .queries import QUERIES, sql_files
 
 _LOCK_KEY = 0x6272_6964_6765  # "bridge"
 _NAME = re.compile(r"^\d{3}_[a-z0-9_]+\.sql$")
-log = logging.getLogger("bridge.store")
+log = get_logger("bridge.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                 await conn.execute(migration.sql)
                 await conn.execute(QUERIES["migration_done"], migration.name)
             applied_now.append(migration.name)
-            log.info("migration_applied", extra={"migration": migration.name})
+            log.info("migration_applied", migration=migration.name)
     finally:
         await conn.execute(QUERIES["migrations_unlock"], _LOCK_KEY)
     return applied_now

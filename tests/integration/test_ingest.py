@@ -7,11 +7,11 @@ too: a socket cut mid-call, a half-open link, garbage on the wire.
 from __future__ import annotations
 
 import asyncio
-import logging
 from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from bridge.ami.ingest import AmiIngest
 from bridge.devtools.fake_ami import FakeAmiServer, concat_traces
@@ -136,7 +136,7 @@ async def test_reconnect_keeps_a_live_call(pool: asyncpg.Pool) -> None:
     assert [a.get("Action") for a in server.actions].count("CoreShowChannels") == 2
 
 
-async def test_half_open_socket_is_detected_by_the_watchdog(pool: asyncpg.Pool, caplog) -> None:
+async def test_half_open_socket_is_detected_by_the_watchdog(pool: asyncpg.Pool) -> None:
     server = FakeAmiServer(TRACES / "in_answered.ami.jsonl")
     async with bridge_on(
         server, pool, ping_interval=0.1, ping_timeout=0.2, reconnect_max_delay=0.2
@@ -144,10 +144,10 @@ async def test_half_open_socket_is_detected_by_the_watchdog(pool: asyncpg.Pool, 
         async with asyncio.timeout(20):
             server.pause_after(10)
             await server.wait_replayed(10)
-            with caplog.at_level(logging.ERROR, logger="bridge.ami"):
+            with capture_logs() as logs:
                 server.go_silent()
                 await server.wait_logins(2)
-            assert "ami_ping_timeout_reconnecting" in caplog.text
+            assert "ami_ping_timeout_reconnecting" in [e["event"] for e in logs]
             server.resume()
             await replayed_and_closed(server, ingest, tracker, pipeline)
     assert ingest.reconnects >= 1
