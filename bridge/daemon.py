@@ -31,6 +31,7 @@ from .ami.ingest import AmiIngest
 from .api.app import create_app
 from .api.server import HEADER_TIMEOUT, KEEPALIVE, MAX_CONNECTIONS, HttpServer, start_http
 from .api.services import Services
+from .backoff import Backoff
 from .config import Settings
 from .delivery.rating import OutboxRatingSink, call_in_store
 from .delivery.service import Delivery
@@ -43,7 +44,7 @@ from .pipeline import CallPipeline
 from .store import outbox, retention
 from .store.apikeys import KeyRing
 from .store.calls import CallStore
-from .store.errors import DB_ERRORS_OR_TIMEOUT, Backoff
+from .store.errors import DB_ERRORS_OR_TIMEOUT
 from .store.leader import PbxLock
 from .store.migrations import migrate
 from .store.targets import ensure_primary_target

@@ -27,8 +27,9 @@ from typing import Any, Protocol
 import asyncpg
 
 from .ami.ingest import Item, Resync, ResyncMark
+from .backoff import Backoff
 from .observability.logs import get_logger
-from .store.errors import DB_UNAVAILABLE, Backoff
+from .store.errors import DB_UNAVAILABLE
 from .tracker.model import CallEvent, Output
 from .tracker.tracker import CallTracker
 

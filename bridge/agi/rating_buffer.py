@@ -26,8 +26,9 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 
+from ..backoff import Backoff
 from ..observability.logs import get_logger
-from ..store.errors import DB_UNAVAILABLE, Backoff
+from ..store.errors import DB_UNAVAILABLE
 from .ports import KnownCall, RatingSink
 
 __all__ = ["BufferedRatingSink"]

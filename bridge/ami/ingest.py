@@ -21,7 +21,6 @@ and a resync is asked for once the buffer has room again.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from typing import Any
 
 from panoramisk import Manager
 
+from ..backoff import Backoff
 from ..observability.logs import get_logger
 from .parser import AmiMessage
 from .protocol import FastAmiProtocol
@@ -132,7 +132,7 @@ class AmiIngest:
         self.reconnects = 0
         self.resyncs = 0
         self.task_failures = 0
-        self._attempt = 0
+        self._backoff = Backoff(first=0.25, cap=reconnect_max_delay, jitter=0.5)
         self._resync_wanted = False
         self._resyncing = False
         self._resync_id = 0
@@ -226,9 +226,7 @@ class AmiIngest:
     # -------------------------------------------------------------- connection
 
     def next_backoff(self) -> float:
-        delay = min(self.reconnect_max_delay, 0.25 * 2**self._attempt)
-        self._attempt += 1
-        return delay * random.uniform(0.5, 1.0)
+        return self._backoff.next()
 
     def on_disconnect(self) -> None:
         if self.logged_in.is_set():
@@ -250,7 +248,7 @@ class AmiIngest:
         ]
 
     def _on_login(self, manager: _Manager) -> None:
-        self._attempt = 0
+        self._backoff.reset()
         self.logins += 1
         self.logged_in.set()
         log.info("ami_logged_in", host=self.host, port=self.port, logins=self.logins)

@@ -21,10 +21,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from ..backoff import Backoff
 from ..crm.request import build_request
 from ..observability.logs import get_logger
 from ..observability.metrics import DeliveryMetrics
-from ..store.errors import DB_ERRORS, Backoff
+from ..store.errors import DB_ERRORS
 from ..store.outbox import Claimed, OutboxStore, Outcome
 from .retry import Decision, RetryPolicy
 

@@ -31,19 +31,3 @@ DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
     pg.CrashShutdownError,
     pg.TooManyConnectionsError,
 )
-
-
-class Backoff:
-    """Doubling sleeps for a loop that waits out an outage; `reset()` after a success."""
-
-    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
-        self.first = first
-        self.cap = cap
-        self.delay = first
-
-    async def sleep(self) -> None:
-        await asyncio.sleep(self.delay)
-        self.delay = min(self.delay * 2, self.cap)
-
-    def reset(self) -> None:
-        self.delay = self.first

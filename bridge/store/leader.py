@@ -16,8 +16,9 @@ import hashlib
 
 import asyncpg
 
+from ..backoff import Backoff
 from ..observability.logs import get_logger
-from .errors import DB_ERRORS_OR_TIMEOUT, Backoff
+from .errors import DB_ERRORS_OR_TIMEOUT
 from .queries import QUERIES
 
 log = get_logger("bridge.leader")
