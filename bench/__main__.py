@@ -219,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     rss = _peak_rss()
     if rss:
         print(rss)
-    for module, report in (("bench.delivery", "delivery_report"), ("bench.agi", "agi_report")):
+    for module, report in (
+        ("bench.delivery", "delivery_report"),
+        ("bench.agi", "agi_report"),
+        ("bench.api", "api_report"),
+    ):
         if importlib.util.find_spec(module) is not None:
             print(f"\n{module}:", flush=True)
             print(getattr(importlib.import_module(module), report)(), flush=True)
