@@ -280,11 +280,18 @@ async def test_two_delivery_processes_never_send_a_row_twice(pg_dsn, crm, tmp_pa
     pool, outbox = await prepare(pg_dsn, crm.url)
     await store_scenarios(pool, outbox)
     total = await pool.fetchval("SELECT count(*) FROM webhook_outbox")
-    crm.delay(0.1)  # long enough a run that both processes are up and claiming
-    procs = [
-        await deliver_process(write_config(tmp_path, pg_dsn, crm.url, lease=30.0)) for _ in range(2)
-    ]
+    crm.delay(0.1)  # long enough a run that both processes keep claiming
+    await pool.execute("UPDATE webhook_targets SET enabled = false")  # nothing claimable yet
+    configs = [write_config(tmp_path, pg_dsn, crm.url, lease=30.0) for _ in range(2)]
+    procs = [await deliver_process(config) for config in configs]
     try:
+        async with asyncio.timeout(60):  # both up (a loaded machine starts them slowly)
+            while not all(
+                "delivery_started" in c.with_suffix(".log").read_text() for c in configs
+            ):
+                await asyncio.sleep(0.1)
+        async with pool.acquire() as conn:
+            assert await targets.enable_target(conn, "lab", "primary")
         await crm.wait_for(lambda: len(crm.received) >= total, timeout=60)
         await asyncio.sleep(0.5)  # anything sent twice would show up now
     finally:
