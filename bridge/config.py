@@ -60,6 +60,7 @@ __all__ = [
     "AgiSettings",
     "ApiSettings",
     "AsteriskSettings",
+    "CompanyNumber",
     "ConfigError",
     "CrmSettings",
     "DatabaseSettings",
@@ -377,6 +378,59 @@ def _check_groups(value: dict[str, str]) -> dict[str, str]:
     return {key.strip(): name.strip() for key, name in value.items()}
 
 
+_ROUTE = re.compile(r"(user|queue|group|ivr):([^\s:]+)")
+
+
+def _check_route(value: str) -> str:
+    """Where a company number's calls go: ``user:<login or extension>``, ``queue:<queue
+    name>``, ``group:<ring-group extension>`` or ``ivr:<name>``; empty: not said."""
+    route = value.strip()
+    if route and not _ROUTE.fullmatch(route):
+        raise ValueError(
+            f'{_show(value)} is not a route (expected "user:<login or extension>", '
+            f'"queue:<queue name>", "group:<ring-group extension>" or "ivr:<name>")'
+        )
+    return route
+
+
+def _check_numbers(value: object) -> object:
+    """``[pbx] numbers``: E.164 digits -> a name, or ``{ name = "...", route = "..." }``.
+    Every entry is checked, so each problem is reported at once, in words."""
+    if not isinstance(value, dict):
+        return value  # pydantic says "is not a table"
+    problems, numbers = [], {}
+    for key, entry in value.items():
+        try:
+            telnum = _check_phone(str(key))
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict):
+            problems.append(
+                f"{_show(key)}: {_show(entry)} is neither a name (text) nor a table "
+                f'like {{ name = "Main line", route = "queue:sales" }}'
+            )
+            continue
+        unknown = sorted(set(entry) - {"name", "route"})
+        if unknown:
+            problems.append(f"{_show(key)}: unknown key {_show(unknown[0])} (known: name, route)")
+            continue
+        if not all(isinstance(v, str) for v in entry.values()):
+            problems.append(f"{_show(key)}: name and route are text (in double quotes)")
+            continue
+        try:
+            _check_route(entry.get("route", ""))
+        except ValueError as exc:
+            problems.append(f"{_show(key)}: {exc}")
+            continue
+        numbers[telnum] = entry
+    if problems:
+        raise ValueError("; ".join(problems))
+    return numbers
+
+
 # --------------------------------------------------------------------------- sections
 
 # Checked per item, so every bad pattern of a list is reported, each with its index.
@@ -387,6 +441,18 @@ class _Section(BaseModel):
     """Unknown keys are errors: a misspelt key would otherwise be silently ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+
+class CompanyNumber(_Section):
+    """``[pbx.numbers]`` entry written as a table: ``{ name = "...", route = "queue:sales" }``."""
+
+    name: str = ""
+    route: str = ""
+
+    @field_validator("route")
+    @classmethod
+    def _route(cls, value: str) -> str:
+        return _check_route(value)
 
 
 class PbxSettings(_Section):
@@ -403,6 +469,10 @@ class PbxSettings(_Section):
     callback_window: float = Field(default=86_400.0, gt=0)
     users: dict[str, str] = Field(default_factory=dict)
     groups: dict[str, str] = Field(default_factory=dict)
+    # company numbers (DIDs): E.164 digits -> a name, or a table with name and route
+    numbers: dict[str, CompanyNumber] = Field(default_factory=dict)
+    # seconds between two reads of Asterisk's endpoints and queues (also after each login)
+    directory_refresh: float = Field(default=300.0, ge=10)
 
     @field_validator("region")
     @classmethod
@@ -442,6 +512,11 @@ class PbxSettings(_Section):
     @classmethod
     def _groups(cls, value: dict[str, str]) -> dict[str, str]:
         return _check_groups(value)
+
+    @field_validator("numbers", mode="before")
+    @classmethod
+    def _numbers(cls, value: object) -> object:
+        return _check_numbers(value)
 
 
 class AsteriskSettings(_Section):

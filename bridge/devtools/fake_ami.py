@@ -3,8 +3,9 @@
 Why: the bridge must be tested against what Asterisk really sends (byte for byte), and
 against what really goes wrong (socket cut mid-call, half-open links, garbage), without
 a PBX. The server speaks enough AMI for panoramisk's ``Manager``: banner, Login,
-Ping, CoreShowChannels (computed from the events already replayed), a generic
-Success for anything else.
+Ping, CoreShowChannels (computed from the events already replayed), the directory's
+actions (``pbx``: see bridge.devtools.fake_directory), a generic Success for anything
+else.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from .fake_directory import FakePbx
 
 __all__ = ["BANNER", "FakeAmiServer", "Headers", "load_trace", "parse_message"]
 
@@ -143,6 +146,8 @@ class FakeAmiServer:
         self.raw_actions: list[str] = []  # the same, verbatim (repeated headers kept)
         self.dropped: list[str] = []  # trace messages consumed while nobody listened
         self.endpoints: list[str] = []  # PJSIP endpoints listed besides those seen in calls
+        self.pbx = FakePbx()  # endpoints, SIP peers and queues Asterisk has configured
+        self._devices: set[str] = set()  # devices (PJSIP/1001) of every channel seen
         self.connections = 0  # TCP connections accepted
         self.logins = 0  # successful logins
         self._pos = 0
@@ -325,8 +330,8 @@ class FakeAmiServer:
         elif action == "logoff":
             conn.send(f"Response: Goodbye\r\n{id_line}Message: Thanks for all the fish.\r\n")
             conn.writer.close()
-        elif action == "pjsipshowendpoints":
-            conn.send(*self._endpoint_list(id_line))
+        elif (answer := self._directory(action, headers, id_line)) is not None:
+            conn.send(*answer)
         elif action == "ping":
             conn.send(
                 f"Response: Success\r\n{id_line}Ping: Pong\r\nTimestamp: {time.time():.6f}\r\n"
@@ -347,29 +352,10 @@ class FakeAmiServer:
         else:
             conn.send(f"Response: Success\r\n{id_line}")
 
-    def _endpoint_list(self, id_line: str) -> list[str]:
-        """PJSIPShowEndpoints: the endpoints whose channels the replay has shown so far."""
-        names = sorted(
-            {
-                ch.fields["Channel"].split("/", 1)[1].rsplit("-", 1)[0]
-                for ch in self._channels.values()
-                if ch.fields.get("Channel", "").startswith("PJSIP/")
-            }
-            | set(self.endpoints)
-        )
-        items = [
-            f"Event: EndpointList\r\n{id_line}ObjectType: endpoint\r\nObjectName: {name}\r\n"
-            f"Transport: \r\nAor: {name}\r\nAuths: \r\nOutboundAuths: \r\nContacts: \r\n"
-            "DeviceState: Not in use\r\nActiveChannels: \r\n"
-            for name in names
-        ]
-        return [
-            f"Response: Success\r\n{id_line}EventList: start\r\n"
-            "Message: A listing of Endpoints follows, presented as EndpointList events\r\n",
-            *items,
-            f"Event: EndpointListComplete\r\n{id_line}EventList: Complete\r\n"
-            f"ListItems: {len(items)}\r\n",
-        ]
+    def _directory(self, action: str, headers: Headers, id_line: str) -> list[str] | None:
+        """The directory's actions; endpoints of the channels seen so far are listed too."""
+        seen = self._devices | {f"PJSIP/{name}" for name in self.endpoints}
+        return self.pbx.answer(action, headers, id_line, seen)
 
     def _login(self, conn: _Conn, headers: Headers, id_line: str) -> None:
         if _get(headers, "Username") != self.username or _get(headers, "Secret") != self.secret:
@@ -420,6 +406,7 @@ class FakeAmiServer:
         event, uid = h.get("Event", ""), h.get("Uniqueid", "")
         if event == "Newchannel" and uid:
             self._channels[uid] = _Channel({k: h.get(k, "") for k in _SNAPSHOT}, t)
+            self._devices.add(h.get("Channel", "").rsplit("-", 1)[0])
             return
         ch = self._channels.get(uid)
         if ch is None:
