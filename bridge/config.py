@@ -431,6 +431,31 @@ def _check_numbers(value: object) -> object:
     return numbers
 
 
+# Asterisk's `{tech}/{ext}` and `Local/{ext}@context` dial strings, nothing an AMI header
+# or a dial string could read as a separator.
+_DIAL_TEMPLATE = re.compile(r"[A-Za-z0-9_.@/{}-]+")
+_CONTEXT = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def _check_dial_template(value: str) -> str:
+    template = value.strip()
+    if not _DIAL_TEMPLATE.fullmatch(template) or "{ext}" not in template:
+        raise ValueError(
+            f"{_show(value)} is not a channel template: it must contain {{ext}} and be like "
+            f'"{{tech}}/{{ext}}" or "Local/{{ext}}@crm-bridge-ring-all"'
+        )
+    try:
+        channel = template.format(ext="1001", tech="PJSIP")
+    except (KeyError, IndexError, ValueError):
+        raise ValueError(
+            f"{_show(value)} is not a channel template: only {{ext}} and {{tech}} are filled in"
+        ) from None
+    tech, sep, rest = channel.partition("/")
+    if not sep or not tech or not rest:
+        raise ValueError(f'{_show(value)} is not a channel template (expected "TECH/...")')
+    return template
+
+
 # --------------------------------------------------------------------------- sections
 
 # Checked per item, so every bad pattern of a list is reported, each with its index.
@@ -649,6 +674,28 @@ class ApiSettings(_Listener):
     recordings_dir: str = "/var/spool/asterisk/monitor"  # links serve files under it only
     # /readyz says degraded when a history has waited longer than this for its CRM
     ready_history_age: float = Field(default=300.0, gt=0)
+    # click-to-call: the employee's phone(s) are rung through this channel ({ext}: their
+    # extension, {tech}: PJSIP or SIP as Asterisk lists the endpoint), then the customer's
+    # number (E.164 digits) is dialled in this context
+    click_to_call_channel: str = "{tech}/{ext}"
+    click_to_call_context: str = "from-internal"
+    click_to_call_priority: int = Field(default=1, ge=1)
+    click_to_call_ring_time: float = Field(default=30.0, gt=0, le=600)  # seconds
+
+    @field_validator("click_to_call_channel")
+    @classmethod
+    def _click_to_call_channel(cls, value: str) -> str:
+        return _check_dial_template(value)
+
+    @field_validator("click_to_call_context")
+    @classmethod
+    def _click_to_call_context(cls, value: str) -> str:
+        context = value.strip()
+        if not _CONTEXT.fullmatch(context):
+            raise ValueError(
+                f'{_show(value)} is not a dialplan context name (e.g. "from-internal")'
+            )
+        return context
 
     @field_validator("public_url")
     @classmethod
