@@ -7,6 +7,9 @@
 3. Delivery workers and the retention sweep.
 4. Leadership: standby until this bridge holds the PBX's lock, then a *term*: a tracker,
    an AMI link and a pipeline of its own, with the calls a previous holder left open.
+   The leader writes the directory (the config at the term's start, Asterisk's endpoints
+   and queues after each AMI login and every `[pbx] directory_refresh` seconds); every
+   bridge reads it back (tracker logins, AGI routing, `telnum_name`, click-to-call).
    When PostgreSQL goes away the lock goes with it; the term keeps tracking into the
    pipeline's buffer and re-takes the lock when the database answers. If another bridge
    took it meanwhile, the term writes what it buffered and steps down to standby.
@@ -26,12 +29,14 @@ import asyncpg
 
 from .agi import AgiCollector, AgiServer, Directory, start_agi_server
 from .ami.ingest import AmiIngest
+from .ami.originate import AmiDialer
 from .api.app import create_app
 from .api.server import HEADER_TIMEOUT, KEEPALIVE, MAX_CONNECTIONS, HttpServer, start_http
 from .api.services import Services
 from .config import Settings
 from .delivery.rating import OutboxRatingSink
 from .delivery.service import Delivery
+from .directory_sync import DirectorySync, DirectoryView
 from .observability.metrics import (
     BacklogCollector,
     pipeline_figures,
@@ -53,6 +58,7 @@ from .wiring import call_store_from, ingest_from, open_pool, tracker_from
 log = logging.getLogger("bridge.daemon")
 
 BACKLOG_EVERY = 5.0  # seconds between two reads of the outbox backlog (metrics, readyz)
+DIRECTORY_RELOAD_EVERY = 30.0  # seconds between two reads of the directory (API edits)
 
 
 class Term:
@@ -61,8 +67,9 @@ class Term:
     def __init__(self, bridge: Bridge) -> None:
         s = bridge.settings
         self.tracker: CallTracker = tracker_from(s.pbx)
+        bridge.view.attach(self.tracker)  # employees' logins and group names
         self.ingest: AmiIngest = ingest_from(s, self.tracker)
-        self.ingest.login_hooks.append(lambda: bridge.learn_endpoints(self))
+        self.ingest.login_hooks.append(lambda: bridge.refresh_directory(self))
         self.pipeline = CallPipeline(
             self.ingest,
             self.tracker,
@@ -95,6 +102,9 @@ class Bridge:
         self.pool: asyncpg.Pool | None = None
         self.store: CallStore
         self.directory = Directory(settings.pbx.users, region=settings.pbx.region)
+        self.view = DirectoryView(settings.pbx, self.directory)
+        self.sync: DirectorySync
+        self.dialer: AmiDialer | None = None
         self.agi: AgiServer | None = None
         self.delivery: Delivery | None = None
         self.http: HttpServer | None = None
@@ -112,7 +122,8 @@ class Bridge:
     async def start(self) -> None:
         s = self.settings
         self.pool = await open_pool(s)  # connects lazily: never fails here
-        self.store = call_store_from(self.pool, s)
+        self.store = call_store_from(self.pool, s, self.view.number_names)
+        self.sync = DirectorySync(s.pbx, self.pool, self.view)
         self.agi = await start_agi_server(s, OutboxRatingSink(self.store), directory=self.directory)
         await self._start_http()
         self._spawn(self._run(), "bridge")
@@ -131,7 +142,8 @@ class Bridge:
         self._registry = registry
         assert self.pool is not None
         self.keys = KeyRing(self.pool, s.pbx.id)
-        services = Services(s, self.pool, self.store, self.keys, ami=self._ami)
+        self.dialer = AmiDialer(self._ami, self.view.employee, s.api, s.pbx.region)
+        services = Services(s, self.pool, self.store, self.keys, ami=self._ami, dialer=self.dialer)
         app = create_app(
             services,
             ready=self._ready,
@@ -157,6 +169,7 @@ class Bridge:
         await self.delivery.start()
         self._spawn(self._refresh_backlog(), "backlog")
         self._spawn(self._prune(), "retention")
+        self._spawn(self._follow_directory(), "directory")
         await self._lead()
 
     async def _database(self) -> None:
@@ -180,6 +193,7 @@ class Bridge:
                     extra={"error": _plain(exc), "retry_in": round(backoff.delay, 1)},
                 )
                 await backoff.sleep()
+        await self.sync.reload()
         self.database_ready.set()
         log.info("database_ready")
 
@@ -196,6 +210,7 @@ class Bridge:
                 log.warning("open_calls_unavailable", extra={"error": _plain(exc)})
                 await lock.release()
                 continue
+            await self.sync.refresh(None)  # the config, before Asterisk is asked
             self.term = term = Term(self)
             log.info("bridge_tracking", extra={"pbx": s.pbx.id, "calls_left_open": len(left_open)})
             await term.start(left_open)
@@ -272,21 +287,22 @@ class Bridge:
         """The phones seen in calls join the directory (for responsible-manager routing)."""
         self.directory.add_extensions(o.ext for o in outputs if isinstance(o, CallEvent))
 
-    async def learn_endpoints(self, term: Term) -> None:
-        """After each AMI login: Asterisk's PJSIP endpoints that are employees' phones."""
-        try:
-            events = await term.ingest.list_action({"Action": "PJSIPShowEndpoints"})
-        except (TimeoutError, ConnectionError) as exc:
-            log.warning("endpoints_not_listed", extra={"error": repr(exc)})
-            return
-        classify = term.tracker.classifier.classify
-        found = [
-            classify(f"PJSIP/{e['ObjectName']}-00000000")
-            for e in events
-            if e.get("Event") == "EndpointList" and e.get("ObjectName")
-        ]
-        self.directory.add_extensions(c.ext for c in found if c.ext)
-        log.info("endpoints_learnt", extra={"extensions": sum(bool(c.ext) for c in found)})
+    async def refresh_directory(self, term: Term) -> None:
+        """After each AMI login: Asterisk's phones and queues, with the config, into the
+        directory."""
+        await self.sync.refresh(term.ingest)
+
+    async def _follow_directory(self) -> None:
+        """The view follows PostgreSQL (what API clients wrote); the leader re-reads
+        Asterisk every `[pbx] directory_refresh` seconds."""
+        every = min(DIRECTORY_RELOAD_EVERY, self.settings.pbx.directory_refresh)
+        while True:
+            await asyncio.sleep(every)
+            term = self.term
+            if term is not None and term.ingest.connected and self.sync.due():
+                await self.sync.refresh(term.ingest)
+            else:
+                await self.sync.reload()
 
     async def _refresh_backlog(self) -> None:
         assert self.pool is not None
