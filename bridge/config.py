@@ -60,6 +60,7 @@ __all__ = [
     "AgiSettings",
     "ApiSettings",
     "AsteriskSettings",
+    "CompanyNumber",
     "ConfigError",
     "CrmSettings",
     "DatabaseSettings",
@@ -377,6 +378,84 @@ def _check_groups(value: dict[str, str]) -> dict[str, str]:
     return {key.strip(): name.strip() for key, name in value.items()}
 
 
+_ROUTE = re.compile(r"(user|queue|group|ivr):([^\s:]+)")
+
+
+def _check_route(value: str) -> str:
+    """Where a company number's calls go: ``user:<login or extension>``, ``queue:<queue
+    name>``, ``group:<ring-group extension>`` or ``ivr:<name>``; empty: not said."""
+    route = value.strip()
+    if route and not _ROUTE.fullmatch(route):
+        raise ValueError(
+            f'{_show(value)} is not a route (expected "user:<login or extension>", '
+            f'"queue:<queue name>", "group:<ring-group extension>" or "ivr:<name>")'
+        )
+    return route
+
+
+def _check_numbers(value: object) -> object:
+    """``[pbx] numbers``: E.164 digits -> a name, or ``{ name = "...", route = "..." }``.
+    Every entry is checked, so each problem is reported at once, in words."""
+    if not isinstance(value, dict):
+        return value  # pydantic says "is not a table"
+    problems, numbers = [], {}
+    for key, entry in value.items():
+        try:
+            telnum = _check_phone(str(key))
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict):
+            problems.append(
+                f"{_show(key)}: {_show(entry)} is neither a name (text) nor a table "
+                f'like {{ name = "Main line", route = "queue:sales" }}'
+            )
+            continue
+        unknown = sorted(set(entry) - {"name", "route"})
+        if unknown:
+            problems.append(f"{_show(key)}: unknown key {_show(unknown[0])} (known: name, route)")
+            continue
+        if not all(isinstance(v, str) for v in entry.values()):
+            problems.append(f"{_show(key)}: name and route are text (in double quotes)")
+            continue
+        try:
+            _check_route(entry.get("route", ""))
+        except ValueError as exc:
+            problems.append(f"{_show(key)}: {exc}")
+            continue
+        numbers[telnum] = entry
+    if problems:
+        raise ValueError("; ".join(problems))
+    return numbers
+
+
+# Asterisk's `{tech}/{ext}` and `Local/{ext}@context` dial strings, nothing an AMI header
+# or a dial string could read as a separator.
+_DIAL_TEMPLATE = re.compile(r"[A-Za-z0-9_.@/{}-]+")
+_CONTEXT = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def _check_dial_template(value: str) -> str:
+    template = value.strip()
+    if not _DIAL_TEMPLATE.fullmatch(template) or "{ext}" not in template:
+        raise ValueError(
+            f"{_show(value)} is not a channel template: it must contain {{ext}} and be like "
+            f'"{{tech}}/{{ext}}" or "Local/{{ext}}@crm-bridge-ring-all"'
+        )
+    try:
+        channel = template.format(ext="1001", tech="PJSIP")
+    except (KeyError, IndexError, ValueError):
+        raise ValueError(
+            f"{_show(value)} is not a channel template: only {{ext}} and {{tech}} are filled in"
+        ) from None
+    tech, sep, rest = channel.partition("/")
+    if not sep or not tech or not rest:
+        raise ValueError(f'{_show(value)} is not a channel template (expected "TECH/...")')
+    return template
+
+
 # --------------------------------------------------------------------------- sections
 
 # Checked per item, so every bad pattern of a list is reported, each with its index.
@@ -387,6 +466,18 @@ class _Section(BaseModel):
     """Unknown keys are errors: a misspelt key would otherwise be silently ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
+
+
+class CompanyNumber(_Section):
+    """``[pbx.numbers]`` entry written as a table: ``{ name = "...", route = "queue:sales" }``."""
+
+    name: str = ""
+    route: str = ""
+
+    @field_validator("route")
+    @classmethod
+    def _route(cls, value: str) -> str:
+        return _check_route(value)
 
 
 class PbxSettings(_Section):
@@ -403,6 +494,10 @@ class PbxSettings(_Section):
     callback_window: float = Field(default=86_400.0, gt=0)
     users: dict[str, str] = Field(default_factory=dict)
     groups: dict[str, str] = Field(default_factory=dict)
+    # company numbers (DIDs): E.164 digits -> a name, or a table with name and route
+    numbers: dict[str, CompanyNumber] = Field(default_factory=dict)
+    # seconds between two reads of Asterisk's endpoints and queues (also after each login)
+    directory_refresh: float = Field(default=300.0, ge=10)
 
     @field_validator("region")
     @classmethod
@@ -442,6 +537,11 @@ class PbxSettings(_Section):
     @classmethod
     def _groups(cls, value: dict[str, str]) -> dict[str, str]:
         return _check_groups(value)
+
+    @field_validator("numbers", mode="before")
+    @classmethod
+    def _numbers(cls, value: object) -> object:
+        return _check_numbers(value)
 
 
 class AsteriskSettings(_Section):
@@ -574,6 +674,28 @@ class ApiSettings(_Listener):
     recordings_dir: str = "/var/spool/asterisk/monitor"  # links serve files under it only
     # /readyz says degraded when a history has waited longer than this for its CRM
     ready_history_age: float = Field(default=300.0, gt=0)
+    # click-to-call: the employee's phone(s) are rung through this channel ({ext}: their
+    # extension, {tech}: PJSIP or SIP as Asterisk lists the endpoint), then the customer's
+    # number (E.164 digits) is dialled in this context
+    click_to_call_channel: str = "{tech}/{ext}"
+    click_to_call_context: str = "from-internal"
+    click_to_call_priority: int = Field(default=1, ge=1)
+    click_to_call_ring_time: float = Field(default=30.0, gt=0, le=600)  # seconds
+
+    @field_validator("click_to_call_channel")
+    @classmethod
+    def _click_to_call_channel(cls, value: str) -> str:
+        return _check_dial_template(value)
+
+    @field_validator("click_to_call_context")
+    @classmethod
+    def _click_to_call_context(cls, value: str) -> str:
+        context = value.strip()
+        if not _CONTEXT.fullmatch(context):
+            raise ValueError(
+                f'{_show(value)} is not a dialplan context name (e.g. "from-internal")'
+            )
+        return context
 
     @field_validator("public_url")
     @classmethod

@@ -7,6 +7,9 @@
 3. Delivery workers and the retention sweep.
 4. Leadership: standby until this bridge holds the PBX's lock, then a *term*: a tracker,
    an AMI link and a pipeline of its own, with the calls a previous holder left open.
+   The leader writes the directory (the config at the term's start, Asterisk's endpoints
+   and queues after each AMI login and every `[pbx] directory_refresh` seconds); every
+   bridge reads it back (tracker logins, AGI routing, `telnum_name`, click-to-call).
    When PostgreSQL goes away the lock goes with it; the term keeps tracking into the
    pipeline's buffer and re-takes the lock when the database answers. If another bridge
    took it meanwhile, the term writes what it buffered and steps down to standby.
@@ -17,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 import signal
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -28,6 +30,7 @@ from .agi import AgiCollector, AgiServer, Directory, start_agi_server
 from .agi.call_ids import known_by_any
 from .agi.rating_buffer import BufferedRatingSink
 from .ami.ingest import AmiIngest
+from .ami.originate import AmiDialer
 from .api.app import create_app
 from .api.server import HEADER_TIMEOUT, KEEPALIVE, MAX_CONNECTIONS, HttpServer, start_http
 from .api.services import Services
@@ -35,6 +38,8 @@ from .backoff import Backoff
 from .config import Settings
 from .delivery.rating import OutboxRatingSink, call_in_store
 from .delivery.service import Delivery
+from .directory_sync import DirectorySync, DirectoryView
+from .observability.logs import get_logger
 from .observability.metrics import (
     BacklogCollector,
     pipeline_figures,
@@ -53,9 +58,10 @@ from .tracker.model import CallEvent, Output
 from .tracker.tracker import CallTracker
 from .wiring import call_store_from, ingest_from, open_pool, tracker_from
 
-log = logging.getLogger("bridge.daemon")
+log = get_logger("bridge.daemon")
 
 BACKLOG_EVERY = 5.0  # seconds between two reads of the outbox backlog (metrics, readyz)
+DIRECTORY_RELOAD_EVERY = 30.0  # seconds between two reads of the directory (API edits)
 
 
 class Term:
@@ -64,8 +70,9 @@ class Term:
     def __init__(self, bridge: Bridge) -> None:
         s = bridge.settings
         self.tracker: CallTracker = tracker_from(s.pbx)
+        bridge.view.attach(self.tracker)  # employees' logins and group names
         self.ingest: AmiIngest = ingest_from(s, self.tracker)
-        self.ingest.login_hooks.append(lambda: bridge.learn_endpoints(self))
+        self.ingest.login_hooks.append(lambda: bridge.refresh_directory(self))
         self.pipeline = CallPipeline(
             self.ingest,
             self.tracker,
@@ -86,7 +93,7 @@ class Term:
         try:
             await asyncio.wait_for(self.pipeline.drain(), drain_for)
         except TimeoutError:
-            log.error("pipeline_not_drained", extra={"buffered": self.pipeline.buffered})
+            log.error("pipeline_not_drained", buffered=self.pipeline.buffered)
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
@@ -98,6 +105,9 @@ class Bridge:
         self.pool: asyncpg.Pool | None = None
         self.store: CallStore
         self.directory = Directory(settings.pbx.users, region=settings.pbx.region)
+        self.view = DirectoryView(settings.pbx, self.directory)
+        self.sync: DirectorySync
+        self.dialer: AmiDialer | None = None
         self.agi: AgiServer | None = None
         self.ratings: BufferedRatingSink | None = None
         self.delivery: Delivery | None = None
@@ -116,7 +126,8 @@ class Bridge:
     async def start(self) -> None:
         s = self.settings
         self.pool = await open_pool(s)  # connects lazily: never fails here
-        self.store = call_store_from(self.pool, s)
+        self.store = call_store_from(self.pool, s, self.view.number_names)
+        self.sync = DirectorySync(s.pbx, self.pool, self.view)
         known = known_by_any(self._tracker_knows, call_in_store(self.store))
         self.ratings = BufferedRatingSink(OutboxRatingSink(self.store), known)
         self.agi = await start_agi_server(s, self.ratings, directory=self.directory, known=known)
@@ -138,7 +149,8 @@ class Bridge:
         self._registry = registry
         assert self.pool is not None
         self.keys = KeyRing(self.pool, s.pbx.id)
-        services = Services(s, self.pool, self.store, self.keys, ami=self._ami)
+        self.dialer = AmiDialer(self._ami, self.view.employee, s.api, s.pbx.region)
+        services = Services(s, self.pool, self.store, self.keys, ami=self._ami, dialer=self.dialer)
         app = create_app(
             services,
             ready=self._ready,
@@ -164,6 +176,7 @@ class Bridge:
         await self.delivery.start()
         self._spawn(self._refresh_backlog(), "backlog")
         self._spawn(self._prune(), "retention")
+        self._spawn(self._follow_directory(), "directory")
         await self._lead()
 
     async def _database(self) -> None:
@@ -184,9 +197,11 @@ class Bridge:
             except DB_ERRORS_OR_TIMEOUT as exc:
                 log.warning(
                     "database_unavailable_retrying",
-                    extra={"error": _plain(exc), "retry_in": round(backoff.delay, 1)},
+                    error=_plain(exc),
+                    retry_in=round(backoff.delay, 1),
                 )
                 await backoff.sleep()
+        await self.sync.reload()
         self.database_ready.set()
         log.info("database_ready")
 
@@ -200,11 +215,12 @@ class Bridge:
             try:
                 left_open = await self.store.open_calls()
             except DB_ERRORS_OR_TIMEOUT as exc:
-                log.warning("open_calls_unavailable", extra={"error": _plain(exc)})
+                log.warning("open_calls_unavailable", error=_plain(exc))
                 await lock.release()
                 continue
+            await self.sync.refresh(None)  # the config, before Asterisk is asked
             self.term = term = Term(self)
-            log.info("bridge_tracking", extra={"pbx": s.pbx.id, "calls_left_open": len(left_open)})
+            log.info("bridge_tracking", pbx=s.pbx.id, calls_left_open=len(left_open))
             await term.start(left_open)
             try:
                 await self._follow(term, lock)
@@ -213,7 +229,7 @@ class Bridge:
                 # stepping down: write everything (the database is back); stopping: briefly
                 await term.stop(drain_for=10.0 if self.stopped.is_set() else 120.0)
                 await lock.release()
-            log.warning("stepped_down_to_standby", extra={"pbx": s.pbx.id})
+            log.warning("stepped_down_to_standby", pbx=s.pbx.id)
 
     async def _follow(self, term: Term, lock: PbxLock) -> None:
         """Returns when this bridge must step down; raises when the pipeline died."""
@@ -231,13 +247,13 @@ class Bridge:
                 term.task.result()  # raises what killed it
                 raise RuntimeError("the pipeline stopped")
             # PostgreSQL went away with our lock: keep tracking into the buffer meanwhile
-            log.error("leader_lock_lost_tracking_on", extra={"buffered": term.pipeline.buffered})
+            log.error("leader_lock_lost_tracking_on", buffered=term.pipeline.buffered)
             if await lock.retake():
-                log.warning("leader_lock_retaken", extra={"buffered": term.pipeline.buffered})
+                log.warning("leader_lock_retaken", buffered=term.pipeline.buffered)
                 continue
             log.error(
                 "leader_lock_taken_by_another_bridge",
-                extra={"buffered": term.pipeline.buffered},
+                buffered=term.pipeline.buffered,
             )
             return  # `_lead` writes what was buffered, then waits as standby
 
@@ -271,7 +287,7 @@ class Bridge:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("task_crashed", extra={"task": name})
+            log.exception("task_crashed", task=name)
             self.failed = True
             self.stopped.set()
 
@@ -281,21 +297,22 @@ class Bridge:
         """The phones seen in calls join the directory (for responsible-manager routing)."""
         self.directory.add_extensions(o.ext for o in outputs if isinstance(o, CallEvent))
 
-    async def learn_endpoints(self, term: Term) -> None:
-        """After each AMI login: Asterisk's PJSIP endpoints that are employees' phones."""
-        try:
-            events = await term.ingest.list_action({"Action": "PJSIPShowEndpoints"})
-        except (TimeoutError, ConnectionError) as exc:
-            log.warning("endpoints_not_listed", extra={"error": repr(exc)})
-            return
-        classify = term.tracker.classifier.classify
-        found = [
-            classify(f"PJSIP/{e['ObjectName']}-00000000")
-            for e in events
-            if e.get("Event") == "EndpointList" and e.get("ObjectName")
-        ]
-        self.directory.add_extensions(c.ext for c in found if c.ext)
-        log.info("endpoints_learnt", extra={"extensions": sum(bool(c.ext) for c in found)})
+    async def refresh_directory(self, term: Term) -> None:
+        """After each AMI login: Asterisk's phones and queues, with the config, into the
+        directory."""
+        await self.sync.refresh(term.ingest)
+
+    async def _follow_directory(self) -> None:
+        """The view follows PostgreSQL (what API clients wrote); the leader re-reads
+        Asterisk every `[pbx] directory_refresh` seconds."""
+        every = min(DIRECTORY_RELOAD_EVERY, self.settings.pbx.directory_refresh)
+        while True:
+            await asyncio.sleep(every)
+            term = self.term
+            if term is not None and term.ingest.connected and self.sync.due():
+                await self.sync.refresh(term.ingest)
+            else:
+                await self.sync.reload()
 
     async def _refresh_backlog(self) -> None:
         assert self.pool is not None
@@ -319,14 +336,12 @@ class Bridge:
                 if pruned.sent_rows or pruned.attempts or pruned.calls:
                     log.info(
                         "retention_pruned",
-                        extra={
-                            "sent_rows": pruned.sent_rows,
-                            "attempts": pruned.attempts,
-                            "calls": pruned.calls,
-                        },
+                        sent_rows=pruned.sent_rows,
+                        attempts=pruned.attempts,
+                        calls=pruned.calls,
                     )
             except DB_ERRORS_OR_TIMEOUT as exc:
-                log.warning("retention_skipped", extra={"error": _plain(exc)})
+                log.warning("retention_skipped", error=_plain(exc))
             await asyncio.sleep(r.interval)
 
     # ----------------------------------------------------------- ops views
@@ -415,7 +430,7 @@ async def run_delivery(settings: Settings) -> None:
                 await migrate(conn)
             break
         except DB_ERRORS_OR_TIMEOUT as exc:
-            log.warning("database_unavailable_retrying", extra={"error": _plain(exc)})
+            log.warning("database_unavailable_retrying", error=_plain(exc))
             await backoff.sleep()
     delivery = Delivery(pool, settings.database.url, settings)
     stopped = asyncio.Event()
@@ -425,7 +440,7 @@ async def run_delivery(settings: Settings) -> None:
             loop.add_signal_handler(sig, stopped.set)
     await delivery.start()
     notify("READY=1")
-    log.info("delivery_started", extra={"workers": settings.delivery.workers})
+    log.info("delivery_started", workers=settings.delivery.workers)
     try:
         await stopped.wait()
     finally:

@@ -6,7 +6,7 @@ is `bridge.daemon.Bridge`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import asyncpg
 
@@ -55,20 +55,29 @@ def recording_links(settings: Settings) -> Callable[[CallRecord], str] | None:
     return lambda rec: recording_link(base, secret, rec.callid, int(rec.end + ttl))
 
 
-def outbox_rows_from(settings: Settings) -> OutboxRows:
+def outbox_rows_from(
+    settings: Settings, number_names: Mapping[str, str] | None = None
+) -> OutboxRows:
+    """`number_names`: company number -> name for `telnum_name` (the directory's, kept up
+    to date in place); by default the config's `[pbx] numbers`."""
+    if number_names is None:
+        number_names = {n: e.name for n, e in settings.pbx.numbers.items() if e.name}
     return OutboxRows(
         settings.pbx.id,
         event_ttl=settings.crm.event_ttl,
         send_internal=settings.pbx.send_internal,
         link_for=recording_links(settings),
+        number_names=number_names,
     )
 
 
-def call_store_from(pool: asyncpg.Pool, settings: Settings) -> CallStore:
+def call_store_from(
+    pool: asyncpg.Pool, settings: Settings, number_names: Mapping[str, str] | None = None
+) -> CallStore:
     return CallStore(
         pool,
         settings.pbx.id,
-        outbox_rows_from(settings),
+        outbox_rows_from(settings, number_names),
         callback_window=settings.pbx.callback_window,
     )
 

@@ -434,3 +434,89 @@ ON CONFLICT (pbx_id, telnum) DO UPDATE SET
     route_to = CASE WHEN company_numbers.source = 'api' AND EXCLUDED.source <> 'api'
                     THEN company_numbers.route_to ELSE EXCLUDED.route_to END,
     updated_at = now();
+
+-- ============================================================ the directory, learnt
+-- What Asterisk and the config say (source pbx or config), written by the directory sync
+-- of the leading bridge in one transaction; rows an API client wrote (source api) are
+-- never changed or removed by it.
+
+-- lock_directory --
+-- One directory sync at a time per PBX (until the transaction ends).
+SELECT pg_advisory_xact_lock(hashtextextended('asterisk-crm-bridge directory:' || $1, 0));
+
+-- directory_user_keys --
+-- Who holds which login and extension (and the name shown), before a sync decides what to
+-- write.
+SELECT login, ext, name, source FROM directory_users WHERE pbx_id = $1;
+
+-- forget_users --
+-- Learnt employees ($2 logins) that are gone, or whose extension another login now has.
+DELETE FROM directory_users
+WHERE pbx_id = $1 AND source <> 'api' AND login = ANY($2::text[]);
+
+-- release_extensions --
+-- Learnt employees ($2 logins) about to take another extension give theirs up first
+-- (two employees swapping extensions must not collide on the way).
+UPDATE directory_users SET ext = '', updated_at = now()
+WHERE pbx_id = $1 AND source <> 'api' AND login = ANY($2::text[]);
+
+-- learn_user --
+-- An employee as Asterisk or the config shows them ($5: pbx or config). A name Asterisk
+-- no longer shows is kept; the row is only touched when something changed.
+INSERT INTO directory_users (pbx_id, login, name, ext, source)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (pbx_id, login) DO UPDATE SET
+    name = coalesce(nullif(EXCLUDED.name, ''), directory_users.name),
+    ext = EXCLUDED.ext,
+    source = EXCLUDED.source,
+    updated_at = now()
+WHERE directory_users.source <> 'api'
+  AND (directory_users.name, directory_users.ext, directory_users.source)
+      IS DISTINCT FROM (coalesce(nullif(EXCLUDED.name, ''), directory_users.name),
+                        EXCLUDED.ext, EXCLUDED.source);
+
+-- learn_group --
+-- A queue (from Asterisk) or ring group (from the config); `members` are logins.
+INSERT INTO directory_groups (pbx_id, kind, name, ext, strategy, members, source)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (pbx_id, kind, ext) DO UPDATE SET
+    name = EXCLUDED.name,
+    strategy = EXCLUDED.strategy,
+    members = EXCLUDED.members,
+    source = EXCLUDED.source,
+    updated_at = now()
+WHERE directory_groups.source <> 'api'
+  AND (directory_groups.name, directory_groups.strategy, directory_groups.members,
+       directory_groups.source)
+      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.strategy, EXCLUDED.members, EXCLUDED.source);
+
+-- forget_groups --
+-- Learnt groups of the sources $2 that were not learnt again ($3: 'kind:ext' keys).
+DELETE FROM directory_groups
+WHERE pbx_id = $1 AND source = ANY($2::text[]) AND NOT (kind || ':' || ext = ANY($3::text[]));
+
+-- learn_number --
+-- A company number from the config, with its name and route.
+INSERT INTO company_numbers (pbx_id, telnum, name, route_type, route_to, source)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (pbx_id, telnum) DO UPDATE SET
+    name = EXCLUDED.name,
+    route_type = EXCLUDED.route_type,
+    route_to = EXCLUDED.route_to,
+    source = EXCLUDED.source,
+    updated_at = now()
+WHERE company_numbers.source <> 'api'
+  AND (company_numbers.name, company_numbers.route_type, company_numbers.route_to,
+       company_numbers.source)
+      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.route_type, EXCLUDED.route_to, EXCLUDED.source);
+
+-- forget_numbers --
+-- Learnt company numbers of the sources $2 that were not learnt again ($3).
+DELETE FROM company_numbers
+WHERE pbx_id = $1 AND source = ANY($2::text[]) AND NOT (telnum = ANY($3::text[]));
+
+-- yield_extension --
+-- An API client gives extension $2 to login $3: a learnt row of another login lets go of
+-- it (the next sync forgets that row).
+UPDATE directory_users SET ext = '', updated_at = now()
+WHERE pbx_id = $1 AND ext = $2 AND login <> $3 AND source <> 'api';

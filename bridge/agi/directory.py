@@ -18,7 +18,8 @@ _PHONE = re.compile(r"\+?[\d\s().-]*\d[\d\s().-]*")  # how people write numbers,
 
 
 class Directory:
-    """``users`` is ``[pbx] users`` (extension -> login); ``direct`` maps numbers to extensions."""
+    """``users`` maps extensions to logins (``[pbx] users``, then the bridge's directory);
+    ``direct`` maps employees' direct numbers to their extensions."""
 
     def __init__(
         self,
@@ -27,21 +28,28 @@ class Directory:
         region: str = "RU",
     ) -> None:
         self._normalizer = PhoneNormalizer(region)
-        self._logins = {ext.strip(): login.strip() for ext, login in users.items()}
-        self._extensions = set(self._logins)
-        self._by_login = {login.strip().casefold(): ext.strip() for ext, login in users.items()}
-        self._by_number: dict[str, str] = {}
+        self._learnt: set[str] = set()
+        self.replace(users, direct)
+
+    def replace(self, users: Mapping[str, str], direct: Mapping[str, str] | None = None) -> None:
+        """The directory as it is now (the bridge's directory was refreshed); extensions
+        learnt meanwhile stay known."""
+        logins = {ext.strip(): login.strip() for ext, login in users.items()}
+        by_login = {login.casefold(): ext for ext, login in logins.items()}
+        by_number: dict[str, str] = {}
         for number, ext in (direct or {}).items():
             key = self._normalizer.normalize(number)
             if key:
-                self._by_number[key] = ext.strip()
-                self._extensions.add(ext.strip())
+                by_number[key] = ext.strip()
+        self._logins, self._by_login, self._by_number = logins, by_login, by_number
+        self._extensions = set(logins) | set(by_number.values()) | self._learnt
 
     def add_extensions(self, extensions: Iterable[str]) -> None:
         """Extensions learnt from the PBX (its endpoints, the phones seen in calls)."""
         for ext in extensions:
             ext = ext.strip()
             if ext:
+                self._learnt.add(ext)
                 self._extensions.add(ext)
 
     def resolve(self, responsible: str | None) -> str | None:

@@ -78,11 +78,14 @@ class OutboxRows:
         event_ttl: float = 60.0,
         send_internal: bool = False,
         link_for: Callable[[CallRecord], str] | None = None,
+        number_names: Mapping[str, str] | None = None,
     ) -> None:
         self.pbx_id = pbx_id
         self.event_ttl = event_ttl  # seconds a ringing pop-up stays worth sending
         self.send_internal = send_internal
         self.link_for = link_for  # the recording link of a finished call, or None
+        # company number -> its name (`telnum_name`); the directory's, updated in place
+        self.number_names: Mapping[str, str] = number_names if number_names is not None else {}
 
     def rows(
         self,
@@ -97,14 +100,16 @@ class OutboxRows:
             fields: Fields
             if isinstance(out, CallEvent):
                 cmd, key, ttl = "event", f"event:{out.seq}", self.event_ttl
-                fields = event_fields(out)
+                # telnum: the company number of the call (its diversion), and its name
+                name = self.number_names.get(out.diversion, "") if out.diversion else ""
+                fields = event_fields(out, telnum=out.diversion, telnum_name=name)
             elif isinstance(out, CallRecord):
                 if not (out.external or self.send_internal):
                     continue
                 cmd, key, ttl = "history", "history", None
                 link = self.link_for(out) if self.link_for and out.recording else ""
                 missed = "2" if out.callid in callbacks else ""
-                fields = history_fields(out, link=link, missed_status=missed)
+                fields = history_fields(out, link=link, telnum=out.diversion, missed_status=missed)
             else:  # pragma: no cover
                 continue
             rows.extend(self.rows_for(targets, out.callid, cmd, key, out.direction, fields, ttl))

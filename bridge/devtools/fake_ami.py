@@ -3,8 +3,9 @@
 Why: the bridge must be tested against what Asterisk really sends (byte for byte), and
 against what really goes wrong (socket cut mid-call, half-open links, garbage), without
 a PBX. The server speaks enough AMI for panoramisk's ``Manager``: banner, Login,
-Ping, CoreShowChannels (computed from the events already replayed), a generic
-Success for anything else.
+Ping, CoreShowChannels (computed from the events already replayed), the directory's
+actions (``pbx``: see bridge.devtools.fake_directory), Originate (optionally followed by
+a recorded call, see ``on_originate``), a generic Success for anything else.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from .endless import EndlessReplay
+from .fake_directory import FakePbx
 
 __all__ = ["BANNER", "FakeAmiServer", "Headers", "load_trace", "parse_message"]
 
@@ -143,6 +148,10 @@ class FakeAmiServer:
         self.raw_actions: list[str] = []  # the same, verbatim (repeated headers kept)
         self.dropped: list[str] = []  # trace messages consumed while nobody listened
         self.endpoints: list[str] = []  # PJSIP endpoints listed besides those seen in calls
+        self.pbx = FakePbx()  # endpoints, SIP peers and queues Asterisk has configured
+        self.originated: list[str] = []  # ChannelIds of the Originates answered
+        self._originate_replay: EndlessReplay | None = None
+        self._devices: set[str] = set()  # devices (PJSIP/1001) of every channel seen
         self.connections = 0  # TCP connections accepted
         self.logins = 0  # successful logins
         self._pos = 0
@@ -238,6 +247,13 @@ class FakeAmiServer:
         """Custom answer to ``action``: ``responder(headers)`` yields raw messages."""
         self._responders[action.lower()] = responder
 
+    def on_originate(self, trace: str | os.PathLike[str]) -> None:
+        """Answer every Originate with the recorded call ``trace`` (e.g. click_to_call),
+        as if it happened now: its first channel gets the action's ``ChannelId`` (the
+        call's Uniqueid and Linkedid), the others fresh ids, its OriginateResponse the
+        action's ActionID."""
+        self._originate_replay = EndlessReplay([Path(trace)])
+
     def live_channels(self) -> list[dict[str, str]]:
         """Channels alive after the events consumed so far, as CoreShowChannel headers."""
         return [self._show_channel(ch) for ch in self._channels.values()]
@@ -325,8 +341,10 @@ class FakeAmiServer:
         elif action == "logoff":
             conn.send(f"Response: Goodbye\r\n{id_line}Message: Thanks for all the fish.\r\n")
             conn.writer.close()
-        elif action == "pjsipshowendpoints":
-            conn.send(*self._endpoint_list(id_line))
+        elif action == "originate":
+            self._originate(conn, headers, id_line)
+        elif (answer := self._directory(action, headers, id_line)) is not None:
+            conn.send(*answer)
         elif action == "ping":
             conn.send(
                 f"Response: Success\r\n{id_line}Ping: Pong\r\nTimestamp: {time.time():.6f}\r\n"
@@ -347,29 +365,52 @@ class FakeAmiServer:
         else:
             conn.send(f"Response: Success\r\n{id_line}")
 
-    def _endpoint_list(self, id_line: str) -> list[str]:
-        """PJSIPShowEndpoints: the endpoints whose channels the replay has shown so far."""
-        names = sorted(
-            {
-                ch.fields["Channel"].split("/", 1)[1].rsplit("-", 1)[0]
-                for ch in self._channels.values()
-                if ch.fields.get("Channel", "").startswith("PJSIP/")
-            }
-            | set(self.endpoints)
+    def _directory(self, action: str, headers: Headers, id_line: str) -> list[str] | None:
+        """The directory's actions; endpoints of the channels seen so far are listed too."""
+        seen = self._devices | {f"PJSIP/{name}" for name in self.endpoints}
+        return self.pbx.answer(action, headers, id_line, seen)
+
+    def _originate(self, conn: _Conn, headers: Headers, id_line: str) -> None:
+        """main/manager.c action_originate: a check of the headers, then (Async) the
+        acknowledgement; the call's events follow when ``on_originate`` gave a trace."""
+        if not _get(headers, "Channel"):
+            conn.send(f"Response: Error\r\n{id_line}Message: Channel not specified\r\n")
+            return
+        if "/" not in _get(headers, "Channel"):
+            conn.send(f"Response: Error\r\n{id_line}Message: Invalid channel\r\n")
+            return
+        conn.send(f"Response: Success\r\n{id_line}Message: Originate successfully queued\r\n")
+        channel_id = _get(headers, "ChannelId")
+        self.originated.append(channel_id)
+        if self._originate_replay is not None:
+            self.extend(self._originated_call(channel_id, _get(headers, "ActionID")))
+
+    def _originated_call(self, channel_id: str, action_id: str) -> list[tuple[float, str]]:
+        assert self._originate_replay is not None
+        pairs = self._originate_replay.round(time.time())
+        first = next(
+            (parse_message(raw).get("Uniqueid", "") for _, raw in pairs if "Newchannel" in raw),
+            "",
         )
-        items = [
-            f"Event: EndpointList\r\n{id_line}ObjectType: endpoint\r\nObjectName: {name}\r\n"
-            f"Transport: \r\nAor: {name}\r\nAuths: \r\nOutboundAuths: \r\nContacts: \r\n"
-            "DeviceState: Not in use\r\nActiveChannels: \r\n"
-            for name in names
-        ]
-        return [
-            f"Response: Success\r\n{id_line}EventList: start\r\n"
-            "Message: A listing of Endpoints follows, presented as EndpointList events\r\n",
-            *items,
-            f"Event: EndpointListComplete\r\n{id_line}EventList: Complete\r\n"
-            f"ListItems: {len(items)}\r\n",
-        ]
+        base = self._trace[-1][0] if self._trace else 0.0
+        t0 = pairs[0][0] if pairs else 0.0
+        out = []
+        for t, raw in pairs:
+            if channel_id and first:
+                raw = re.sub(
+                    rf"^(\w*(?:Uniqueid|Linkedid): ){re.escape(first)}(?=\r?$)",
+                    lambda m: m.group(1) + channel_id,
+                    raw,
+                    flags=re.MULTILINE,
+                )
+            raw = re.sub(
+                r"^ActionID: [^\r\n]*\r\n",
+                f"ActionID: {action_id}\r\n" if action_id else "",
+                raw,
+                flags=re.MULTILINE,
+            )
+            out.append((base + (t - t0), raw))
+        return out
 
     def _login(self, conn: _Conn, headers: Headers, id_line: str) -> None:
         if _get(headers, "Username") != self.username or _get(headers, "Secret") != self.secret:
@@ -420,6 +461,7 @@ class FakeAmiServer:
         event, uid = h.get("Event", ""), h.get("Uniqueid", "")
         if event == "Newchannel" and uid:
             self._channels[uid] = _Channel({k: h.get(k, "") for k in _SNAPSHOT}, t)
+            self._devices.add(h.get("Channel", "").rsplit("-", 1)[0])
             return
         ch = self._channels.get(uid)
         if ch is None:

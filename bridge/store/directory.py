@@ -7,7 +7,9 @@ the APIs; what an API client wrote wins over what is learnt again later (`source
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -106,7 +108,26 @@ async def number(db: Db, pbx_id: str, telnum: str) -> Number | None:
     return _number(r) if r is not None else None
 
 
+@asynccontextmanager
+async def _transaction(db: Db) -> AsyncIterator[asyncpg.Connection]:
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            yield conn
+    else:
+        async with db.transaction():
+            yield db
+
+
 async def upsert_user(db: Db, pbx_id: str, u: User) -> None:
+    """What an API client (or the CLI) says of an employee; an extension it gives is
+    taken from whichever learnt row had it."""
+    async with _transaction(db) as conn:
+        if u.source == "api" and u.ext:
+            await conn.execute(QUERIES["yield_extension"], pbx_id, u.ext, u.login)
+        await _upsert_user(conn, pbx_id, u)
+
+
+async def _upsert_user(db: Db, pbx_id: str, u: User) -> None:
     await db.execute(
         QUERIES["upsert_user"],
         pbx_id,
@@ -170,3 +191,82 @@ class Snapshot:
 
 async def snapshot(db: Db, pbx_id: str) -> Snapshot:
     return Snapshot(await users(db, pbx_id), await groups(db, pbx_id), await numbers(db, pbx_id))
+
+
+# ------------------------------------------------------------------ learning
+# The directory sync writes what Asterisk and the config show (sources pbx and config).
+# Rows an API client wrote (source api) are never changed or removed by it, and learnt
+# rows that would collide with them are not written. `complete`: the sources that were
+# read in full this time; their rows that were not learnt again are removed (a PBX that
+# did not answer removes nothing).
+
+
+@asynccontextmanager
+async def learning(pool: asyncpg.Pool, pbx_id: str) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction in which this PBX's directory is written by one sync at a time."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(QUERIES["lock_directory"], pbx_id)
+        yield conn
+
+
+async def learn_users(
+    conn: asyncpg.Connection, pbx_id: str, learnt: Sequence[User], complete: Collection[str]
+) -> None:
+    rows = await conn.fetch(QUERIES["directory_user_keys"], pbx_id)
+    api_logins = {r["login"] for r in rows if r["source"] == "api"}
+    api_exts = {r["ext"] for r in rows if r["source"] == "api" and r["ext"]}
+    # a phone's name stays with its extension when the config gives it another login
+    # while Asterisk could not be read
+    names = {r["ext"]: r["name"] for r in rows if r["source"] != "api" and r["ext"] and r["name"]}
+    wanted: dict[str, User] = {}
+    taken: set[str] = set()
+    for u in learnt:
+        if u.login in api_logins or u.login in wanted or u.ext in api_exts or u.ext in taken:
+            continue  # an API client's row wins; the first of two claims wins
+        if not u.name and u.ext in names:
+            u = replace(u, name=names[u.ext])
+        wanted[u.login] = u
+        if u.ext:
+            taken.add(u.ext)
+    forget: list[str] = []
+    release: list[str] = []
+    for r in rows:
+        login, ext, source = r["login"], r["ext"], r["source"]
+        if source == "api":
+            continue
+        if login in wanted:
+            if ext and ext != wanted[login].ext:
+                release.append(login)
+        elif source in complete or ext in taken:
+            forget.append(login)
+    if forget:
+        await conn.execute(QUERIES["forget_users"], pbx_id, forget)
+    if release:
+        await conn.execute(QUERIES["release_extensions"], pbx_id, release)
+    await conn.executemany(
+        QUERIES["learn_user"],
+        [(pbx_id, u.login, u.name, u.ext, u.source) for u in wanted.values()],
+    )
+
+
+async def learn_groups(
+    conn: asyncpg.Connection, pbx_id: str, learnt: Sequence[Group], complete: Collection[str]
+) -> None:
+    await conn.executemany(
+        QUERIES["learn_group"],
+        [(pbx_id, g.kind, g.name, g.ext, g.strategy, list(g.members), g.source) for g in learnt],
+    )
+    keys = [f"{g.kind}:{g.ext}" for g in learnt]
+    await conn.execute(QUERIES["forget_groups"], pbx_id, list(complete), keys)
+
+
+async def learn_numbers(
+    conn: asyncpg.Connection, pbx_id: str, learnt: Sequence[Number], complete: Collection[str]
+) -> None:
+    await conn.executemany(
+        QUERIES["learn_number"],
+        [(pbx_id, n.telnum, n.name, n.route_type, n.route_to, n.source) for n in learnt],
+    )
+    await conn.execute(
+        QUERIES["forget_numbers"], pbx_id, list(complete), [n.telnum for n in learnt]
+    )

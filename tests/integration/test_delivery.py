@@ -286,9 +286,7 @@ async def test_two_delivery_processes_never_send_a_row_twice(pg_dsn, crm, tmp_pa
     procs = [await deliver_process(config) for config in configs]
     try:
         async with asyncio.timeout(60):  # both up (a loaded machine starts them slowly)
-            while not all(
-                "delivery_started" in c.with_suffix(".log").read_text() for c in configs
-            ):
+            while not all("delivery_started" in c.with_suffix(".log").read_text() for c in configs):
                 await asyncio.sleep(0.1)
         async with pool.acquire() as conn:
             assert await targets.enable_target(conn, "lab", "primary")
