@@ -13,6 +13,9 @@ DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # a connection whose protocol was left mid-operation when the server went away
+    # ("cannot switch to state ...; another operation is in progress"): transient too
+    asyncpg.InternalClientError,
 )
 
 # The same, or a query or connect that ran out of time.
@@ -30,4 +33,5 @@ DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
     pg.AdminShutdownError,
     pg.CrashShutdownError,
     pg.TooManyConnectionsError,
+    asyncpg.InternalClientError,
 )
