@@ -187,11 +187,16 @@ class AmiIngest:
     def connected(self) -> bool:
         return bool(self.manager is not None and self.manager.authenticated)
 
-    async def send_action(self, action: dict[str, Any], within: float = 10.0) -> Any:
-        """Send one action once; raises ConnectionError when not logged in."""
+    async def send_action(
+        self, action: dict[str, Any], within: float = 10.0, as_list: bool | None = None
+    ) -> Any:
+        """Send one action once; raises ConnectionError when not logged in (or when the
+        link drops before the answer: never re-sent), TimeoutError after `within` s.
+        `as_list=False` takes the first answer even when panoramisk would wait for a list
+        (an async Originate's "successfully queued")."""
         if not self.connected or self.manager is None:
             raise ConnectionError("AMI is not connected")
-        return await asyncio.wait_for(self.manager.send_action(action), within)
+        return await asyncio.wait_for(self.manager.send_action(action, as_list=as_list), within)
 
     # ------------------------------------------------------------------ buffer
 
@@ -233,19 +238,6 @@ class AmiIngest:
             self.reconnects += 1
             log.warning("ami_disconnected")
         self.logged_in.clear()
-
-    async def list_action(self, action: dict[str, Any], within: float = 10.0) -> list[AmiMessage]:
-        """A list action (`PJSIPShowEndpoints`, ...): its events, as plain dicts."""
-        if not self.connected or self.manager is None:
-            raise ConnectionError("AMI is not connected")
-        replies = await asyncio.wait_for(self.manager.send_action(action, as_list=True), within)
-        if not isinstance(replies, list):
-            replies = [replies]
-        return [
-            {key: value for key, value in reply.items() if isinstance(value, str)}
-            for reply in replies
-            if reply.get("Event")
-        ]
 
     def _on_login(self, manager: _Manager) -> None:
         self._backoff.reset()

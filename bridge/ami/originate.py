@@ -36,7 +36,6 @@ Originate is only ever sent by this one call.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 import secrets
@@ -162,16 +161,13 @@ class AmiDialer:
         }
 
     async def _send(self, ingest: AmiIngest, action: dict[str, Any]) -> Any:
-        """Asterisk's first answer. Not `ingest.send_action`: panoramisk would take an
-        async Originate's "successfully queued" for the start of a list and wait for the
-        OriginateResponse, i.e. until the employee answers (`as_list=False` stops that)."""
-        manager = ingest.manager
-        if manager is None or not ingest.connected:
+        """Asterisk's first answer: panoramisk would take an async Originate's
+        "successfully queued" for the start of a list and wait for the OriginateResponse,
+        i.e. until the employee answers (`as_list=False` stops that)."""
+        if not ingest.connected:
             raise DialError(503, "Asterisk is not reachable from this bridge (AMI down)")
         try:
-            return await asyncio.wait_for(
-                manager.send_action(action, as_list=False), self.answer_within
-            )
+            return await ingest.send_action(action, self.answer_within, as_list=False)
         except ConnectionError:
             raise DialError(
                 503,
