@@ -434,3 +434,31 @@ ON CONFLICT (pbx_id, telnum) DO UPDATE SET
     route_to = CASE WHEN company_numbers.source = 'api' AND EXCLUDED.source <> 'api'
                     THEN company_numbers.route_to ELSE EXCLUDED.route_to END,
     updated_at = now();
+
+-- ============================================================ internal calls (VPBX inner history)
+
+-- inner_calls --
+-- Internal calls of PBX $1 started in [$2, $3), newest first, at most $6 (NULL: all): the
+-- caller (the call's employee) and the callee (the first extension leg other than the
+-- caller's, an answered one first); only calls where a party is one of $4 (logins or
+-- extensions; NULL: any), only answered ($5 true) or unanswered ($5 false) ones.
+SELECT c.callid, c.started_at, c.ended_at, c.recording,
+       c.ext AS from_ext, c.user_login AS from_login,
+       coalesce(callee.ext, '') AS to_ext, callee.answered_at AS to_answered_at,
+       callee.ended_at AS to_ended_at
+FROM calls c
+LEFT JOIN LATERAL (
+    SELECT l.ext, l.answered_at, l.ended_at
+    FROM call_legs l
+    WHERE l.pbx_id = c.pbx_id AND l.callid = c.callid AND l.kind = 'extension'
+      AND l.ext <> '' AND l.ext <> c.ext
+    ORDER BY l.answered_at IS NULL, l.started_at, l.uniqueid
+    LIMIT 1
+) callee ON true
+WHERE c.pbx_id = $1 AND c.direction = 'internal' AND c.status IS NOT NULL
+  AND c.started_at >= $2 AND c.started_at < $3
+  AND ($4::text[] IS NULL OR c.ext = ANY($4) OR c.user_login = ANY($4)
+       OR callee.ext = ANY($4))
+  AND ($5::boolean IS NULL OR (callee.answered_at IS NOT NULL) = $5)
+ORDER BY c.started_at DESC, c.callid DESC
+LIMIT $6;

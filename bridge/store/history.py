@@ -62,6 +62,9 @@ class CallQuery:
     offset: int = 0
     limit: int = 100
     after: Cursor | None = None
+    # added for the VPBX dialect's missed-call filters
+    missed_statuses: tuple[int, ...] = ()  # missedStatus is one of these
+    has_missed_status: bool | None = None  # True: calls with a missedStatus; False: without
 
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
@@ -137,6 +140,12 @@ def _where(pbx_id: str, q: CallQuery) -> _Sql:
         s.add("c.missed_status = {}", q.missed_status)
     if q.callids:
         s.add("c.callid = ANY({})", list(q.callids))
+    if q.missed_statuses:
+        s.add("c.missed_status = ANY({})", list(q.missed_statuses))
+    if q.has_missed_status is True:
+        s.add("c.missed_status IS NOT NULL")
+    elif q.has_missed_status is False:
+        s.add("c.missed_status IS NULL")
     if q.after is not None:
         op = "<" if q.descending else ">"
         s.add(f"(c.started_at, c.callid) {op} ({{}}, {{}})", q.after.start, q.after.callid)
@@ -219,3 +228,27 @@ async def callid_of_channel(pool: asyncpg.Pool, pbx_id: str, uniqueid: str) -> s
 
 def row_dict(row: asyncpg.Record) -> dict[str, Any]:
     return {k: (json.loads(v) if k == "ivr" else v) for k, v in row.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class InnerQuery:
+    """Internal calls (employee to employee) started in [since, until), newest first."""
+
+    since: datetime
+    until: datetime
+    parties: tuple[str, ...] = ()  # logins or extensions: the caller or the callee is one
+    answered: bool | None = None  # True: the callee answered; False: nobody answered
+    limit: int | None = None  # None: all of them
+
+
+async def stream_inner_calls(
+    pool: asyncpg.Pool, pbx_id: str, q: InnerQuery, prefetch: int = 1000
+) -> AsyncIterator[asyncpg.Record]:
+    """Internal calls with their callee (the first extension leg other than the caller's,
+    the one that answered first): `from_ext`, `from_login`, `to_ext`, `to_answered_at`,
+    `to_ended_at`, besides the call's own columns. A call row's status says nothing of
+    an internal call (answered means "by the customer"), its callee leg does."""
+    args = [pbx_id, q.since, q.until, list(q.parties) or None, q.answered, q.limit]
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        async for row in conn.cursor(QUERIES["inner_calls"], *args, prefetch=prefetch):
+            yield row
