@@ -57,6 +57,8 @@ async def add_webhook(request: web.Request) -> web.Response:
     url = body.required_text(fields, "url", limit=2000)
     kind = body.text(fields, "type") or "crm"
     token = body.text(fields, "crm_token", limit=500) or ""
+    if not url.lower().startswith(("http://", "https://")):
+        raise bad_request(f"url: {url[:100]!r} is not an http(s) URL")
     if kind not in TYPES:
         raise bad_request(f"type: {kind[:40]!r} is not one of {', '.join(TYPES)}")
     async with s.pool.acquire() as conn:
