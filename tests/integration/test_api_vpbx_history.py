@@ -410,3 +410,27 @@ async def test_bad_parameters_are_400_naming_them(api: Api, query) -> None:
         "/crmapi/v1/history/inner/json?type=out", headers={"X-API-KEY": key}
     ) as r:
         assert r.status == 400 and "type" in (await r.json())["message"]
+
+
+async def test_a_big_history_streams_whole(api: Api, monkeypatch) -> None:
+    set_clock(monkeypatch, CALLS_DAY)
+    key = await api.key("crm")
+    await api.pool.execute(
+        """INSERT INTO calls (pbx_id, callid, direction, status, phone, diversion, ext,
+                              user_login, started_at, ended_at, duration, wait)
+           SELECT 'lab', 'bulk.' || i, CASE WHEN i % 3 = 0 THEN 'out' ELSE 'in' END,
+                  CASE WHEN i % 2 = 0 THEN 'Success' ELSE 'missed' END,
+                  '7910' || lpad(i::text, 7, '0'), '74957654321', '1001', '1001',
+                  timestamptz '2026-11-21 00:00:00+00' + i * interval '20 seconds',
+                  timestamptz '2026-11-21 00:00:30+00' + i * interval '20 seconds', 10, 5
+           FROM generate_series(1, 2500) AS i"""
+    )
+    calls = await history(api, key, period="yesterday")
+    assert len(calls) == len({c["uid"] for c in calls}) == 2500
+    text = await get(api, "history/csv", key, period="yesterday")
+    assert len(list(csv.reader(io.StringIO(text)))) == 2500
+    assert len(await history(api, key, period="yesterday", limit="1234")) == 1234
+    idle = api.pool.get_idle_size()
+    for _ in range(5):
+        await history(api, key, period="yesterday", limit="1")
+    assert api.pool.get_idle_size() >= idle, "a cut stream gives its connection back"

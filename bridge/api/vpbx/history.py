@@ -263,15 +263,21 @@ def inner_csv_row(item: dict[str, Any]) -> list[Any]:
 # ---------------------------------------------------------------- output
 
 
-async def _taken(rows: AsyncIterator[asyncpg.Record], limit: int | None) -> AsyncIterator[Any]:
-    count = 0
-    if limit == 0:
-        return
-    async for row in rows:
-        yield row
-        count += 1
-        if limit is not None and count >= limit:
-            return
+async def _taken(
+    rows: AsyncIterator[asyncpg.Record], limit: int | None
+) -> AsyncIterator[asyncpg.Record]:
+    """The first `limit` rows; the query's cursor (and its connection) is let go at once."""
+    try:
+        count = 0
+        async for row in rows:
+            yield row
+            count += 1
+            if limit is not None and count >= limit:
+                return
+    finally:
+        close = getattr(rows, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def json_array(items: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
