@@ -430,6 +430,7 @@ async def test_a_big_history_streams_whole(api: Api, monkeypatch) -> None:
     text = await get(api, "history/csv", key, period="yesterday")
     assert len(list(csv.reader(io.StringIO(text)))) == 2500
     assert len(await history(api, key, period="yesterday", limit="1234")) == 1234
+    assert len(await history(api, key, period="yesterday", limit="999")) == 999
     idle = api.pool.get_idle_size()
     for _ in range(5):
         await history(api, key, period="yesterday", limit="1")

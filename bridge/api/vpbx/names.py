@@ -1,11 +1,11 @@
-"""Who is who, for one request: the directory (employees, groups, company numbers) in
-memory, so every row of a history or a list is named without a query of its own.
+"""Who is who: the directory (employees, groups, company numbers) in memory for the list
+endpoints, and the logins and extensions a history filter on an employee must match.
 
 A call row keeps the employee's login as the webhook `user` said it when the call ended
-(the extension itself when the directory did not know it yet). Rows are named by that
-login if the directory has it, else by the extension: history and `/users` agree on
-`login` once the directory is filled, and without a directory the login is the extension
-and the name is empty.
+(the extension itself when the directory did not know it yet). History names it by that
+login if the directory has it, else by the extension (the query layer's NAMED_COLUMNS):
+history and `/users` agree on `login` once the directory is filled, and without a
+directory the login is the extension and the name is empty.
 """
 
 from __future__ import annotations
@@ -35,25 +35,6 @@ class Names:
             found = self._by_ext.get(login_or_ext)
         return found
 
-    def employee(self, login: str, ext: str) -> tuple[str, str]:
-        """(login, name) of a call's employee."""
-        u = self._by_login.get(login) if login else None
-        if u is None and ext:
-            u = self._by_ext.get(ext)
-        if u is not None:
-            return u.login, u.name
-        return login or ext, ""
-
-    def aliases(self, wanted: tuple[str, ...]) -> tuple[str, ...]:
-        """Every login or extension a call row may carry for these employees."""
-        found: list[str] = []
-        for w in wanted:
-            found.append(w)
-            u = self.user(w)
-            if u is not None:
-                found += [u.login, u.ext] if u.ext else [u.login]
-        return tuple(dict.fromkeys(found))
-
     def number(self, telnum: str) -> Number | None:
         return self._numbers.get(telnum) if telnum else None
 
@@ -74,3 +55,17 @@ class Names:
 async def load(db: asyncpg.Pool | asyncpg.Connection, pbx_id: str) -> Names:
     snap = await directory.snapshot(db, pbx_id)
     return Names(snap.users, snap.groups, snap.numbers)
+
+
+async def aliases(
+    db: asyncpg.Pool | asyncpg.Connection, pbx_id: str, wanted: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Every login or extension a call row may carry for these employees (a query per
+    employee asked for: a history filter names one or a few)."""
+    found: list[str] = []
+    for w in wanted:
+        found.append(w)
+        u = await directory.user(db, pbx_id, w)
+        if u is not None:
+            found += [u.login, u.ext] if u.ext else [u.login]
+    return tuple(dict.fromkeys(found))
