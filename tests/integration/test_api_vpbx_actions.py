@@ -4,6 +4,7 @@ port, subscriptions that really get the primary CRM's webhooks."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -94,7 +95,7 @@ async def test_huge_bodies_are_413(api: Api) -> None:
     for path in ("makecall", "webhook"):
         answer = await post(api, path, key, 413, json=big)
         assert answer == {"message": "Request body too large"}
-        huge = b"x" * (3 << 20)  # beyond what the server reads at all
+        huge = io.BytesIO(b"x" * (3 << 20))  # beyond what the server reads at all
         async with api.http.post(
             f"/crmapi/v1/{path}", data=huge, headers={"X-API-KEY": key}
         ) as resp:
