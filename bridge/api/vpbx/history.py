@@ -4,7 +4,8 @@
 Parameters come from the query string (and from a JSON or form body, which some clients
 send as the documentation's examples show). The window follows section 4.5 (`periods`).
 
-External history (`history/*`), newest first, streamed whatever its size:
+External history (`history/*`), newest first (a `limit` up to 1000 is one query; more, or
+no limit, is streamed from a cursor, so an export of any size holds no memory):
 - `type`: `all` (in and out), `in`, `out`, `missed` (inbound calls no employee answered,
   the ones a CRM calls back); `user` (login or extension), `diversion` (company number),
   `client` (customer number), `limit`; `missedStatus` (one or more numbers: calls whose
@@ -13,11 +14,14 @@ External history (`history/*`), newest first, streamed whatever its size:
 - `status` is the webhook's status in lower case: Success -> success, missed -> missed,
   Cancel -> cancel, Busy -> busy, NotAvailable -> notavailable, NotAllowed -> notallowed,
   NotFound -> notfound.
-- `destination` (inbound calls; empty for outbound ones): `user` (answered by an employee,
-  or a missed call offered to one employee), `telnum` (answered by an outside number it
-  was forwarded to, no employee talked), `group` (missed by a ring group or queue), `ivr`
-  (missed before reaching anyone, on a number routed to an IVR), `hello` (missed before
-  reaching anyone otherwise: the caller hung up during the greeting).
+- `destination` (inbound calls; empty for outbound ones), from what the call record knows:
+  `user` (answered by an employee, or a missed call offered to one employee; a call
+  forwarded to an outside number after ringing an employee names that employee, as its
+  webhook does), `telnum` (answered, by no employee: an outside number it was forwarded
+  to), `group` (missed by a ring group or queue), `ivr` (missed before reaching anyone, on
+  a number routed to an IVR), `hello` (missed before reaching anyone otherwise).
+- Besides the documented fields, rows carry `via` (= `diversion`, the CSV's name) and
+  `telnum_name` (the company number's name, as the `event` webhook has it).
 - CSV (section 4.1): no header line, the columns `uid,type,client,account,via,start,wait,
   duration,record,rating`; `type` there is `in`, `out` or `missed` (the `type` filter's
   words: the CSV has no status column).
