@@ -49,7 +49,7 @@ FROM (
     SELECT g, 1 + g % 40 AS u, ((g * 2654435761) % 1000) / 1000.0 AS r2,
            CASE WHEN g % 20 = 0 THEN 'internal' WHEN g % 3 = 0 THEN 'out' ELSE 'in' END AS dir,
            now() - make_interval(secs => (g::float8 / $2) * 365 * 86400) AS start
-    FROM generate_series(1, $2) AS g
+    FROM generate_series(1::bigint, $2::bigint) AS g
 ) s
 """
 

@@ -520,3 +520,38 @@ WHERE pbx_id = $1 AND source = ANY($2::text[]) AND NOT (telnum = ANY($3::text[])
 -- it (the next sync forgets that row).
 UPDATE directory_users SET ext = '', updated_at = now()
 WHERE pbx_id = $1 AND ext = $2 AND login <> $3 AND source <> 'api';
+
+-- ============================================================ internal calls (VPBX inner history)
+
+-- inner_calls --
+-- Internal calls of PBX $1 started in [$2, $3), newest first, at most $6 (NULL: all): the
+-- caller (the call's employee) and the callee (the first extension leg other than the
+-- caller's, an answered one first), each named by the directory (by login, else by
+-- extension; the extension itself when the directory does not know it); only calls where
+-- a party is one of $4 (logins or extensions; NULL: any), only answered ($5 true) or
+-- unanswered ($5 false) ones.
+SELECT c.callid, c.started_at, c.ended_at, c.recording,
+       coalesce(fl.login, fe.login, nullif(c.user_login, ''), c.ext) AS from_login,
+       coalesce(fl.name, fe.name, '') AS from_name,
+       coalesce(te.login, callee.ext, '') AS to_login, coalesce(te.name, '') AS to_name,
+       callee.answered_at AS to_answered_at, callee.ended_at AS to_ended_at
+FROM calls c
+LEFT JOIN LATERAL (
+    SELECT l.ext, l.answered_at, l.ended_at
+    FROM call_legs l
+    WHERE l.pbx_id = c.pbx_id AND l.callid = c.callid AND l.kind = 'extension'
+      AND l.ext <> '' AND l.ext <> c.ext
+    ORDER BY l.answered_at IS NULL, l.started_at, l.uniqueid
+    LIMIT 1
+) callee ON true
+LEFT JOIN directory_users fl ON fl.pbx_id = c.pbx_id AND fl.login = c.user_login
+LEFT JOIN directory_users fe ON fe.pbx_id = c.pbx_id AND fe.ext = c.ext AND c.ext <> ''
+    AND fl.login IS NULL
+LEFT JOIN directory_users te ON te.pbx_id = c.pbx_id AND te.ext = callee.ext
+WHERE c.pbx_id = $1 AND c.direction = 'internal' AND c.status IS NOT NULL
+  AND c.started_at >= $2 AND c.started_at < $3
+  AND ($4::text[] IS NULL OR c.ext = ANY($4) OR c.user_login = ANY($4)
+       OR callee.ext = ANY($4))
+  AND ($5::boolean IS NULL OR (callee.answered_at IS NOT NULL) = $5)
+ORDER BY c.started_at DESC, c.callid DESC
+LIMIT $6;

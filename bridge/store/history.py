@@ -62,6 +62,9 @@ class CallQuery:
     offset: int = 0
     limit: int = 100
     after: Cursor | None = None
+    # added for the VPBX dialect's missed-call filters
+    missed_statuses: tuple[int, ...] = ()  # missedStatus is one of these
+    has_missed_status: bool | None = None  # True: calls with a missedStatus; False: without
 
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
@@ -137,6 +140,12 @@ def _where(pbx_id: str, q: CallQuery) -> _Sql:
         s.add("c.missed_status = {}", q.missed_status)
     if q.callids:
         s.add("c.callid = ANY({})", list(q.callids))
+    if q.missed_statuses:
+        s.add("c.missed_status = ANY({})", list(q.missed_statuses))
+    if q.has_missed_status is True:
+        s.add("c.missed_status IS NOT NULL")
+    elif q.has_missed_status is False:
+        s.add("c.missed_status IS NULL")
     if q.after is not None:
         op = "<" if q.descending else ">"
         s.add(f"(c.started_at, c.callid) {op} ({{}}, {{}})", q.after.start, q.after.callid)
@@ -219,3 +228,73 @@ async def callid_of_channel(pool: asyncpg.Pool, pbx_id: str, uniqueid: str) -> s
 
 def row_dict(row: asyncpg.Record) -> dict[str, Any]:
     return {k: (json.loads(v) if k == "ivr" else v) for k, v in row.items()}
+
+
+# The employee and the company number of each call, as the directory names them now:
+# by the login the call row kept, else by its extension; '' when the directory does not
+# know them (added for the VPBX dialect, whose rows carry user_name and telnum_name).
+NAMED_COLUMNS = (
+    COLUMNS
+    + """, coalesce(ul.login, ue.login, '') AS directory_login,
+    coalesce(ul.name, ue.name, '') AS directory_name,
+    coalesce(n.name, '') AS number_name, coalesce(n.route_type, '') AS number_route"""
+)
+NAMED_JOINS = """LEFT JOIN directory_users ul ON ul.pbx_id = c.pbx_id AND ul.login = c.user_login
+    LEFT JOIN directory_users ue ON ue.pbx_id = c.pbx_id AND ue.ext = c.ext AND c.ext <> ''
+        AND ul.login IS NULL
+    LEFT JOIN company_numbers n ON n.pbx_id = c.pbx_id AND n.telnum = c.diversion"""
+
+
+def _named_sql(pbx_id: str, q: CallQuery, *, paged: bool) -> tuple[str, list[Any]]:
+    s = _where(pbx_id, q)
+    sql = (
+        f"SELECT {NAMED_COLUMNS} FROM calls c {NAMED_JOINS} "
+        f"WHERE {' AND '.join(s.where)} ORDER BY {_order(q)}"
+    )
+    if paged:
+        sql += f" LIMIT {s.arg(q.limit)} OFFSET {s.arg(q.offset)}"
+    return sql, s.args
+
+
+async def search_named_calls(
+    db: asyncpg.Pool | asyncpg.Connection, pbx_id: str, q: CallQuery
+) -> list[asyncpg.Record]:
+    """`search_calls` with NAMED_COLUMNS (one page, one round trip)."""
+    sql, args = _named_sql(pbx_id, q, paged=True)
+    return list(await db.fetch(sql, *args))
+
+
+async def stream_named_calls(
+    pool: asyncpg.Pool, pbx_id: str, q: CallQuery, prefetch: int = 1000
+) -> AsyncIterator[asyncpg.Record]:
+    """`stream_calls` with NAMED_COLUMNS: each call's employee and company number named by
+    the directory, in the same query."""
+    sql, args = _named_sql(pbx_id, q, paged=False)
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        async for row in conn.cursor(sql, *args, prefetch=prefetch):
+            yield row
+
+
+@dataclass(frozen=True, slots=True)
+class InnerQuery:
+    """Internal calls (employee to employee) started in [since, until), newest first."""
+
+    since: datetime
+    until: datetime
+    parties: tuple[str, ...] = ()  # logins or extensions: the caller or the callee is one
+    answered: bool | None = None  # True: the callee answered; False: nobody answered
+    limit: int | None = None  # None: all of them
+
+
+async def stream_inner_calls(
+    pool: asyncpg.Pool, pbx_id: str, q: InnerQuery, prefetch: int = 1000
+) -> AsyncIterator[asyncpg.Record]:
+    """Internal calls with their caller and callee (the first extension leg other than
+    the caller's, an answered one first), named by the directory: `from_login`,
+    `from_name`, `to_login`, `to_name`, `to_answered_at`, `to_ended_at`, besides the
+    call's start, end and recording. A call row's status says nothing of an internal call
+    (answered means "by the customer"): its callee's leg does."""
+    args = [pbx_id, q.since, q.until, list(q.parties) or None, q.answered, q.limit]
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        async for row in conn.cursor(QUERIES["inner_calls"], *args, prefetch=prefetch):
+            yield row
