@@ -574,6 +574,8 @@ class ApiSettings(_Listener):
     recordings_dir: str = "/var/spool/asterisk/monitor"  # links serve files under it only
     # /readyz says degraded when a history has waited longer than this for its CRM
     ready_history_age: float = Field(default=300.0, gt=0)
+    # Sangoma CRM "Send WebHooks": its subscriptions get the call at its start, its end, or both
+    sangoma_webhooks: Literal["start", "end", "both"] = "both"
 
     @field_validator("public_url")
     @classmethod
