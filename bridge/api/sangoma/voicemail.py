@@ -18,6 +18,7 @@ from the call's own channel wins, then the one left last.
 from __future__ import annotations
 
 import configparser
+import glob
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -81,10 +82,12 @@ class CallTrace:
 
 def _messages(spool: Path, mailboxes: Iterable[str] | None, since: float) -> Iterable[Path]:
     """`.txt` files of these mailboxes (None: all) written at or after `since`."""
-    pattern_boxes = sorted(mailboxes) if mailboxes is not None else ["*"]
-    for box in pattern_boxes:
-        if mailboxes is not None and (not box or "/" in box or box.startswith(".")):
-            continue
+    patterns = (
+        [glob.escape(box) for box in sorted(mailboxes) if box and "/" not in box and box[0] != "."]
+        if mailboxes is not None
+        else ["*"]
+    )
+    for box in patterns:
         for txt in spool.glob(f"*/{box}/*/msg*.txt"):
             try:
                 if txt.stat().st_mtime >= since:
