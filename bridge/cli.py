@@ -265,6 +265,78 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     return _with_database("apikey", settings.database.url, go)
 
 
+def _read_password(args: argparse.Namespace) -> str | None:
+    """From stdin (--password-stdin: the first line, its line end dropped) or, at a
+    terminal, asked twice without echo. Never printed."""
+    if args.password_stdin:
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not sys.stdin.isatty():
+        return None
+    import getpass
+
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        print("crm-bridge login add: the passwords differ", file=sys.stderr)
+        raise SystemExit(2)
+    return first
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from .store import logins
+
+    settings = _load(args.config, for_daemon=False, command=args.command)
+    if not settings.database.url:
+        print("crm-bridge login: no [database] url in the config", file=sys.stderr)
+        return 2
+    pbx = settings.pbx.id
+    password = ""
+    if args.action == "add":
+        read = _read_password(args)
+        if read is None:
+            print(
+                "crm-bridge login add: give the password on stdin with --password-stdin",
+                file=sys.stderr,
+            )
+            return 2
+        password = read
+        problem = logins.name_problem(args.name) or logins.password_problem(password)
+        if problem:
+            print(f"crm-bridge login add: {problem}", file=sys.stderr)
+            return 2
+
+    async def go(conn: asyncpg.Connection) -> int:
+        if args.action == "add":
+            try:
+                await logins.create_login(
+                    conn,
+                    pbx,
+                    args.name,
+                    password,
+                    dialects=args.dialect,
+                    display_name=args.display_name,
+                )
+            except ValueError as exc:
+                print(f"crm-bridge login add: {exc}", file=sys.stderr)
+                return 2
+            if "@" not in args.name and (not args.dialect or "billing" in args.dialect):
+                print(
+                    "crm-bridge login add: note: the billing API logs in by e-mail; "
+                    f"{args.name!r} is not one",
+                    file=sys.stderr,
+                )
+            print(f"added login {args.name!r}")
+        elif args.action == "list":
+            for row in await logins.list_logins(conn, pbx):
+                print(json.dumps(row, ensure_ascii=False))
+        elif args.action == "remove":
+            ok = await logins.remove_login(conn, pbx, args.name)
+            print("removed" if ok else f"no login named {args.name!r}")
+            return 0 if ok else 1
+        return 0
+
+    return _with_database("login", settings.database.url, go)
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from .store.retention import prune
     from .wiring import open_pool
@@ -573,6 +645,43 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("name")
     _add_leaf_config(a)
     p.set_defaults(func=cmd_apikey)
+
+    p = sub.add_parser(
+        "login",
+        help="logins of the password-based APIs (billing, Issabel): add, list, remove",
+        description="Logins for the APIs that log in with a name and a password: the "
+        "billing API (/api/login, the name is an e-mail) and Issabel's. Passwords are kept "
+        "as argon2 hashes; the tokens handed out at login as SHA-256 hashes.",
+    )
+    _add_config(p)
+    lsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = lsub.add_parser(
+        "add",
+        help="make a login (the password from stdin, or asked at a terminal)",
+        description="Make a login. The password is read from stdin with --password-stdin "
+        "(its first line), or asked twice without echo at a terminal; it is never shown.",
+    )
+    a.add_argument("name", help="the login's name: an e-mail for the billing API")
+    a.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+    a.add_argument(
+        "--dialect",
+        action="append",
+        default=[],
+        choices=["billing", "issabel"],
+        help="only for this API (repeat for more; default: all of them)",
+    )
+    a.add_argument("--display-name", default="", help="a name to show (default: none)")
+    _add_leaf_config(a)
+    a = lsub.add_parser("list", help="every login (names, APIs, last login; never a password)")
+    _add_leaf_config(a)
+    a = lsub.add_parser("remove", help="delete a login and log it out everywhere")
+    a.add_argument("name")
+    _add_leaf_config(a)
+    p.set_defaults(func=cmd_login)
 
     p = sub.add_parser(
         "prune",

@@ -674,6 +674,8 @@ class ApiSettings(_Listener):
     recordings_dir: str = "/var/spool/asterisk/monitor"  # links serve files under it only
     # /readyz says degraded when a history has waited longer than this for its CRM
     ready_history_age: float = Field(default=300.0, gt=0)
+    # Sangoma CRM "Send WebHooks": its subscriptions get the call at its start, its end, or both
+    sangoma_webhooks: Literal["start", "end", "both"] = "both"
     # click-to-call: the employee's phone(s) are rung through this channel ({ext}: their
     # extension, {tech}: PJSIP or SIP as Asterisk lists the endpoint), then the customer's
     # number (E.164 digits) is dialled in this context

@@ -555,3 +555,100 @@ WHERE c.pbx_id = $1 AND c.direction = 'internal' AND c.status IS NOT NULL
   AND ($5::boolean IS NULL OR (callee.answered_at IS NOT NULL) = $5)
 ORDER BY c.started_at DESC, c.callid DESC
 LIMIT $6;
+
+-- ============================================================ logins (password dialects)
+
+-- create_login --
+INSERT INTO logins (pbx_id, name, display_name, password_hash, dialects)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, pbx_id, name, display_name, dialects, created_at, updated_at;
+
+-- list_logins --
+SELECT l.id, l.name, l.display_name, l.dialects, l.created_at, l.last_login_at,
+       (SELECT count(*) FROM login_tokens t WHERE t.login_id = l.id
+          AND (t.expires_at IS NULL OR t.expires_at > now())) AS live_tokens
+FROM logins l WHERE l.pbx_id = $1 ORDER BY l.name;
+
+-- remove_login --
+-- A login and (by cascade) its tokens.
+DELETE FROM logins WHERE pbx_id = $1 AND name = $2;
+
+-- find_login --
+-- A login by name, with its password hash (to verify a password).
+SELECT id, pbx_id, name, display_name, dialects, created_at, updated_at, password_hash
+FROM logins WHERE pbx_id = $1 AND name = $2;
+
+-- rehash_login --
+-- A password hash made with newer argon2 parameters replaces the old one at login.
+UPDATE logins SET password_hash = $2 WHERE id = $1;
+
+-- create_login_token --
+-- A token for login $1 and dialect $2 ($4: seconds it lives, NULL for ever); the login's
+-- last login is now.
+WITH login AS (UPDATE logins SET last_login_at = now() WHERE id = $1)
+INSERT INTO login_tokens (login_id, dialect, secret_hash, expires_at)
+VALUES ($1, $2, $3, CASE WHEN $4::float8 IS NULL THEN NULL
+                         ELSE now() + make_interval(secs => $4::float8) END)
+RETURNING id;
+
+-- use_login_token --
+-- The login of live token $2 (its secret's hash $4) for dialect $3 of PBX $1; marks the
+-- token used.
+WITH used AS (
+    UPDATE login_tokens t SET last_used_at = now()
+    FROM logins l
+    WHERE t.id = $2 AND t.secret_hash = $4 AND t.dialect = $3
+      AND t.login_id = l.id AND l.pbx_id = $1
+      AND (t.expires_at IS NULL OR t.expires_at > now())
+    RETURNING t.login_id
+)
+SELECT l.id, l.pbx_id, l.name, l.display_name, l.dialects, l.created_at, l.updated_at
+FROM used JOIN logins l ON l.id = used.login_id;
+
+-- delete_login_token --
+DELETE FROM login_tokens WHERE id = $1;
+
+-- ============================================================ billing dialect
+
+-- billing_legs_of --
+-- The legs of these calls ($2 callids): what a CDR's hangup cause and, for internal calls,
+-- its answer come from.
+SELECT callid, uniqueid, channel, kind, ext, started_at, answered_at, ended_at, cause,
+       dial_status
+FROM call_legs WHERE pbx_id = $1 AND callid = ANY($2)
+ORDER BY callid, started_at, uniqueid;
+
+-- ============================================================ Sangoma dialect
+
+-- sangoma_user_by_ext --
+SELECT userman_id, login, name, ext, telnum, mobile, email, position
+FROM directory_users WHERE pbx_id = $1 AND ext = $2;
+
+-- sangoma_user_by_id --
+SELECT userman_id, login, name, ext, telnum, mobile, email, position
+FROM directory_users WHERE pbx_id = $1 AND userman_id = $2;
+
+-- sangoma_webhooks --
+-- The Sangoma subscriptions of a PBX, all of them or of one direction ($2: in/out/both).
+SELECT id, url, direction FROM webhook_targets
+WHERE pbx_id = $1 AND profile = 'sangoma' AND ($2::text IS NULL OR direction = $2)
+ORDER BY id;
+
+-- sangoma_webhook --
+SELECT id, url, direction FROM webhook_targets
+WHERE pbx_id = $1 AND profile = 'sangoma' AND id = $2;
+
+-- sangoma_webhook_update --
+UPDATE webhook_targets SET url = $3, direction = $4, enabled = true, disabled_reason = ''
+WHERE pbx_id = $1 AND profile = 'sangoma' AND id = $2
+RETURNING id, url, direction;
+
+-- sangoma_webhook_delete --
+-- A subscription and its undelivered rows.
+DELETE FROM webhook_targets WHERE pbx_id = $1 AND profile = 'sangoma' AND id = $2
+RETURNING id, url, direction;
+
+-- sangoma_webhook_commands --
+-- What every Sangoma subscription receives follows the config (call start, end or both).
+UPDATE webhook_targets SET commands = $2
+WHERE pbx_id = $1 AND profile = 'sangoma' AND commands <> $2;

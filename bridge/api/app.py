@@ -19,10 +19,12 @@ from prometheus_client import CollectorRegistry
 
 from ..observability.logs import get_logger
 from .auth import KEY_NAME
+from .billing import create_billing_app
 from .errors import Handler, error_middleware, message_shape
 from .health import ReadyCheck, add_health_routes
 from .native import create_native_app
 from .recordings import add_recording_routes
+from .sangoma import create_sangoma_app
 from .services import SERVICES, Services
 from .vpbx import create_vpbx_app
 
@@ -38,6 +40,8 @@ Dialect = Callable[[Services], web.Application]
 DIALECTS: dict[str, Dialect] = {
     "/api/v1": create_native_app,
     "/crmapi/v1": create_vpbx_app,
+    "/admin/api/sangomacrm/rest": create_sangoma_app,
+    "/api": create_billing_app,  # after /api/v1: the longer prefix is tried first
 }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from ..tracker.model import CallEvent, CallRecord, Output
 from .payloads import Fields, event_fields, history_fields
 from .profiles import sends
+from .sangoma_call import END, START, CallFacts, webhook_body
 
 _NAMESPACE = uuid.UUID("6f1c5c7e-7c2a-4d0e-9a55-2b6a1c0de001")
 
@@ -97,6 +98,7 @@ class OutboxRows:
         says `missedStatus = 2`)."""
         rows: list[OutboxRow] = []
         for out in outputs:
+            rows.extend(self.sangoma_rows(out, targets))
             fields: Fields
             if isinstance(out, CallEvent):
                 cmd, key, ttl = "event", f"event:{out.seq}", self.event_ttl
@@ -114,6 +116,35 @@ class OutboxRows:
                 continue
             rows.extend(self.rows_for(targets, out.callid, cmd, key, out.direction, fields, ttl))
         return rows
+
+    def sangoma_rows(self, out: Output, targets: Sequence[Target]) -> list[OutboxRow]:
+        """Sangoma subscriptions: the call object at call start (the call's first event)
+        and at call end. A call that never rang anyone gets its start with its end; the
+        dedupe key makes the start one row either way."""
+        if not any(t.profile == "sangoma" for t in targets):
+            return []
+        if isinstance(out, CallEvent):
+            if out.seq != 1:
+                return []
+            start = webhook_body(CallFacts.of_event(out), "start")
+            return self.rows_for(targets, out.callid, START, START, out.direction, start, None)
+        if not (out.external or self.send_internal):
+            return []
+        facts = CallFacts.of_record(out)
+        return [
+            *self.rows_for(
+                targets,
+                out.callid,
+                START,
+                START,
+                out.direction,
+                webhook_body(facts.started(), "start"),
+                None,
+            ),
+            *self.rows_for(
+                targets, out.callid, END, END, out.direction, webhook_body(facts, "end"), None
+            ),
+        ]
 
     def rating_rows(
         self,

@@ -5,7 +5,9 @@
   read only one of them);
 - `vpbx-legacy`: the 2017 spec's strict receivers answer 400 to any field they do not
   know, so exactly the newer fields are left out, and they never get `rating`;
-- `json`: the `vpbx` fields as a JSON object.
+- `json`: the `vpbx` fields as a JSON object;
+- `sangoma`: a Sangoma CRM REST webhook subscription: the call object of `sangoma_call.py`
+  as a JSON body at call start and/or end (commands `call_start`, `call_end`), no token.
 Every field of the profile is sent, empty or not (receivers index them blindly), except
 `second_callid`, which only TRANSFERRED carries.
 """
@@ -16,7 +18,9 @@ import json
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-PROFILES = ("vpbx", "vpbx-legacy", "json")
+from .sangoma_call import COMMANDS as SANGOMA_COMMANDS
+
+PROFILES = ("vpbx", "vpbx-legacy", "json", "sangoma")
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "history": (
@@ -73,6 +77,8 @@ class WireRequest:
 
 def sends(profile: str, cmd: str) -> bool:
     """Whether a target of this profile gets this command at all."""
+    if profile == "sangoma" or cmd in SANGOMA_COMMANDS:
+        return profile == "sangoma" and cmd in SANGOMA_COMMANDS
     return not (profile == "vpbx-legacy" and cmd == "rating") and cmd in FIELDS
 
 
@@ -96,6 +102,9 @@ def wire_fields(profile: str, fields: dict[str, object], token: str) -> dict[str
 def encode(profile: str, fields: dict[str, object], token: str) -> WireRequest:
     if profile not in PROFILES:
         raise ValueError(f"unknown CRM profile {profile!r}")
+    if profile == "sangoma":  # the call object as it is; Sangoma subscriptions carry no token
+        body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+        return WireRequest(body, "application/json", {})
     wire = wire_fields(profile, fields, token)
     headers = {"X-CRM-Token": token} if token else {}
     if profile == "json":

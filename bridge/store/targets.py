@@ -11,6 +11,7 @@ import asyncpg
 from ..config import signing_secret_problem
 from ..crm.outbox_rows import Target
 from ..crm.profiles import PROFILES
+from ..crm.sangoma_call import COMMANDS as SANGOMA_COMMANDS
 from .queries import QUERIES
 
 COMMANDS = ("history", "event", "rating")
@@ -78,11 +79,12 @@ class Subscription:
             found.append("name must be 1 to 100 characters")
         if self.direction not in DIRECTIONS:
             found.append(f"direction must be in, out or both, not {self.direction!r}")
-        unknown = set(self.commands) - set(COMMANDS)
+        known = SANGOMA_COMMANDS if self.profile == "sangoma" else COMMANDS
+        unknown = set(self.commands) - set(known)
         if unknown or not self.commands:
-            found.append(f"commands are history, event, rating; got {sorted(self.commands)}")
+            found.append(f"commands are {', '.join(known)}; got {sorted(self.commands)}")
         if self.profile not in PROFILES:
-            found.append(f"profile must be vpbx, vpbx-legacy or json, not {self.profile!r}")
+            found.append(f"profile must be {', '.join(PROFILES)}, not {self.profile!r}")
         if not self.url.startswith(("http://", "https://")) or len(self.url) > 2000:
             found.append(f"{self.url[:100]!r} is not an http(s) URL")
         if self.signing_secret is not None:
