@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
@@ -86,8 +87,9 @@ async def run_demo(speed: float = 1.0, traces: Sequence[str] = (), listen_port: 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    say(f"starting PostgreSQL in {REPO / '.demo'} ...")
-    pg = LocalPostgres(REPO / ".demo" / "pg")
+    folder = Path(os.environ.get("BRIDGE_DEMO_DIR") or REPO / ".demo")
+    say(f"starting PostgreSQL in {folder} ...")
+    pg = LocalPostgres(folder / "pg")
     await asyncio.to_thread(pg.start)
     replay = EndlessReplay(paths)
     server = FakeAmiServer([], speed=1 / speed if speed > 0 else None)
@@ -99,12 +101,17 @@ async def run_demo(speed: float = 1.0, traces: Sequence[str] = (), listen_port: 
         crm_url = await crm.start()
         ami_port = await server.start()
         settings = demo_settings(pg.dsn, ami_port, crm_url, _free(listen_port))
+        key = await _access(pg.dsn)
         bridge = Bridge(settings)
         await bridge.start()
         say(f"CRM receiver on {crm_url}: one JSON line per webhook it gets (stdout)")
-        say(f"bridge: http://127.0.0.1:{bridge.http_port}/metrics, /readyz, /healthz")
+        base = f"http://127.0.0.1:{bridge.http_port}"
+        say(f"bridge: {base}/metrics, /readyz, /healthz")
         assert bridge.agi is not None
         say(f"FastAGI: agi://127.0.0.1:{bridge.agi.port}/contact")
+        say(f"API key of this demo: {key}")
+        for line in _curls(base, key):
+            say(f"  {line}")
         say("replaying recorded calls at their recorded pace; Ctrl-C stops")
         feeder = asyncio.create_task(_feed(server, replay, speed))
         await stop.wait()
@@ -121,6 +128,39 @@ async def run_demo(speed: float = 1.0, traces: Sequence[str] = (), listen_port: 
         await crm.stop()
         await asyncio.to_thread(pg.stop)
     return 0
+
+
+DEMO_LOGIN = ("billing@demo.local", "demo-password")
+
+
+async def _access(dsn: str) -> str:
+    """An API key for the demo, and a login for the billing dialect."""
+    import asyncpg
+
+    from .store import apikeys, logins
+    from .store.migrations import migrate
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await logins.create_login(conn, "demo", *DEMO_LOGIN, dialects=["billing"])
+        return await apikeys.create_key(conn, "demo", "demo")
+    finally:
+        await conn.close()
+
+
+def _curls(base: str, key: str) -> list[str]:
+    """One request per dialect to try, against calls the replay has tracked."""
+    user, password = DEMO_LOGIN
+    return [
+        "try, once the first calls have ended:",
+        f"curl -s -H 'X-API-Key: {key}' '{base}/api/v1/calls?limit=5'",
+        f"curl -s -H 'X-API-KEY: {key}' '{base}/crmapi/v1/history/json?period=today'",
+        f"curl -s -H 'Token: {key}' '{base}/admin/api/sangomacrm/rest/calls/list/both'",
+        f"curl -s -X POST -d 'email={user}&password={password}' '{base}/api/login'"
+        " (then: -H 'Authorization: Bearer <token>' '" + base + "/api/calls?domain_name=demo')",
+        f"the OpenAPI document: {base}/api/v1/openapi.json, a page: {base}/api/v1/docs",
+    ]
 
 
 async def _reset(dsn: str) -> None:
