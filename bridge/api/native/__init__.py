@@ -1,4 +1,6 @@
-"""The native API, `/api/v1`: calls, one call, and (growing) the rest of SPEC section 6."""
+"""The native API, `/api/v1` (SPEC section 6): calls (list, one, CSV, recording), the
+directory, webhook subscriptions and dead letters, click-to-call, the cloud-PBX style
+requests, and its own OpenAPI document and page (the only routes needing no key)."""
 
 from __future__ import annotations
 
