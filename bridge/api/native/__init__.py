@@ -9,7 +9,7 @@ from aiohttp import web
 from ..auth import bearer_or, key_middleware
 from ..errors import error_middleware, message_shape
 from ..services import Services
-from . import calls
+from . import calls, people
 
 
 def create_native_app(services: Services) -> web.Application:
@@ -27,4 +27,5 @@ def create_native_app(services: Services) -> web.Application:
         ]
     )
     calls.add_routes(app)
+    people.add_routes(app)
     return app
