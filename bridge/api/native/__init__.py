@@ -9,7 +9,7 @@ from aiohttp import web
 from ..auth import bearer_or, key_middleware
 from ..errors import error_middleware, message_shape
 from ..services import Services
-from . import calls, dead_letters, people, subscriptions
+from . import calls, cloud, dead_letters, dial, people, subscriptions
 
 
 def create_native_app(services: Services) -> web.Application:
@@ -30,4 +30,6 @@ def create_native_app(services: Services) -> web.Application:
     people.add_routes(app)
     subscriptions.add_routes(app)
     dead_letters.add_routes(app)
+    dial.add_routes(app)
+    cloud.add_routes(app)
     return app
