@@ -652,3 +652,21 @@ RETURNING id, url, direction;
 -- What every Sangoma subscription receives follows the config (call start, end or both).
 UPDATE webhook_targets SET commands = $2
 WHERE pbx_id = $1 AND profile = 'sangoma' AND commands <> $2;
+
+-- ============================================================ the native API (/api/v1)
+
+-- native_user_names --
+-- The directory's names of these logins ($2), for a page of calls.
+SELECT login, name FROM directory_users WHERE pbx_id = $1 AND login = ANY($2);
+
+-- native_logins --
+-- The employees named by login or extension in $2 (the cloud-PBX user calls).
+SELECT login, ext FROM directory_users
+WHERE pbx_id = $1 AND (login = ANY($2) OR (ext <> '' AND ext = ANY($2)));
+
+-- native_targets --
+-- Webhook targets as the API shows them (all, or the one named $2): never the token or
+-- the signing secret, only whether there is one.
+SELECT id, name, url, profile, commands, direction, enabled, disabled_reason,
+       token <> '' AS has_token, signing_secret IS NOT NULL AS signed, created_at
+FROM webhook_targets WHERE pbx_id = $1 AND ($2::text IS NULL OR name = $2) ORDER BY id;

@@ -8,7 +8,7 @@ ISO 8601 (`2026-11-28T08:00:00Z`, a date alone is its midnight UTC) or the VPBX 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -18,6 +18,16 @@ from .errors import bad_request
 
 MAX_VALUES = 100  # items of one list parameter
 MAX_TEXT = 200  # characters of a text parameter
+# control characters (C0, DEL, C1) and lone surrogates: neither PostgreSQL text nor a log
+# line should hold them; everything else is text (names in any script, emoji, ...)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# the same rule as a JSON Schema (ECMA 262) pattern, for API documents
+TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` holds no control character (and no lone surrogate)."""
+    return _CONTROL.search(value) is None
 
 
 def parse_time(value: str) -> datetime:
@@ -39,6 +49,17 @@ class Params:
         self.query = request.query
         self.numbers = PhoneNormalizer(region)
 
+    def check_names(self, scalars: Iterable[str], lists: Iterable[str] = ()) -> None:
+        """A parameter this endpoint does not know, or a single-valued one given twice, is
+        a 400 (a misspelt filter would otherwise widen the answer silently)."""
+        single, many = set(scalars), set(lists)
+        for name in self.query:
+            if name not in single and name not in many:
+                shown = name[:40] if is_text(name) else repr(name[:40])
+                raise bad_request(f"{shown}: unknown parameter")
+            if name in single and len(self.query.getall(name)) > 1:
+                raise bad_request(f"{name}: give it once")
+
     def raw(self, name: str) -> str | None:
         value = self.query.get(name)
         if value is None or value.strip() == "":
@@ -49,8 +70,8 @@ class Params:
 
     def text(self, name: str) -> str | None:
         value = self.raw(name)
-        if value is not None and (len(value) > MAX_TEXT or not value.isprintable()):
-            raise bad_request(f"{name}: at most {MAX_TEXT} printable characters")
+        if value is not None and (len(value) > MAX_TEXT or not is_text(value)):
+            raise bad_request(f"{name}: at most {MAX_TEXT} characters, no control characters")
         return value
 
     def strings(self, name: str) -> tuple[str, ...]:
@@ -62,8 +83,8 @@ class Params:
         ]
         if len(values) > MAX_VALUES:
             raise bad_request(f"{name}: at most {MAX_VALUES} values")
-        if any(len(v) > MAX_TEXT or not v.isprintable() for v in values):
-            raise bad_request(f"{name}: values must be short printable text")
+        if any(len(v) > MAX_TEXT or not is_text(v) for v in values):
+            raise bad_request(f"{name}: values must be short text without control characters")
         return tuple(values)
 
     def choices(self, name: str, allowed: Sequence[str]) -> tuple[str, ...]:
@@ -97,13 +118,25 @@ class Params:
             raise bad_request(f"{name}: must be at most {maximum}")
         return number
 
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() in ("true", "1", "yes"):
+            return True
+        if value.lower() in ("false", "0", "no"):
+            return False
+        raise bad_request(f"{name}: {value[:40]!r} is not true or false")
+
     def time(self, name: str) -> datetime | None:
         value = self.raw(name)
         if value is None:
             return None
         try:
-            return parse_time(value)
-        except ValueError:
+            parsed = parse_time(value)
+            parsed.astimezone(UTC)  # year 1 or 9999 with an offset: out of range in UTC
+            return parsed
+        except (ValueError, OverflowError):
             raise bad_request(
                 f"{name}: {value[:40]!r} is not a time (ISO 8601 or YYYYmmddTHHMMSSZ)"
             ) from None
@@ -113,6 +146,6 @@ class Params:
         if value is None:
             return None
         digits = self.numbers.normalize(value)
-        if not digits:
+        if not any("0" <= c <= "9" for c in value) or not digits.isdigit():
             raise bad_request(f"{name}: {value[:40]!r} is not a phone number")
         return digits

@@ -33,10 +33,12 @@ COLUMNS = """c.callid, c.direction, c.status, c.phone, c.diversion, c.ext, c.use
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where the previous page ended (its last row's start and callid)."""
+    """Where the previous page ended (its last row's start and callid; sorted by duration
+    or wait, also that row's value of the sort column)."""
 
     start: datetime
     callid: str
+    value: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +71,8 @@ class CallQuery:
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
             raise ValueError(f"sort must be one of {', '.join(SORTS)}")
-        if self.after is not None and self.sort != "start":
-            raise ValueError("a cursor pages by start time only")
+        if self.after is not None and self.sort != "start" and self.after.value is None:
+            raise ValueError(f"a cursor of a page sorted by {self.sort} needs its {self.sort}")
         if not 0 <= self.limit <= MAX_LIMIT:
             raise ValueError(f"limit must be between 0 and {MAX_LIMIT}")
         if self.offset < 0:
@@ -148,7 +150,15 @@ def _where(pbx_id: str, q: CallQuery) -> _Sql:
         s.add("c.missed_status IS NULL")
     if q.after is not None:
         op = "<" if q.descending else ">"
-        s.add(f"(c.started_at, c.callid) {op} ({{}}, {{}})", q.after.start, q.after.callid)
+        if q.sort == "start":
+            s.add(f"(c.started_at, c.callid) {op} ({{}}, {{}})", q.after.start, q.after.callid)
+        else:  # the same order as _order: the sort column, then start, then callid
+            s.add(
+                f"({SORTS[q.sort]}, c.started_at, c.callid) {op} ({{}}, {{}}, {{}})",
+                q.after.value,
+                q.after.start,
+                q.after.callid,
+            )
     return s
 
 
@@ -200,6 +210,12 @@ def cursor_after(rows: Sequence[asyncpg.Record]) -> Cursor | None:
         return None
     last = rows[-1]
     return Cursor(last["started_at"], last["callid"])
+
+
+def cursor_of(row: asyncpg.Record, sort: str = "start") -> Cursor:
+    """The keyset cursor of the page after `row`, for a query sorted by `sort`."""
+    value = None if sort == "start" else int(row[SORTS[sort].removeprefix("c.")])
+    return Cursor(row["started_at"], row["callid"], value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,88 +1,88 @@
-"""`GET /api/v1/calls` and `GET /api/v1/calls/{callid}`."""
+"""Calls: the filtered list (offset or cursor paging), one call, the CSV export, the
+recording."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import asyncio
+import csv
+import io
+import re
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, cast
 
 from aiohttp import web
 
-from ...store import history
-from ..errors import bad_request, not_found
+from ...store import directory, history
+from ...store.queries import QUERIES
+from ..errors import not_found
 from ..params import Params
-from ..services import services_of
+from ..services import Services, services_of
+from . import cursor
+from .query import FILTER_LISTS, FILTERS, ORDERING, PAGING, call_query, user_names
+from .shapes import CALL_FIELDS, call_json, iso, path_text
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+CSV_CHUNK = 64 * 1024  # characters of CSV handed to the socket at a time
+AUDIO_TYPES = {
+    ".wav": "audio/wav",
+    ".wav49": "audio/wav",
+    ".mp3": "audio/mpeg",
+    ".gsm": "audio/x-gsm",
+    ".ogg": "audio/ogg",
+}
 
 
-def call_json(row: Any) -> dict[str, Any]:
-    return {
-        "callid": row["callid"],
-        "direction": row["direction"],
-        "status": row["status"],
-        "phone": row["phone"],
-        "diversion": row["diversion"],
-        "user": row["user_login"],
-        "ext": row["ext"],
-        "group": row["group_name"],
-        "start": _iso(row["started_at"]),
-        "answered": _iso(row["answered_at"]),
-        "end": _iso(row["ended_at"]),
-        "duration": row["duration"],
-        "wait": row["wait"],
-        "recorded": bool(row["recording"]),
-        "rating": row["rating"],
-        "missed_status": row["missed_status"],
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def query_from(p: Params) -> history.CallQuery:
-    try:
-        return history.CallQuery(
-            since=p.time("from"),
-            until=p.time("to"),
-            directions=p.choices("direction", ("in", "out", "internal")),
-            statuses=p.strings("status"),
-            users=p.strings("user"),
-            exts=p.strings("ext"),
-            participants=p.strings("participant"),
-            groups=p.strings("group"),
-            phone=p.phone("phone"),
-            diversion=p.phone("diversion"),
-            search=p.text("q"),
-            sort=p.choice("sort", tuple(history.SORTS), "start"),
-            descending=p.choice("order", ("asc", "desc"), "desc") == "desc",
-            offset=p.integer("offset", 0, minimum=0),
-            limit=p.integer("limit", 100, minimum=1, maximum=1000),
-        )
-    except ValueError as exc:
-        raise bad_request(str(exc)) from None
+def params(
+    request: web.Request, scalars: tuple[str, ...], lists: tuple[str, ...] = ()
+) -> tuple[Services, Params]:
+    """The services, and the query's parameters once no unknown or repeated one is found."""
+    s = services_of(request)
+    p = Params(request, s.settings.pbx.region)
+    p.check_names(scalars, lists)
+    return s, p
 
 
 async def list_calls(request: web.Request) -> web.Response:
-    s = services_of(request)
-    q = query_from(Params(request, s.settings.pbx.region))
-    rows = await history.search_calls(s.pool, s.pbx_id, q)
-    return web.json_response({"items": [call_json(r) for r in rows], "offset": q.offset})
+    s, p = params(request, FILTERS + ORDERING + PAGING, FILTER_LISTS)
+    q = await call_query(s.pool, s.pbx_id, p, paged=True)
+    with_total = p.boolean("total", False)
+    rows = await history.search_calls(s.pool, s.pbx_id, replace(q, limit=q.limit + 1))
+    page = rows[: q.limit]
+    after = None
+    if len(rows) > q.limit:  # one row more than asked: there is a next page
+        after = cursor.encode(history.cursor_of(page[-1], q.sort), q.sort, q.descending)
+    names = await user_names(s.pool, s.pbx_id, (r["user_login"] for r in page))
+    body: dict[str, Any] = {
+        "items": [call_json(r, names) for r in page],
+        "offset": q.offset,
+        "limit": q.limit,
+        "next": after,
+    }
+    if with_total:
+        body["total"] = await history.count_calls(s.pool, s.pbx_id, replace(q, after=None))
+    return web.json_response(body)
 
 
 async def get_call(request: web.Request) -> web.Response:
-    s = services_of(request)
-    found = await history.call_details(s.pool, s.pbx_id, request.match_info["callid"])
+    s, _ = params(request, ())
+    found = await history.call_details(s.pool, s.pbx_id, path_text(request, "callid", "call"))
     if found is None:
         raise not_found("No such call")
-    body = call_json(found.call)
+    logins = [found.call["user_login"], *(e["user_login"] for e in found.events)]
+    names = await user_names(s.pool, s.pbx_id, logins)
+    body = call_json(found.call, names)
     body["legs"] = [
         {
             "uniqueid": leg["uniqueid"],
             "channel": leg["channel"],
             "kind": leg["kind"],
             "ext": leg["ext"],
-            "start": _iso(leg["started_at"]),
-            "answered": _iso(leg["answered_at"]),
-            "end": _iso(leg["ended_at"]),
+            "start": iso(leg["started_at"]),
+            "answered": iso(leg["answered_at"]),
+            "end": iso(leg["ended_at"]),
             "cause": leg["cause"],
             "dial_status": leg["dial_status"],
         }
@@ -92,9 +92,10 @@ async def get_call(request: web.Request) -> web.Response:
         {
             "seq": e["seq"],
             "type": e["type"],
-            "at": _iso(e["at"]),
+            "at": iso(e["at"]),
             "ext": e["ext"],
             "user": e["user_login"],
+            "user_name": names.get(e["user_login"], ""),
             "second_callid": e["second_callid"],
         }
         for e in found.events
@@ -102,6 +103,81 @@ async def get_call(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+async def csv_chunks(
+    s: Services, q: history.CallQuery, names: dict[str, str]
+) -> AsyncIterator[bytes]:
+    """The header row, then every call of `q`, read through a server-side cursor and sent
+    on in chunks: memory stays flat however many calls there are."""
+    buffer = io.StringIO()
+    out = csv.writer(buffer)
+    out.writerow(CALL_FIELDS)
+    # closed here, not whenever the garbage collector comes: a client gone mid-body must
+    # give its pooled connection back at once
+    stream = cast(AsyncGenerator[Any, None], history.stream_calls(s.pool, s.pbx_id, q))
+    async with aclosing(stream) as rows:
+        async for row in rows:
+            item = call_json(row, names)
+            out.writerow([_csv_value(item[f]) for f in CALL_FIELDS])
+            if buffer.tell() >= CSV_CHUNK:
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue().encode()
+
+
+async def export_csv(request: web.Request) -> web.Response:
+    s, p = params(request, FILTERS + ORDERING, FILTER_LISTS)
+    q = await call_query(s.pool, s.pbx_id, p, paged=False)
+    names = {u.login: u.name for u in await directory.users(s.pool, s.pbx_id)}
+    # The body is written after this handler returns (chunked): the request timeout covers
+    # the answer's head only, and a long export goes on as long as it needs.
+    return web.Response(
+        body=csv_chunks(s, q, names),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="calls.csv"'},
+    )
+
+
+async def recording(request: web.Request) -> web.StreamResponse:
+    """The call's recording file (Range requests answered by FileResponse); only files
+    under `[api] recordings_dir` are served."""
+    s, _ = params(request, ())
+    callid = path_text(request, "callid", "call")
+    stored: str | None = await s.pool.fetchval(QUERIES["call_recording"], s.pbx_id, callid)
+    if stored is None:
+        raise not_found("No such call")
+    if not stored:
+        raise not_found("No recording for this call")
+    root = Path(s.settings.api.recordings_dir)
+
+    def locate() -> Path | None:
+        base = root.resolve()
+        file = (base / stored).resolve()  # an absolute stored path stays itself
+        return file if file.is_relative_to(base) and file.is_file() else None
+
+    file = await asyncio.to_thread(locate)
+    if file is None:  # outside the recordings folder (never served) or not written (yet)
+        raise not_found("Recording file not found")
+    return web.FileResponse(
+        file,
+        headers={
+            "Content-Type": AUDIO_TYPES.get(file.suffix.lower(), "application/octet-stream"),
+            "Content-Disposition": f'inline; filename="{_SAFE_NAME.sub("_", file.name)}"',
+        },
+    )
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/calls", list_calls)
-    app.router.add_get("/calls/{callid}", get_call)
+    app.router.add_get("/calls", list_calls, name="calls")
+    app.router.add_get("/calls.csv", export_csv, name="calls_csv")
+    app.router.add_get("/calls/{callid}", get_call, name="call")
+    app.router.add_get("/calls/{callid}/recording", recording, name="call_recording")
