@@ -214,6 +214,12 @@ class LocalPostgres:
         self._run(["createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name])
         return self.dsn_for(name)
 
+    def drop_database(self, name: str) -> None:
+        """Drop database ``name`` even if clients are still connected."""
+        self._run(
+            ["dropdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "--force", name]
+        )
+
     def cleanup(self) -> None:
         """Stop (immediately) if running and remove the whole directory."""
         if self.is_running():

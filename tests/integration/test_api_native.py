@@ -632,8 +632,9 @@ async def test_bodies_must_be_json_and_small(api: Api) -> None:
         "/api/v1/subscriptions", headers={**h, "Content-Type": "application/json"}, data="{"
     ) as resp:
         assert resp.status == 400 and (await resp.json())["message"].startswith("body")
-    big = {**SUB, "token": "x" * (2 << 20)}
-    async with api.http.post("/api/v1/subscriptions", headers=h, json=big) as resp:
+    big = io.BytesIO(json.dumps({**SUB, "token": "x" * (2 << 20)}).encode())
+    headers = {**h, "Content-Type": "application/json"}
+    async with api.http.post("/api/v1/subscriptions", headers=headers, data=big) as resp:
         assert resp.status == 413 and (await resp.json())["message"]
 
 

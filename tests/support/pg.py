@@ -33,6 +33,9 @@ def pg_cluster() -> Iterator[LocalPostgres]:
 
 
 @pytest.fixture
-def pg_dsn(pg_cluster: LocalPostgres) -> str:
-    """DSN of a new, empty database unique to this test."""
-    return pg_cluster.create_database(f"t{os.getpid()}_{next(_counter)}")
+def pg_dsn(pg_cluster: LocalPostgres) -> Iterator[str]:
+    """DSN of a new, empty database unique to this test, dropped after it (a session of
+    hundreds of tests would otherwise keep gigabytes of databases until its end)."""
+    name = f"t{os.getpid()}_{next(_counter)}"
+    yield pg_cluster.create_database(name)
+    pg_cluster.drop_database(name)
