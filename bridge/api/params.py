@@ -45,9 +45,15 @@ def parse_time(value: str) -> datetime:
 
 
 class Params:
-    def __init__(self, request: web.Request, region: str = "RU") -> None:
+    """`strict`: a parameter that is given must say something (`name=` or blanks are a
+    400, not "left out") and is taken as written (no trimming): what an API documented
+    by an OpenAPI schema promises. Otherwise (the compatibility dialects, whose clients
+    send `user=&diversion=`), blank means absent and values are trimmed."""
+
+    def __init__(self, request: web.Request, region: str = "RU", *, strict: bool = False) -> None:
         self.query = request.query
         self.numbers = PhoneNormalizer(region)
+        self.strict = strict
 
     def check_names(self, scalars: Iterable[str], lists: Iterable[str] = ()) -> None:
         """A parameter this endpoint does not know, or a single-valued one given twice, is
@@ -62,11 +68,15 @@ class Params:
 
     def raw(self, name: str) -> str | None:
         value = self.query.get(name)
-        if value is None or value.strip() == "":
+        if value is None:
             return None
         if len(value) > MAX_TEXT * 10:
             raise bad_request(f"{name}: too long")
-        return value.strip()
+        if value.strip() == "":
+            if self.strict:
+                raise bad_request(f"{name}: empty (leave the parameter out instead)")
+            return None
+        return value if self.strict else value.strip()
 
     def text(self, name: str) -> str | None:
         value = self.raw(name)
@@ -75,12 +85,10 @@ class Params:
         return value
 
     def strings(self, name: str) -> tuple[str, ...]:
-        values = [
-            part.strip()
-            for raw in self.query.getall(name, [])
-            for part in raw.split(",")
-            if part.strip()
-        ]
+        raws = self.query.getall(name, [])
+        if self.strict and any(not part.strip() for raw in raws for part in raw.split(",")):
+            raise bad_request(f"{name}: empty value (leave the parameter out instead)")
+        values = [part.strip() for raw in raws for part in raw.split(",") if part.strip()]
         if len(values) > MAX_VALUES:
             raise bad_request(f"{name}: at most {MAX_VALUES} values")
         if any(len(v) > MAX_TEXT or not is_text(v) for v in values):

@@ -40,7 +40,7 @@ def params(
 ) -> tuple[Services, Params]:
     """The services, and the query's parameters once no unknown or repeated one is found."""
     s = services_of(request)
-    p = Params(request, s.settings.pbx.region)
+    p = Params(request, s.settings.pbx.region, strict=True)
     p.check_names(scalars, lists)
     return s, p
 

@@ -70,6 +70,8 @@ def error(description: str) -> dict[str, Any]:
 
 
 def query(name: str, schema: Schema, description: str, required: bool = False) -> Schema:
+    if schema.get("type") == "string" and "enum" not in schema:
+        schema = {"allOf": [schema, {"pattern": "\\S"}]}  # given: not blank
     out = {
         "name": name,
         "in": "query",
@@ -77,9 +79,7 @@ def query(name: str, schema: Schema, description: str, required: bool = False) -
         "description": description,
         "schema": schema,
     }
-    if not required:
-        out["allowEmptyValue"] = True  # `name=` is the same as leaving it out
-    return out
+    return out  # a parameter given must say something: `name=` is a 400
 
 
 def query_list(name: str, items: Schema, description: str, required: bool = False) -> Schema:
@@ -112,9 +112,9 @@ TIME = {"type": "string", "format": "date-time"}
 TIME_NOTE = (
     " ISO 8601 (`2026-11-28T08:00:00Z`; a date alone is its midnight UTC) or `20261128T080000Z`."
 )
-NAME_ITEM = text(pattern="^[^,\\u0000-\\u001f\\u007f-\\u009f]*$")
 _PART = "[^,\\u0000-\\u001f\\u007f-\\u009f]*"
 SOME_NAME = text(pattern=f"^{_PART}[^,\\s\\u0000-\\u001f\\u007f-\\u009f]{_PART}$")  # not blank
+NAME_ITEM = SOME_NAME  # one value of a list parameter: not blank, no comma
 PHONE = text(pattern="^[^\\u0000-\\u001f\\u007f-\\u009f]*[0-9][^\\u0000-\\u001f\\u007f-\\u009f]*$")
 
 CALL_FILTERS = [
