@@ -1,0 +1,1 @@
+"""Provisioning that Asterisk obeys (see README, "Provisioning")."""
