@@ -86,7 +86,7 @@ class Phone:
     """A rendered phone, as Asterisk reports it back (PJSIPShowEndpoint / SIPshowpeer)."""
 
     ext: str
-    callerid: str  # "Ivan Petrov" <1001>
+    name: str  # of its caller ID, '' for none
     context: str
 
 
@@ -151,7 +151,7 @@ def _callerid(u: User) -> str:
 
 
 def _phone(u: User) -> Phone:
-    return Phone(u.ext, _callerid(u), PHONES_CONTEXT)
+    return Phone(u.ext, u.name, PHONES_CONTEXT)
 
 
 def _who(u: User) -> str:
@@ -315,11 +315,11 @@ def render_dialplan(
     ):
         members: list[str] = []
         for login in g.members:
-            u = where.users.get(login)
-            if u is None or not u.ext or not u.ext.isdigit():
+            member = where.users.get(login)
+            if member is None or not member.ext or not member.ext.isdigit():
                 where.warnings.append(f"group {g.id} ({g.name}): member {login!r} has no extension")
-            elif u.ext not in members:
-                members.append(u.ext)
+            elif member.ext not in members:
+                members.append(member.ext)
         ringing = f"{g.strategy} {g.ring_time} s, members {' '.join(members)}"
         out.append(f"; ring group {g.id}: {g.name}; " + (ringing if members else "no members"))
         args = f"{g.strategy},{g.ring_time},{tech},{'&'.join(members)}"

@@ -15,7 +15,6 @@ refuses to render what breaks them (`RenderError`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from ..store.directory import RECORDING_RULES, Group, Number, User
 
@@ -63,9 +62,9 @@ def name_problem(name: str) -> str | None:
 
 
 def _check(
-    problems: list[str], what: str, field: str, value: str, ok: Callable[[str], bool], rule: str
+    problems: list[str], what: str, field: str, value: str, ok: re.Pattern[str], rule: str
 ) -> None:
-    if not ok(value):
+    if not ok.fullmatch(value):
         problems.append(f"{what}: {field} {value!r} {rule}")
 
 
@@ -84,7 +83,7 @@ def user_problems(u: User) -> list[str]:
     if not u.ext:
         problems.append(f"{what}: has no extension, so it has no phone to provision")
     else:
-        _check(problems, what, "ext", u.ext, EXTENSION.fullmatch, "is not 1 to 20 digits")
+        _check(problems, what, "ext", u.ext, EXTENSION, "is not 1 to 20 digits")
     if not u.secret:
         problems.append(f"{what}: has no secret; a phone is never provisioned without one")
     else:
@@ -96,7 +95,7 @@ def user_problems(u: User) -> list[str]:
     if not 0 <= u.ring_time <= MAX_RING_TIME:
         problems.append(f"{what}: ring_time {u.ring_time} is not between 0 and {MAX_RING_TIME}")
     if u.voicemail:
-        _check(problems, what, "voicemail", u.voicemail, CONTEXT.fullmatch, "is not a context")
+        _check(problems, what, "voicemail", u.voicemail, CONTEXT, "is not a context")
     for field in (
         "record_in_internal",
         "record_in_external",
@@ -119,7 +118,7 @@ def group_problems(g: Group) -> list[str]:
         return problems
     if g.kind != "ringgroup":
         problems.append(f"{what}: only ring groups are provisioned (this is a {g.kind})")
-    _check(problems, what, "ext", g.ext, EXTENSION.fullmatch, "is not 1 to 20 digits")
+    _check(problems, what, "ext", g.ext, EXTENSION, "is not 1 to 20 digits")
     if g.strategy not in STRATEGIES:
         problems.append(f"{what}: strategy {g.strategy!r} is not one of {', '.join(STRATEGIES)}")
     if not 1 <= g.ring_time <= MAX_RING_TIME:
@@ -160,11 +159,11 @@ def number_problems(n: Number) -> list[str]:
         problems.append(f"{what}: name {problem}")
     if not n.provisioned:
         return problems
-    _check(problems, what, "telnum", n.telnum, TELNUM.fullmatch, "is not 3 to 20 digits")
+    _check(problems, what, "telnum", n.telnum, TELNUM, "is not 3 to 20 digits")
     if n.route_type not in ("user", "group", "ivr"):
         problems.append(f"{what}: route_type {n.route_type!r} is not one of user, group, ivr")
     elif n.route_type == "ivr":
-        _check(problems, what, "route_to", n.route_to, CONTEXT.fullmatch, "is not a context")
+        _check(problems, what, "route_to", n.route_to, CONTEXT, "is not a context")
     elif n.route_type == "group" and not n.route_to.isdigit():
         problems.append(f"{what}: route_to {n.route_to!r} is not a group id")
     elif not n.route_to:

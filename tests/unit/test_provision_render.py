@@ -67,8 +67,8 @@ def test_what_names_nobody_is_left_out_with_a_warning() -> None:
 def test_phones_are_what_asterisk_will_report() -> None:
     phones = render(SNAPSHOT, Target()).phones
     assert sorted(phones) == ["1001", "1002", "1003"]
-    assert phones["1001"].callerid == '"Ivan Petrov" <1001>'
-    assert phones["1003"].callerid == "<1003>"
+    assert phones["1001"].name == "Ivan Petrov"
+    assert phones["1003"].name == ""
     assert {p.context for p in phones.values()} == {"crm-bridge-phones"}
 
 
