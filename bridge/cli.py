@@ -297,9 +297,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from .observability.logs import configure_logging
     from .provision.command import apply_now
 
     settings = _load(args.config, for_daemon=True, command="apply")
+    # the log (JSON lines) on stderr, warnings and up: stdout says what was done
+    configure_logging("warning", stream=sys.stderr)
     if not settings.provision.config_dir:
         print(
             "crm-bridge apply: [provision] config_dir is empty: provisioning is off",

@@ -453,3 +453,96 @@ async def test_unknown_employees_and_bad_numbers_are_refused(lab: Lab) -> None:
         with pytest.raises(BadNumber):
             await prov.block(bad)
     assert lab.actions("DBPut") == []
+
+
+# ------------------------------------------------------------------ the daemon and the CLI
+
+
+async def test_the_daemon_applies_at_login_and_serves_provisioning(lab: Lab, pg_dsn: str) -> None:
+    from aiohttp import web
+
+    from bridge.provision import PROVISIONING
+    from tests.support.bridge import bridge_settings, leading, running_bridge
+
+    await lab.pool.execute("INSERT INTO provision_dnd (pbx_id, login) VALUES ('lab', 'petrova')")
+    settings = bridge_settings(
+        pg_dsn,
+        lab.server.port,
+        "http://127.0.0.1:9/crm",
+        provision={"config_dir": str(lab.folder), "confirm_timeout": 2.0},
+    )
+    async with running_bridge(settings) as bridge:
+        await leading(bridge)
+        async with asyncio.timeout(10):
+            while not (lab.folder / PJSIP_FILE).exists() or lab.asterisk.astdb == {}:
+                await asyncio.sleep(0.05)
+        assert bridge.provisioning is not None
+        assert lab.asterisk.astdb == {"/crm-bridge/dnd/1002": "1"}
+        async with asyncio.timeout(10):
+            while await bridge.provisioning.provisioner.pending() or lab.asterisk.dialplan == {}:
+                await asyncio.sleep(0.05)
+        assert "crm-bridge-stamp" in lab.asterisk.dialplan
+        request = type("R", (), {"config_dict": {PROVISIONING: bridge.provisioning}})()
+        from bridge.provision import provisioning_of
+
+        assert provisioning_of(request) is bridge.provisioning  # type: ignore[arg-type]
+        assert isinstance(PROVISIONING, web.AppKey)
+
+
+async def test_crm_bridge_apply_as_a_subprocess(lab: Lab, pg_dsn: str, tmp_path: Path) -> None:
+    import sys
+
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f"""
+[pbx]
+id = "lab"
+[asterisk]
+port = {lab.server.port}
+username = "bridge"
+secret = "bridge"
+[database]
+url = "{pg_dsn}"
+[provision]
+config_dir = "{lab.folder}"
+confirm_timeout = 2.0
+""",
+        encoding="utf-8",
+    )
+    await lab.pool.execute(
+        "INSERT INTO provision_blacklist (pbx_id, telnum) VALUES ('lab', '74950000000')"
+    )
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bridge",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    code, out, err = await run("apply", "--config", str(config))
+    assert code == 0, err
+    assert out.startswith("applied: Asterisk runs the change (extensions_crm_bridge.conf")
+    assert "[1001]" in lab.read(PJSIP_FILE)
+    assert lab.asterisk.astdb["/crm-bridge/blacklist/74950000000"] == "74950000000"
+
+    code, out, err = await run("apply", "--config", str(config))
+    assert (code, out.strip()) == (0, "unchanged: Asterisk already runs this (no file changed)")
+
+    lab.asterisk.refuse["res_pjsip.so"] = "Module not initialized"
+    await store.upsert_user(lab.pool, "lab", dataclasses.replace(IVANOV, secret="Changed.Pass1"))
+    code, out, err = await run("apply", "--config", str(config))
+    assert code == 1
+    assert "reload of res_pjsip.so refused: Module not initialized" in err
+    assert "the previous files are back" in err
+    assert "password = s3cret-pass" in lab.read(PJSIP_FILE)
+
+    config.write_text(config.read_text().replace(f'config_dir = "{lab.folder}"', 'config_dir = ""'))
+    code, out, err = await run("apply", "--config", str(config))
+    assert code == 2 and "provisioning is off" in err
