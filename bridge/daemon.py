@@ -322,6 +322,8 @@ class Bridge:
                 await self.sync.refresh(term.ingest)
             else:
                 await self.sync.reload()
+            if term is not None and term.ingest.connected and self.provisioning is not None:
+                await self.provisioning.catch_up()  # what a standby stored, or left pending
 
     async def _refresh_backlog(self) -> None:
         assert self.pool is not None

@@ -615,6 +615,14 @@ ON CONFLICT (pbx_id, telnum) DO UPDATE SET comment = EXCLUDED.comment;
 -- blacklist_remove --
 DELETE FROM provision_blacklist WHERE pbx_id = $1 AND telnum = $2 RETURNING telnum;
 
+-- astdb_wanted --
+-- Whether anything of this PBX is meant to be in AstDB.
+SELECT EXISTS (SELECT 1 FROM provision_dnd WHERE pbx_id = $1)
+    OR EXISTS (SELECT 1 FROM provision_norecord WHERE pbx_id = $1)
+    OR EXISTS (SELECT 1 FROM provision_blacklist WHERE pbx_id = $1)
+    OR EXISTS (SELECT 1 FROM provision_settings
+               WHERE pbx_id = $1 AND (block_anonymous OR record_external OR record_internal));
+
 -- provision_settings --
 SELECT block_anonymous, record_external, record_internal
 FROM provision_settings WHERE pbx_id = $1;

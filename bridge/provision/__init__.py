@@ -95,17 +95,25 @@ class Provisioning:
     async def on_login(self) -> None:
         """After each AMI login of the leading bridge: AstDB made what was asked, and a
         pending or never-applied change applied. Never raises."""
-        if not self.provisioner.enabled:
-            return
+        await self._catch_up("AMI login", everything=True)
+
+    async def catch_up(self) -> None:
+        """The leader, every 30 s: what a standby bridge stored (it has no AMI link) or an
+        earlier failure left pending is applied. Never raises."""
+        await self._catch_up("pending change", everything=False)
+
+    async def _catch_up(self, reason: str, everything: bool) -> None:
         try:
-            synced = await self.runtime.sync()
-            if not synced.applied:
-                log.warning("astdb_not_synced", message=synced.message)
-            result = await self.provisioner.apply("AMI login")
-            if result.warnings:
-                log.warning("provision_warnings", warnings=list(result.warnings))
+            if everything or await self.pool.fetchval(QUERIES["astdb_wanted"], self.runtime.pbx_id):
+                synced = await self.runtime.sync()
+                if not synced.applied:
+                    log.warning("astdb_not_synced", message=synced.message)
+            if self.provisioner.enabled and (everything or await self.provisioner.pending()):
+                result = await self.provisioner.apply(reason)
+                if result.warnings:
+                    log.warning("provision_warnings", warnings=list(result.warnings))
         except ProvisionError as exc:
-            log.error("provision_failed_at_login", error=exc.message)
+            log.error("provision_not_applied", reason=reason, error=exc.message)
         except DB_ERRORS_OR_TIMEOUT as exc:
             log.warning("provision_database_unavailable", error=repr(exc)[:300])
 

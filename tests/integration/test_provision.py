@@ -546,3 +546,21 @@ confirm_timeout = 2.0
     config.write_text(config.read_text().replace(f'config_dir = "{lab.folder}"', 'config_dir = ""'))
     code, out, err = await run("apply", "--config", str(config))
     assert code == 2 and "provisioning is off" in err
+
+
+async def test_the_leader_catches_up_with_what_a_standby_stored(lab: Lab) -> None:
+    standby = lab.provisioning()
+    lab.ami_up = False  # a standby bridge has no AMI link
+    assert (await standby.after_write("created on the standby")).status == "stored"
+    assert not (await standby.set_dnd("petrova", True)).applied
+
+    lab.ami_up = True
+    leader = lab.provisioning()
+    await leader.catch_up()
+
+    assert not await leader.provisioner.pending()
+    assert "[1002]" in lab.read(PJSIP_FILE)
+    assert lab.asterisk.astdb == {"/crm-bridge/dnd/1002": "1"}
+    lab.server.actions.clear()
+    await leader.catch_up()  # nothing pending: no reload
+    assert lab.actions("Reload") == []
