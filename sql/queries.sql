@@ -416,7 +416,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (pbx_id, kind, ext) DO UPDATE SET
     name = CASE WHEN directory_groups.source = 'api' AND EXCLUDED.source <> 'api'
                 THEN directory_groups.name ELSE EXCLUDED.name END,
-    strategy = EXCLUDED.strategy, members = EXCLUDED.members, updated_at = now()
+    strategy = EXCLUDED.strategy, members = EXCLUDED.members,
+    source = CASE WHEN directory_groups.source = 'api' THEN 'api' ELSE EXCLUDED.source END,
+    updated_at = now()
 RETURNING id;
 
 -- company_numbers --
@@ -437,6 +439,7 @@ ON CONFLICT (pbx_id, telnum) DO UPDATE SET
                       THEN company_numbers.route_type ELSE EXCLUDED.route_type END,
     route_to = CASE WHEN company_numbers.source = 'api' AND EXCLUDED.source <> 'api'
                     THEN company_numbers.route_to ELSE EXCLUDED.route_to END,
+    source = CASE WHEN company_numbers.source = 'api' THEN 'api' ELSE EXCLUDED.source END,
     updated_at = now();
 
 -- ============================================================ the directory, learnt

@@ -564,3 +564,34 @@ async def test_the_leader_catches_up_with_what_a_standby_stored(lab: Lab) -> Non
     lab.server.actions.clear()
     await leader.catch_up()  # nothing pending: no reload
     assert lab.actions("Reload") == []
+
+
+async def test_a_learnt_group_an_api_client_provisions_stays_its_own(lab: Lab) -> None:
+    settings = lab.settings.pbx.model_copy(update={"groups": {"700": "Old group"}})
+    sync = DirectorySync(settings, lab.pool, DirectoryView(settings, Directory({})))
+    assert await sync.refresh(None)
+    learnt = {g.ext: g for g in await store.groups(lab.pool, "lab")}["700"]
+    assert learnt.source == "config"
+    await store.upsert_group(
+        lab.pool,
+        "lab",
+        dataclasses.replace(
+            learnt,
+            name="New group",
+            members=("ivanov",),
+            ring_time=25,
+            source="api",
+            provisioned=True,
+            noanswer="busy",
+        ),
+    )
+    assert await sync.refresh(None)
+    group = {g.ext: g for g in await store.groups(lab.pool, "lab")}["700"]
+    assert (group.source, group.name, group.members, group.ring_time, group.noanswer) == (
+        "api",
+        "New group",
+        ("ivanov",),
+        25,
+        "busy",
+    )
+    assert group.provisioned
