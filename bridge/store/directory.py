@@ -46,7 +46,12 @@ class User:
     record_out_external: str = "dontcare"
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The employee as the directory APIs show them: never the provisioning fields
+        (the secret among them); `provisioning()` has those."""
+        return {k: v for k, v in asdict(self).items() if k not in _USER_PROVISIONING}
+
+    def provisioning(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _USER_PROVISIONING}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +70,7 @@ class Group:
     noanswer: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if k not in ("provisioned", "noanswer")}
         d["members"] = list(self.members)
         return d
 
@@ -81,7 +86,19 @@ class Number:
     provisioned: bool = False  # the bridge renders its route (bridge.provision)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "provisioned"}
+
+
+_USER_PROVISIONING = (
+    "provisioned",
+    "secret",
+    "ring_time",
+    "voicemail",
+    "record_in_internal",
+    "record_in_external",
+    "record_out_internal",
+    "record_out_external",
+)
 
 
 def _user(r: asyncpg.Record) -> User:

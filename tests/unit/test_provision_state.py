@@ -194,3 +194,23 @@ def test_the_shipped_dialplan_lines_are_well_formed() -> None:
             assert line.count("${") <= line.count("}"), line
         named = set(re.findall(r"\?([a-z]+)\)", body)) | set(re.findall(r"Goto\(([a-z]+)\)", body))
         assert named <= labels, (name, named - labels)
+
+
+def test_the_directory_shows_no_provisioning_field_where_it_did_not_before() -> None:
+    from bridge.store.directory import Group, Number, User
+
+    user = User("ivanov", "Ivan", "1001", provisioned=True, secret="s3cret-pass")
+    assert set(user.as_dict()) == {
+        "login",
+        "name",
+        "ext",
+        "telnum",
+        "mobile",
+        "email",
+        "position",
+        "source",
+    }
+    assert "s3cret-pass" not in repr(user)
+    assert user.provisioning()["secret"] == "s3cret-pass"
+    assert "noanswer" not in Group(1, "ringgroup", "G", "600", noanswer="busy").as_dict()
+    assert "provisioned" not in Number("74957654321").as_dict()
