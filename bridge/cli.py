@@ -368,6 +368,22 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
+def cmd_apply(args: argparse.Namespace) -> int:
+    from .observability.logs import configure_logging
+    from .provision.command import apply_now
+
+    settings = _load(args.config, for_daemon=True, command="apply")
+    # the log (JSON lines) on stderr, warnings and up: stdout says what was done
+    configure_logging("warning", stream=sys.stderr)
+    if not settings.provision.config_dir:
+        print(
+            "crm-bridge apply: [provision] config_dir is empty: provisioning is off",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(apply_now(settings))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import main as demo
 
@@ -697,6 +713,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--calls-days", type=float, default=None, help="override [retention] calls_days")
     p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser(
+        "apply",
+        help="render the provisioned extensions, ring groups and numbers and apply them now",
+        description="Render what the directory provisions into [provision] config_dir, reload "
+        "it over AMI and check that Asterisk shows it (rolled back when it does not); write "
+        "AstDB what the black list, do-not-disturb and recording settings say. For writes "
+        "stored while Asterisk was away or with reload=false. Exit status 0 when Asterisk runs "
+        "the directory, 1 when it does not (why on stderr), 2 on a config problem.",
+    )
+    _add_config(p)
+    p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser(
         "demo",

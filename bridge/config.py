@@ -67,6 +67,7 @@ __all__ = [
     "DeliverySettings",
     "LogSettings",
     "PbxSettings",
+    "ProvisionSettings",
     "RetentionSettings",
     "Settings",
     "check_config_file",
@@ -555,6 +556,9 @@ class AsteriskSettings(_Section):
     ping_timeout: float = Field(default=5.0, gt=0)
     reconnect_max_delay: float = Field(default=30.0, gt=0)
     queue_size: int = Field(default=100_000, ge=1)
+    # the SIP channel driver of the phones the bridge provisions: "pjsip" (chan_pjsip,
+    # every Asterisk since 13) or "sip" (chan_sip, Asterisk 13-20)
+    channel_driver: Literal["pjsip", "sip"] = "pjsip"
 
     @field_validator("host")
     @classmethod
@@ -726,6 +730,59 @@ class ApiSettings(_Listener):
         return value
 
 
+def _check_context_name(value: str, *, empty: bool) -> str:
+    context = value.strip()
+    if (context or not empty) and not _CONTEXT.fullmatch(context):
+        allowed = "; empty: none" if empty else ""
+        raise ValueError(
+            f'{_show(value)} is not a dialplan context name (e.g. "from-internal"{allowed})'
+        )
+    return context
+
+
+class ProvisionSettings(_Section):
+    """Provisioning: the bridge renders its directory's extensions, ring groups and company
+    numbers into Asterisk config files (pjsip_crm_bridge.conf or sip_crm_bridge.conf, and
+    extensions_crm_bridge.conf) in `config_dir`, reloads them over AMI and checks that
+    Asterisk took them. Empty `config_dir`: provisioning is off."""
+
+    config_dir: str = ""
+    # the context of the phones' own dialplan (outbound routes, feature codes): provisioned
+    # phones fall back to it, and it reaches the provisioned extensions; "": neither
+    internal_context: str = "from-internal"
+    # the context the carrier's calls arrive in: it reaches the company numbers the bridge
+    # routes; "": not hooked (send calls to context crm-bridge-numbers yourself)
+    inbound_context: str = "from-trunk"
+    # an endpoint template (pjsip.conf / sip.conf) the provisioned phones inherit
+    # (transport, codecs, NAT options); "": none (codecs ulaw and alaw)
+    endpoint_template: str = ""
+    ring_time: int = Field(default=20, ge=1, le=600)  # seconds, for employees without their own
+    confirm_timeout: float = Field(default=10.0, gt=0, le=300)  # seconds Asterisk has to show it
+    lock_timeout: float = Field(default=60.0, gt=0)  # seconds to wait for another apply
+
+    @field_validator("config_dir")
+    @classmethod
+    def _config_dir(cls, value: str) -> str:
+        if value and not PurePosixPath(value).is_absolute():
+            raise ValueError(f'{_show(value)} is not an absolute path (e.g. "/etc/asterisk")')
+        return value.rstrip("/") or value
+
+    @field_validator("internal_context", "inbound_context")
+    @classmethod
+    def _contexts(cls, value: str) -> str:
+        return _check_context_name(value, empty=True)
+
+    @field_validator("endpoint_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        template = value.strip()
+        if template and not re.fullmatch(r"[A-Za-z0-9_.-]+", template):
+            raise ValueError(
+                f"{_show(value)} is not a template name (letters, digits, '.', '_' or '-')"
+            )
+        return template
+
+
 class RetentionSettings(_Section):
     """How long rows are kept; `crm-bridge prune` and the daemon (every `interval`) delete
     what is older. 0 keeps forever."""
@@ -793,6 +850,7 @@ class Settings(BaseSettings):
     agi: AgiSettings = Field(default_factory=AgiSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    provision: ProvisionSettings = Field(default_factory=ProvisionSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 

@@ -46,6 +46,7 @@ from .observability.metrics import (
     pipeline_registry,
 )
 from .pipeline import CallPipeline
+from .provision import PROVISIONING, Provisioning
 from .store import outbox, retention
 from .store.apikeys import KeyRing
 from .store.calls import CallStore
@@ -73,6 +74,8 @@ class Term:
         bridge.view.attach(self.tracker)  # employees' logins and group names
         self.ingest: AmiIngest = ingest_from(s, self.tracker)
         self.ingest.login_hooks.append(lambda: bridge.refresh_directory(self))
+        if bridge.provisioning is not None:  # AstDB synced, pending config applied
+            self.ingest.login_hooks.append(bridge.provisioning.on_login)
         self.pipeline = CallPipeline(
             self.ingest,
             self.tracker,
@@ -108,6 +111,7 @@ class Bridge:
         self.view = DirectoryView(settings.pbx, self.directory)
         self.sync: DirectorySync
         self.dialer: AmiDialer | None = None
+        self.provisioning: Provisioning | None = None
         self.agi: AgiServer | None = None
         self.ratings: BufferedRatingSink | None = None
         self.delivery: Delivery | None = None
@@ -158,6 +162,11 @@ class Bridge:
             info=self._role,
             soft=frozenset({"database", "webhooks"}),
         )
+        # provisioning for the API dialects (bridge.provision.provisioning_of): writes go
+        # to Asterisk through this bridge's AMI link while it leads, and this process's
+        # directory view is reloaded at once after each
+        self.provisioning = Provisioning(s, self.pool, self._ami, reload_view=self.sync.reload)
+        app[PROVISIONING] = self.provisioning
         self.http = await start_http(
             app,
             s.api.listen_host,
@@ -313,6 +322,8 @@ class Bridge:
                 await self.sync.refresh(term.ingest)
             else:
                 await self.sync.reload()
+            if term is not None and term.ingest.connected and self.provisioning is not None:
+                await self.provisioning.catch_up()  # what a standby stored, or left pending
 
     async def _refresh_backlog(self) -> None:
         assert self.pool is not None

@@ -372,12 +372,16 @@ LIMIT 1;
 -- ============================================================ the directory
 
 -- directory_users --
-SELECT login, name, ext, telnum, mobile, email, position, source
+SELECT login, name, ext, telnum, mobile, email, position, source, provisioned, secret,
+       ring_time, voicemail, record_in_internal, record_in_external, record_out_internal,
+       record_out_external
 FROM directory_users WHERE pbx_id = $1 ORDER BY ext = '', ext, login;
 
 -- directory_user --
 -- By login or extension.
-SELECT login, name, ext, telnum, mobile, email, position, source
+SELECT login, name, ext, telnum, mobile, email, position, source, provisioned, secret,
+       ring_time, voicemail, record_in_internal, record_in_external, record_out_internal,
+       record_out_external
 FROM directory_users WHERE pbx_id = $1 AND (login = $2 OR ext = $2)
 ORDER BY login = $2 DESC LIMIT 1;
 
@@ -399,11 +403,11 @@ ON CONFLICT (pbx_id, login) DO UPDATE SET
     updated_at = now();
 
 -- directory_groups --
-SELECT id, kind, name, ext, strategy, ring_time, members, source
+SELECT id, kind, name, ext, strategy, ring_time, members, source, provisioned, noanswer
 FROM directory_groups WHERE pbx_id = $1 ORDER BY id;
 
 -- directory_group --
-SELECT id, kind, name, ext, strategy, ring_time, members, source
+SELECT id, kind, name, ext, strategy, ring_time, members, source, provisioned, noanswer
 FROM directory_groups WHERE pbx_id = $1 AND id = $2;
 
 -- upsert_group --
@@ -412,15 +416,17 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (pbx_id, kind, ext) DO UPDATE SET
     name = CASE WHEN directory_groups.source = 'api' AND EXCLUDED.source <> 'api'
                 THEN directory_groups.name ELSE EXCLUDED.name END,
-    strategy = EXCLUDED.strategy, members = EXCLUDED.members, updated_at = now()
+    strategy = EXCLUDED.strategy, members = EXCLUDED.members,
+    source = CASE WHEN directory_groups.source = 'api' THEN 'api' ELSE EXCLUDED.source END,
+    updated_at = now()
 RETURNING id;
 
 -- company_numbers --
-SELECT telnum, name, route_type, route_to, ivr::text AS ivr, source
+SELECT telnum, name, route_type, route_to, ivr::text AS ivr, source, provisioned
 FROM company_numbers WHERE pbx_id = $1 ORDER BY telnum;
 
 -- company_number --
-SELECT telnum, name, route_type, route_to, ivr::text AS ivr, source
+SELECT telnum, name, route_type, route_to, ivr::text AS ivr, source, provisioned
 FROM company_numbers WHERE pbx_id = $1 AND telnum = $2;
 
 -- upsert_number --
@@ -433,6 +439,7 @@ ON CONFLICT (pbx_id, telnum) DO UPDATE SET
                       THEN company_numbers.route_type ELSE EXCLUDED.route_type END,
     route_to = CASE WHEN company_numbers.source = 'api' AND EXCLUDED.source <> 'api'
                     THEN company_numbers.route_to ELSE EXCLUDED.route_to END,
+    source = CASE WHEN company_numbers.source = 'api' THEN 'api' ELSE EXCLUDED.source END,
     updated_at = now();
 
 -- ============================================================ the directory, learnt
@@ -670,3 +677,113 @@ WHERE pbx_id = $1 AND (login = ANY($2) OR (ext <> '' AND ext = ANY($2)));
 SELECT id, name, url, profile, commands, direction, enabled, disabled_reason,
        token <> '' AS has_token, signing_secret IS NOT NULL AS signed, created_at
 FROM webhook_targets WHERE pbx_id = $1 AND ($2::text IS NULL OR name = $2) ORDER BY id;
+
+-- ============================================================ provisioning
+-- What bridge/provision renders into Asterisk and keeps in its AstDB (sql/005_provision.sql).
+
+-- provision_user --
+-- An API client's word on an employee's phone ($3 provisioned: the bridge renders it).
+UPDATE directory_users SET
+    provisioned = $3, secret = $4, ring_time = $5, voicemail = $6,
+    record_in_internal = $7, record_in_external = $8,
+    record_out_internal = $9, record_out_external = $10, updated_at = now()
+WHERE pbx_id = $1 AND login = $2;
+
+-- provision_group --
+-- An API client's word on a ring group: rendered or not, its ring time, where an unanswered
+-- call goes.
+UPDATE directory_groups SET provisioned = $3, ring_time = $4, noanswer = $5, updated_at = now()
+WHERE pbx_id = $1 AND id = $2;
+
+-- provision_number --
+UPDATE company_numbers SET provisioned = $3, updated_at = now()
+WHERE pbx_id = $1 AND telnum = $2;
+
+-- delete_user --
+DELETE FROM directory_users WHERE pbx_id = $1 AND login = $2 RETURNING login;
+
+-- delete_group --
+DELETE FROM directory_groups WHERE pbx_id = $1 AND id = $2 RETURNING id;
+
+-- delete_number --
+DELETE FROM company_numbers WHERE pbx_id = $1 AND telnum = $2 RETURNING telnum;
+
+-- provision_lock --
+-- One apply at a time per PBX, across processes (session lock: released by provision_unlock,
+-- or with the connection).
+SELECT pg_advisory_lock($1);
+
+-- provision_unlock --
+SELECT pg_advisory_unlock($1);
+
+-- provision_xact_lock --
+-- One AstDB write at a time per PBX (until the transaction ends).
+SELECT pg_advisory_xact_lock($1);
+
+-- provision_applied --
+SELECT digest, applied_at, pending_since, last_reason, last_error
+FROM provision_applied WHERE pbx_id = $1;
+
+-- provision_mark_applied --
+-- Asterisk showed the files of digest $2.
+INSERT INTO provision_applied (pbx_id, digest, applied_at, last_reason)
+VALUES ($1, $2, now(), $3)
+ON CONFLICT (pbx_id) DO UPDATE SET
+    digest = EXCLUDED.digest, applied_at = now(), pending_since = NULL,
+    last_reason = EXCLUDED.last_reason, last_error = '';
+
+-- provision_mark_pending --
+-- A change waits for Asterisk ($3: why it was not applied).
+INSERT INTO provision_applied (pbx_id, pending_since, last_reason, last_error)
+VALUES ($1, now(), $2, $3)
+ON CONFLICT (pbx_id) DO UPDATE SET
+    pending_since = coalesce(provision_applied.pending_since, now()),
+    last_reason = EXCLUDED.last_reason, last_error = EXCLUDED.last_error;
+
+-- dnd_logins --
+SELECT login FROM provision_dnd WHERE pbx_id = $1 ORDER BY login;
+
+-- dnd_on --
+INSERT INTO provision_dnd (pbx_id, login) VALUES ($1, $2) ON CONFLICT DO NOTHING;
+
+-- dnd_off --
+DELETE FROM provision_dnd WHERE pbx_id = $1 AND login = $2;
+
+-- norecord_logins --
+SELECT login FROM provision_norecord WHERE pbx_id = $1 ORDER BY login;
+
+-- norecord_on --
+INSERT INTO provision_norecord (pbx_id, login) VALUES ($1, $2) ON CONFLICT DO NOTHING;
+
+-- norecord_off --
+DELETE FROM provision_norecord WHERE pbx_id = $1 AND login = $2;
+
+-- blacklist --
+SELECT telnum, comment FROM provision_blacklist WHERE pbx_id = $1 ORDER BY telnum;
+
+-- blacklist_add --
+INSERT INTO provision_blacklist (pbx_id, telnum, comment) VALUES ($1, $2, $3)
+ON CONFLICT (pbx_id, telnum) DO UPDATE SET comment = EXCLUDED.comment;
+
+-- blacklist_remove --
+DELETE FROM provision_blacklist WHERE pbx_id = $1 AND telnum = $2 RETURNING telnum;
+
+-- astdb_wanted --
+-- Whether anything of this PBX is meant to be in AstDB.
+SELECT EXISTS (SELECT 1 FROM provision_dnd WHERE pbx_id = $1)
+    OR EXISTS (SELECT 1 FROM provision_norecord WHERE pbx_id = $1)
+    OR EXISTS (SELECT 1 FROM provision_blacklist WHERE pbx_id = $1)
+    OR EXISTS (SELECT 1 FROM provision_settings
+               WHERE pbx_id = $1 AND (block_anonymous OR record_external OR record_internal));
+
+-- provision_settings --
+SELECT block_anonymous, record_external, record_internal
+FROM provision_settings WHERE pbx_id = $1;
+
+-- save_provision_settings --
+INSERT INTO provision_settings (pbx_id, block_anonymous, record_external, record_internal)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (pbx_id) DO UPDATE SET
+    block_anonymous = EXCLUDED.block_anonymous,
+    record_external = EXCLUDED.record_external,
+    record_internal = EXCLUDED.record_internal;

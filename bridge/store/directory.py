@@ -2,6 +2,10 @@
 
 Seeded from Asterisk (its endpoints and queues) and from `[pbx]` config, editable through
 the APIs; what an API client wrote wins over what is learnt again later (`source`).
+
+Employees, ring groups and company numbers an API client marks `provisioned` are rendered
+into Asterisk's config by bridge.provision (their phone, ring time, voicemail, recording
+rules; a ring group's strategy and no-answer destination; a number's route).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from .queries import QUERIES
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
 SOURCES = ("pbx", "config", "api")
+RECORDING_RULES = ("always", "dontcare", "never")  # Issabel's recording_in/out_* values
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +35,23 @@ class User:
     email: str = ""
     position: str = ""
     source: str = "pbx"
+    # provisioning (bridge.provision): written only by API clients (source api)
+    provisioned: bool = False  # the bridge renders this employee's phone and extension
+    secret: str = field(default="", repr=False)  # the phone's SIP password
+    ring_time: int = 0  # seconds the phone rings; 0: [provision] ring_time
+    voicemail: str = ""  # voicemail.conf context of mailbox <ext>@<context>; '' none
+    record_in_internal: str = "dontcare"  # always / dontcare / never
+    record_in_external: str = "dontcare"
+    record_out_internal: str = "dontcare"
+    record_out_external: str = "dontcare"
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The employee as the directory APIs show them: never the provisioning fields
+        (the secret among them); `provisioning()` has those."""
+        return {k: v for k, v in asdict(self).items() if k not in _USER_PROVISIONING}
+
+    def provisioning(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _USER_PROVISIONING}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +64,13 @@ class Group:
     ring_time: int = 20
     members: tuple[str, ...] = ()  # logins
     source: str = "pbx"
+    provisioned: bool = False  # a ring group the bridge renders (bridge.provision)
+    # where an unanswered call goes: '' or hangup, busy, user:<login>, group:<id>,
+    # voicemail:<login>, number:<digits>, ivr:<context> (bridge.provision.rules)
+    noanswer: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if k not in ("provisioned", "noanswer")}
         d["members"] = list(self.members)
         return d
 
@@ -60,9 +83,22 @@ class Number:
     route_to: str = ""
     ivr: list[dict[str, Any]] = field(default_factory=list)
     source: str = "config"
+    provisioned: bool = False  # the bridge renders its route (bridge.provision)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "provisioned"}
+
+
+_USER_PROVISIONING = (
+    "provisioned",
+    "secret",
+    "ring_time",
+    "voicemail",
+    "record_in_internal",
+    "record_in_external",
+    "record_out_internal",
+    "record_out_external",
+)
 
 
 def _user(r: asyncpg.Record) -> User:
@@ -120,11 +156,26 @@ async def _transaction(db: Db) -> AsyncIterator[asyncpg.Connection]:
 
 async def upsert_user(db: Db, pbx_id: str, u: User) -> None:
     """What an API client (or the CLI) says of an employee; an extension it gives is
-    taken from whichever learnt row had it."""
+    taken from whichever learnt row had it. An API client's row also carries its
+    provisioning fields (all of them: read, change, write back)."""
     async with _transaction(db) as conn:
         if u.source == "api" and u.ext:
             await conn.execute(QUERIES["yield_extension"], pbx_id, u.ext, u.login)
         await _upsert_user(conn, pbx_id, u)
+        if u.source == "api":
+            await conn.execute(
+                QUERIES["provision_user"],
+                pbx_id,
+                u.login,
+                u.provisioned,
+                u.secret,
+                u.ring_time,
+                u.voicemail,
+                u.record_in_internal,
+                u.record_in_external,
+                u.record_out_internal,
+                u.record_out_external,
+            )
 
 
 async def _upsert_user(db: Db, pbx_id: str, u: User) -> None:
@@ -143,31 +194,54 @@ async def _upsert_user(db: Db, pbx_id: str, u: User) -> None:
 
 
 async def upsert_group(db: Db, pbx_id: str, g: Group) -> int:
-    group_id: int = await db.fetchval(
-        QUERIES["upsert_group"],
-        pbx_id,
-        g.kind,
-        g.name,
-        g.ext,
-        g.strategy,
-        g.ring_time,
-        list(g.members),
-        g.source,
-    )
+    """A group by (kind, ext); its id. An API client's group also carries its ring time
+    and provisioning fields."""
+    async with _transaction(db) as conn:
+        group_id: int = await conn.fetchval(
+            QUERIES["upsert_group"],
+            pbx_id,
+            g.kind,
+            g.name,
+            g.ext,
+            g.strategy,
+            g.ring_time,
+            list(g.members),
+            g.source,
+        )
+        if g.source == "api":
+            await conn.execute(
+                QUERIES["provision_group"], pbx_id, group_id, g.provisioned, g.ring_time, g.noanswer
+            )
     return group_id
 
 
 async def upsert_number(db: Db, pbx_id: str, n: Number) -> None:
-    await db.execute(
-        QUERIES["upsert_number"],
-        pbx_id,
-        n.telnum,
-        n.name,
-        n.route_type,
-        n.route_to,
-        json.dumps(n.ivr),
-        n.source,
-    )
+    async with _transaction(db) as conn:
+        await conn.execute(
+            QUERIES["upsert_number"],
+            pbx_id,
+            n.telnum,
+            n.name,
+            n.route_type,
+            n.route_to,
+            json.dumps(n.ivr),
+            n.source,
+        )
+        if n.source == "api":
+            await conn.execute(QUERIES["provision_number"], pbx_id, n.telnum, n.provisioned)
+
+
+async def delete_user(db: Db, pbx_id: str, login: str) -> bool:
+    """Whether there was such an employee (their DND and recording exception go too)."""
+    return await db.fetchval(QUERIES["delete_user"], pbx_id, login) is not None
+
+
+async def delete_group(db: Db, pbx_id: str, group_id: int) -> bool:
+    return await db.fetchval(QUERIES["delete_group"], pbx_id, group_id) is not None
+
+
+async def delete_number(db: Db, pbx_id: str, telnum: str) -> bool:
+    return await db.fetchval(QUERIES["delete_number"], pbx_id, telnum) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -417,8 +417,8 @@ def test_bad_environment_values_name_their_variable(
         '[pbx] send_internal: "maybe" is not true or false (from BRIDGE_PBX__SEND_INTERNAL)',
         '[asterisk] port: "abc" is not a whole number (from BRIDGE_ASTERISK__PORT)',
         "[asterisk] secert: unknown key; did you mean secret? (known keys: host, port, "
-        "username, secret, ping_interval, ping_timeout, reconnect_max_delay, queue_size) "
-        "(from BRIDGE_ASTERISK__SECERT)",
+        "username, secret, ping_interval, ping_timeout, reconnect_max_delay, queue_size, "
+        "channel_driver) (from BRIDGE_ASTERISK__SECERT)",
     ]
 
 
