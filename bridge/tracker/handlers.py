@@ -8,14 +8,25 @@ hangs up or moves to another call, the call's last channel is gone (`record`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from . import model
 from .channels import Kind
 from .grammar import Grammar
 from .model import Output
 from .record import build_record
-from .state import DOWN, ORIGINATE, RINGING, UP, Call, Channel
+from .state import (
+    CALLER,
+    DIALLED,
+    DOWN,
+    ORIGINATE,
+    RING,
+    RINGING,
+    UNDECIDED,
+    UP,
+    Call,
+    Channel,
+)
 from .topology import Event, Topology, int_header
 
 Handler = Callable[[Event, float, list[Output]], None]
@@ -92,7 +103,12 @@ class EventHandlers:
         if dest is None:
             return
         caller = self.channel(ev, at, out) if ev.get("Uniqueid") else None
-        dest.dialer = caller if caller is not None else ORIGINATE
+        self._named_call(dest, ev.get("DestLinkedid", ""), caller, at, out)
+        if caller is not None:
+            topology.redial(dest, caller)
+        else:
+            dest.dialer = ORIGINATE
+        topology.decide(dest, DIALLED)
         call = dest.call
         if call is None:
             return
@@ -112,15 +128,30 @@ class EventHandlers:
             placer = topology.placer_leg(call, dest)
             if placer.kind is Kind.EXTENSION:
                 self.grammar.dial_out(call, placer, at, out)
+        elif dest.kind is Kind.LOCAL and dest.peer is not None:
+            # the Local half's own dialplan may have rung phones before this DialBegin
+            # (Asterisk publishes it after ast_call() started that dialplan)
+            self.ring_below((dest, dest.peer), at, out)
+
+    def _named_call(
+        self, dest: Channel, linkedid: str, caller: Channel | None, at: float, out: list[Output]
+    ) -> None:
+        """A dialled channel first seen without its Linkedid belongs to its dialer's call."""
+        call = dest.call
+        if call is None:
+            return
+        if not linkedid and call.provisional and caller is not None and caller.call is not None:
+            linkedid = caller.call.callid
+        if linkedid and linkedid != call.callid:
+            self.move(dest, linkedid, at, out)
 
     def on_dial_state(self, ev: Event, at: float, out: list[Output]) -> None:
-        if ev.get("DialStatus") == "RINGING":
-            dest = self.channels.get(ev.get("DestUniqueid", ""))
-            if dest is not None and dest.state < RINGING:
-                self.set_state(dest, RINGING, at, out)
+        dest = self._dialled(ev, at, out)
+        if dest is not None and ev.get("DialStatus") == "RINGING" and dest.state < RINGING:
+            self.set_state(dest, RINGING, at, out)
 
     def on_dial_end(self, ev: Event, at: float, out: list[Output]) -> None:
-        dest = self.channels.get(ev.get("DestUniqueid", ""))
+        dest = self._dialled(ev, at, out)
         if dest is None:
             return
         status = ev.get("DialStatus", "")
@@ -130,6 +161,23 @@ class EventHandlers:
             call.dial_status = status
         if status == "ANSWER" and dest.state != UP:
             self.set_state(dest, UP, at, out)
+
+    def _dialled(self, ev: Event, at: float, out: list[Output]) -> Channel | None:
+        """The dialled channel of a DialState or DialEnd. The channel named as dialling
+        it is the one running that Dial now: after a transfer to a target that is still
+        ringing, the transferee took the place of the channel that started the Dial."""
+        dest = self.channels.get(ev.get("DestUniqueid", ""))
+        if dest is None:
+            return None
+        self.topology.decide(dest, DIALLED)
+        dialer = dest.dialer
+        uid = ev.get("Uniqueid")
+        if uid and isinstance(dialer, Channel) and dialer.uid != uid:
+            caller = self.channels.get(uid)
+            if caller is not None and caller.ended is None:
+                self.topology.redial(dest, caller)
+                self.ring_below((caller,), at, out)
+        return dest
 
     def on_bridge_enter(self, ev: Event, at: float, out: list[Output]) -> None:
         ch = self.channel(ev, at, out)
@@ -191,6 +239,16 @@ class EventHandlers:
                 continue
             own = ch.call.callid if ch.call is not None else ""
             self.grammar.transferred(ch, at, other if other and other != own else "", out)
+        if ev.get("DestType") == "App" and second is not None:
+            # the target was not answered yet (a blonde transfer): the transferee takes
+            # the second transferer's place in the application it runs (bridge.c
+            # ast_bridge_transfer_attended -> ast_channel_move), so whatever that Dial
+            # is ringing now rings with the transferee's customer
+            transferee = self.channels.get(ev.get("TransfereeUniqueid", ""))
+            if transferee is not None and transferee is not second:
+                for dest in list(second.dials):
+                    self.topology.redial(dest, transferee)
+                self.ring_below((transferee,), at, out)
 
     def on_queue(self, ev: Event, at: float, out: list[Output]) -> None:
         ch = self.channel(ev, at, out, create=False)
@@ -216,8 +274,12 @@ class EventHandlers:
         ch = self.channels.get(uid)
         if ch is not None:
             linkedid = ev.get("Linkedid")
-            if linkedid and ch.call is not None and linkedid != ch.call.callid:
-                self.move(ch, linkedid, at, out)
+            call = ch.call
+            if linkedid and call is not None:
+                if linkedid != call.callid:
+                    self.move(ch, linkedid, at, out)
+                elif call.provisional:
+                    call.provisional = False  # its own Uniqueid was its call's id
             return ch
         return self.topology.create(ev, at) if create else None
 
@@ -233,7 +295,7 @@ class EventHandlers:
             if old.customer is not None:
                 self.finish(old, at, out)
             else:
-                self.topology.drop(old)
+                self.topology.drop(old)  # the picker's own "call", a provisional one
         if ch.state == UP and ch.ended is None:
             self.connect(ch, at, out)
 
@@ -241,6 +303,8 @@ class EventHandlers:
         prev, ch.state = ch.state, state
         if state == prev:
             return
+        if ch.role == UNDECIDED:
+            self.topology.decide(ch, _role_from_state(ch, state))
         if state == RINGING and ch.kind is Kind.EXTENSION:
             call = self.topology.customer_call(ch)
             if call is not None:
@@ -259,22 +323,20 @@ class EventHandlers:
 
     def _trunk_answered(self, ch: Channel, at: float, out: list[Output]) -> None:
         call = ch.call
-        if call is None:
+        if call is None or ch.customer_of is not call or call.direction != model.OUT:
+            # an outside number an inbound call was forwarded to has answered only once
+            # it is connected with the customer (see connect): a follow-me's call
+            # acceptance prompt is played to it before, and it may decline
             return
-        if ch.customer_of is call:
-            if call.direction == model.OUT:
-                root = self.topology.placer_leg(call, ch)
-                if root.kind is Kind.EXTENSION:
-                    self.grammar.accept(call, root, at, out)
-                # else: the customer was called first; the call is answered when an
-                # employee talks with them (see connect)
-            return
-        target = self.topology.customer_call(ch)
-        if target is not None and target.answered is None:
-            target.answered = at  # answered by an outside number (follow-me to a mobile)
+        root = self.topology.placer_leg(call, ch)
+        if root.kind is Kind.EXTENSION:
+            self.grammar.accept(call, root, at, out)
+        # else: the customer was called first; the call is answered when an
+        # employee talks with them (see connect)
 
     def connect(self, start: Channel, at: float, out: list[Output]) -> None:
-        """Whoever is up and connected to a customer now talks with that customer."""
+        """Whoever is up and connected to a customer now talks with that customer, and
+        phones ringing for a channel now connected to the customer ring with them."""
         customer, component = self.topology.component(start)
         if customer is None:
             return
@@ -288,6 +350,18 @@ class EventHandlers:
                 self.grammar.accept(call, ch, at, out)
             elif ch.kind is Kind.TRUNK and ch is not customer and call.answered is None:
                 call.answered = at
+        self.ring_below(component, at, out)
+
+    def ring_below(self, nodes: Iterable[Channel], at: float, out: list[Output]) -> None:
+        """Phones these channels are ringing (through Local pairs) that ring with a
+        customer and are not in that customer's call yet: INCOMING from now."""
+        for phone in self.topology.ringing_below(nodes):
+            call = self.topology.customer_call(phone)
+            if call is None:
+                continue
+            sess = call.sessions.get(phone.ext)
+            if sess is None or not sess.open or phone not in sess.legs:
+                self.grammar.ring(call, phone, at, out)
 
     def hangup(
         self,
@@ -356,6 +430,22 @@ class EventHandlers:
         for sess in call.sessions.values():
             if sess.open and not sess.legs:
                 self.grammar.close(sess, at, None, out)
+
+
+def _role_from_state(ch: Channel, state: int) -> int:
+    """Ring: the line rings us, it called in (unless a Dial made it); Ringing: the far
+    end is being rung. Up with neither seen (events lost): the first channel of its
+    call is taken to have called in."""
+    if state == RING and ch.dialer is None:
+        return CALLER
+    if state == RINGING:
+        return DIALLED
+    if state == UP:
+        call = ch.call
+        return (
+            CALLER if ch.dialer is None and call is not None and call.callid == ch.uid else DIALLED
+        )
+    return UNDECIDED
 
 
 def _snapshot_age(value: str | None) -> float:

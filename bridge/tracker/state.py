@@ -13,6 +13,13 @@ DOWN, RING, RINGING, UP = 0, 4, 5, 6
 
 ORIGINATE = "originate"  # the dialer of a channel created by an AMI Originate
 
+# What a channel is to its call, in Asterisk's terms (SPEC section 3). A channel that no
+# Dial or Originate created and that reaches Ring ("the line is ringing us") is a CALLER;
+# one a Dial, Queue, FollowMe or Originate created, or that reaches Ringing ("the far end
+# is being rung"), is DIALLED. chan_sip and chan_iax2 on old versions create an inbound
+# channel Down and set Ring just after, so a Down channel is UNDECIDED until then.
+UNDECIDED, CALLER, DIALLED = 0, 1, 2
+
 
 class Channel:
     __slots__ = (
@@ -23,8 +30,9 @@ class Channel:
         "call",
         "state",
         "created",
-        "originator",
+        "role",
         "dialer",
+        "dials",
         "peer",
         "bridge",
         "answered",
@@ -45,7 +53,7 @@ class Channel:
         ext: str,
         created: float,
         state: int,
-        originator: bool,
+        role: int,
         caller_num: str,
         exten: str,
     ) -> None:
@@ -56,8 +64,9 @@ class Channel:
         self.call: Call | None = None
         self.state = state
         self.created = created
-        self.originator = originator  # placed a call (vs. was dialled)
+        self.role = role  # UNDECIDED, CALLER or DIALLED
         self.dialer: Channel | str | None = None  # who dialled it; ORIGINATE; None = unknown
+        self.dials: list[Channel] = []  # the live channels it dialled (the dialer's side)
         self.peer: Channel | None = None  # the other half of a Local pair
         self.bridge: str | None = None
         self.answered: float | None = None
@@ -109,6 +118,7 @@ class Call:
         "sessions",
         "seq",
         "restored",
+        "provisional",
     )
 
     def __init__(self, callid: str, start: float) -> None:
@@ -135,3 +145,6 @@ class Call:
         self.sessions: dict[str, Session] = {}
         self.seq = 0
         self.restored = False  # taken back from the store after a restart
+        # keyed by its one channel's Uniqueid because that channel's Newchannel carried no
+        # Linkedid (old versions): the channel's next event may name its real call
+        self.provisional = False
