@@ -315,7 +315,10 @@ class EventHandlers:
             if ch.kind is Kind.EXTENSION:
                 call = self.topology.customer_call(ch)
                 if call is not None:
-                    self.grammar.accept(call, ch, at, out)
+                    # answered; talking once connected with the customer (see connect)
+                    self.grammar.accept(call, ch, at, out, talking=call.direction == model.OUT)
+                    if ch.bridge:
+                        self.connect(ch, at, out)
                 else:
                     self.connect(ch, at, out)
             elif ch.kind is Kind.TRUNK:
@@ -353,11 +356,15 @@ class EventHandlers:
         self.ring_below(component, at, out)
 
     def ring_below(self, nodes: Iterable[Channel], at: float, out: list[Output]) -> None:
-        """Phones these channels are ringing (through Local pairs) that ring with a
-        customer and are not in that customer's call yet: INCOMING from now."""
-        for phone in self.topology.ringing_below(nodes):
+        """Phones these channels dial (through Local pairs) that are offered to a
+        customer and not in that customer's call yet: ringing ones get INCOMING now."""
+        for phone in self.topology.phones_below(nodes):
             call = self.topology.customer_call(phone)
             if call is None:
+                continue
+            if call.offer_open and phone.ext not in call.offer:
+                call.offer.append(phone.ext)
+            if phone.state != RINGING:
                 continue
             sess = call.sessions.get(phone.ext)
             if sess is None or not sess.open or phone not in sess.legs:
@@ -395,6 +402,11 @@ class EventHandlers:
         bridge = ev.get("BridgeId") or ev.get("BridgeUniqueid")
         if bridge:
             self.topology.join_bridge(ch, bridge)
+        call = ch.call
+        if ev.get("Application") == "Queue" and call is not None and not call.group:
+            queue = ev.get("ApplicationData", "").split(",", 1)[0]
+            if queue:
+                call.group = self.groups.get(queue, queue)
         return ch
 
     def settle_adopted(self, ch: Channel) -> None:
@@ -402,13 +414,47 @@ class EventHandlers:
         call = ch.call
         if call is None:
             return
+        customer = call.customer
         if ch.customer_of is call and call.direction == model.OUT and ch.dialer is None:
             first = call.first
             if first is not None and first.kind is Kind.EXTENSION:
-                ch.dialer = first
+                self.topology.redial(ch, first)
                 call.placer = first.ext
+                if not call.phone:  # the number the employee dialled: their dialplan's
+                    call.phone = self.topology.numbers.normalize(dialled_number(first.exten))
+        elif (
+            ch.kind is Kind.LOCAL
+            and ch.name.endswith(";1")
+            and ch.role == DIALLED
+            and ch.dialer is None
+            and customer is not None
+            and call.direction == model.IN
+        ):
+            # a queue member or a ring group's Local half the customer's Dial or Queue
+            # created: what its other half dials later rings with the customer
+            self.topology.redial(ch, customer)
         if ch.state == UP and ch.kind is not Kind.LOCAL:
             ch.answered = ch.created
+
+    def report_adopted(self, ch: Channel, at: float, out: list[Output]) -> None:
+        """An adopted channel ringing an employee, or dialling the customer, is reported
+        from now on: what happened before the snapshot was not seen."""
+        call = ch.call
+        if call is None or ch.ended is not None or ch.state == UP:
+            return
+        topology = self.topology
+        if ch.kind is Kind.EXTENSION and ch.role == DIALLED:
+            target = topology.customer_call(ch)
+            if target is None:
+                return
+            if target.offer_open and ch.ext not in target.offer:
+                target.offer.append(ch.ext)
+            if ch.state == RINGING:
+                self.grammar.ring(target, ch, at, out)
+        elif ch.kind is Kind.TRUNK and ch.customer_of is call and call.direction == model.OUT:
+            placer = topology.placer_leg(call, ch)
+            if placer.kind is Kind.EXTENSION:
+                self.grammar.dial_out(call, placer, at, out)
 
     def catch_up(self, ch: Channel, ev: Event, at: float, out: list[Output]) -> None:
         """What changed on a known channel while we were not listening; the snapshot may

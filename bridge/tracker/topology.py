@@ -344,9 +344,9 @@ class Topology:
                 return customer.customer_of
         return None
 
-    def ringing_below(self, nodes: Iterable[Channel]) -> list[Channel]:
-        """Employees' phones ringing now that these channels dialled, through Local
-        pairs: they ring with whoever those channels are connected to."""
+    def phones_below(self, nodes: Iterable[Channel]) -> list[Channel]:
+        """Employees' phones these channels dial now, through Local pairs: they ring
+        with whoever those channels are connected to."""
         found: list[Channel] = []
         todo = list(nodes)
         seen = set(todo)
@@ -357,8 +357,7 @@ class Topology:
                     continue
                 seen.add(dest)
                 if dest.kind is Kind.EXTENSION:
-                    if dest.state == RINGING:
-                        found.append(dest)
+                    found.append(dest)
                 elif dest.kind is Kind.LOCAL:
                     todo.append(dest)
                     peer = dest.peer

@@ -207,6 +207,8 @@ class CallTracker:
         for ch in list(channels.values()):
             if ch.ended is None and ch.state == UP and ch.bridge:
                 self._step(_RESYNC, _ids(ch), at, out, handlers.connect, ch, at, out)
+        for ch in adopted:
+            self._step(_RESYNC, _ids(ch), at, out, handlers.report_adopted, ch, at, out)
         calls = self._topology.calls
         for call in list(calls.values()):
             if call.restored and calls.get(call.callid) is call:
