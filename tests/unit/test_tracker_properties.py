@@ -4,7 +4,6 @@ every call it saw start ends with exactly one record and closed event sequences.
 from __future__ import annotations
 
 import random
-import re
 from functools import cache
 
 import pytest
@@ -147,12 +146,6 @@ def test_duplicated_whole_trace_reports_once() -> None:
     assert sum(isinstance(o, CallRecord) for o in outputs) == 1
 
 
-def _rewrite(name: str, fn) -> list[tuple[float, dict[str, str]]]:
-    return [
-        (t, {k: fn(k, v) for k, v in ev.items() if fn(k, v) is not None}) for t, ev in events(name)
-    ]
-
-
 def replay_payloads(tracker: CallTracker, evs) -> list[dict]:
     from bridge.replay import crm_payloads
 
@@ -165,19 +158,6 @@ def test_without_timestamp_headers_receipt_time_is_used() -> None:
         payloads = replay_payloads(lab_tracker(), evs)
         assert compare_with_expected(name, payloads) == [], name
         assert all(p["start"].startswith("1970") for p in payloads if p["cmd"] == "history")
-
-
-def test_chan_sip_and_iax2_channels() -> None:
-    """The same calls as chan_sip would name them (`SIP/trunk-…`, `SIP/1001-…`)."""
-    for tech in ("SIP", "IAX2"):
-
-        def rename(_: str, v: str, tech: str = tech) -> str:
-            return re.sub(r"\bPJSIP/", f"{tech}/", v)
-
-        tracker = CallTracker([f"{tech}/trunk-*"], [f"{tech}/*"], "RU", "74957654321")
-        for name in scenario_names():
-            payloads = replay_payloads(tracker, _rewrite(name, rename))
-            assert compare_with_expected(name, payloads) == [], (tech, name)
 
 
 def test_events_for_channels_never_seen_are_ignored() -> None:
