@@ -22,6 +22,7 @@ from .state import (
     ORIGINATE,
     RING,
     RINGING,
+    SNAPSHOT,
     UNDECIDED,
     UP,
     Call,
@@ -118,8 +119,11 @@ class EventHandlers:
                 call.group = group
         if dest.kind is Kind.EXTENSION:
             target = topology.customer_call(dest)
-            if target is not None and target.offer_open and dest.ext not in target.offer:
-                target.offer.append(dest.ext)
+            if target is not None:
+                if target.offer_open and dest.ext not in target.offer:
+                    target.offer.append(dest.ext)
+                if dest.state == RINGING:  # it rang before Asterisk said who dialled it
+                    self._rings(target, dest, at, out)
         elif dest.kind is Kind.TRUNK and dest.customer_of is call and call.direction == model.OUT:
             number = dialled_number(ev.get("DialString", "")) or ev.get("DestExten", "")
             if (not number or number == "s") and caller is not None:
@@ -239,16 +243,31 @@ class EventHandlers:
                 continue
             own = ch.call.callid if ch.call is not None else ""
             self.grammar.transferred(ch, at, other if other and other != own else "", out)
-        if ev.get("DestType") == "App" and second is not None:
-            # the target was not answered yet (a blonde transfer): the transferee takes
-            # the second transferer's place in the application it runs (bridge.c
-            # ast_bridge_transfer_attended -> ast_channel_move), so whatever that Dial
-            # is ringing now rings with the transferee's customer
-            transferee = self.channels.get(ev.get("TransfereeUniqueid", ""))
-            if transferee is not None and transferee is not second:
-                for dest in list(second.dials):
-                    self.topology.redial(dest, transferee)
-                self.ring_below((transferee,), at, out)
+        if ev.get("DestType") == "App":
+            self._took_place(ev, second, at, out)
+
+    def _took_place(self, ev: Event, second: Channel | None, at: float, out: list[Output]) -> None:
+        """An attended transfer to a target not answered yet (a blonde transfer): the
+        transferee takes the second transferer's place in the application it runs
+        (bridge.c ast_bridge_transfer_attended -> bridge_channel_internal_queue_
+        attended_transfer -> ast_channel_move), so whatever that Dial is ringing now
+        rings with the transferee's customer. The second transferer's old self is hung
+        up from the transferee's thread, so its Hangup may come before this event."""
+        transferee = self.channels.get(ev.get("TransfereeUniqueid", ""))
+        if transferee is None:
+            return
+        if second is not None:
+            dests = list(second.dials)
+        else:
+            uid = ev.get("SecondTransfererUniqueid", "")
+            call = self.topology.calls.get(ev.get("SecondTransfererLinkedid", ""))
+            live = call.live.values() if call is not None and uid else ()
+            dests = [ch for ch in live if isinstance(ch.dialer, Channel) and ch.dialer.uid == uid]
+        if second is transferee or not dests:
+            return
+        for dest in dests:
+            self.topology.redial(dest, transferee)
+        self.ring_below((transferee,), at, out)
 
     def on_queue(self, ev: Event, at: float, out: list[Output]) -> None:
         ch = self.channel(ev, at, out, create=False)
@@ -364,11 +383,14 @@ class EventHandlers:
                 continue
             if call.offer_open and phone.ext not in call.offer:
                 call.offer.append(phone.ext)
-            if phone.state != RINGING:
-                continue
-            sess = call.sessions.get(phone.ext)
-            if sess is None or not sess.open or phone not in sess.legs:
-                self.grammar.ring(call, phone, at, out)
+            if phone.state == RINGING:
+                self._rings(call, phone, at, out)
+
+    def _rings(self, call: Call, phone: Channel, at: float, out: list[Output]) -> None:
+        """The phone rings with the customer of `call`, if it was not said already."""
+        sess = call.sessions.get(phone.ext)
+        if sess is None or not sess.open or phone not in sess.legs:
+            self.grammar.ring(call, phone, at, out)
 
     def hangup(
         self,
@@ -402,6 +424,8 @@ class EventHandlers:
         bridge = ev.get("BridgeId") or ev.get("BridgeUniqueid")
         if bridge:
             self.topology.join_bridge(ch, bridge)
+        if ch.role == DIALLED and ch.kind is not Kind.LOCAL:
+            ch.dialer = SNAPSHOT  # by someone, before we were listening
         call = ch.call
         if ev.get("Application") == "Queue" and call is not None and not call.group:
             queue = ev.get("ApplicationData", "").split(",", 1)[0]
@@ -415,7 +439,11 @@ class EventHandlers:
         if call is None:
             return
         customer = call.customer
-        if ch.customer_of is call and call.direction == model.OUT and ch.dialer is None:
+        if (
+            ch.customer_of is call
+            and call.direction == model.OUT
+            and not isinstance(ch.dialer, Channel)
+        ):
             first = call.first
             if first is not None and first.kind is Kind.EXTENSION:
                 self.topology.redial(ch, first)

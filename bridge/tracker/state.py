@@ -12,6 +12,7 @@ from .channels import Kind
 DOWN, RING, RINGING, UP = 0, 4, 5, 6
 
 ORIGINATE = "originate"  # the dialer of a channel created by an AMI Originate
+SNAPSHOT = "snapshot"  # the dialer of a dialled channel first seen in a channel snapshot
 
 # What a channel is to its call, in Asterisk's terms (SPEC section 3). A channel that no
 # Dial or Originate created and that reaches Ring ("the line is ringing us") is a CALLER;
@@ -65,7 +66,9 @@ class Channel:
         self.state = state
         self.created = created
         self.role = role  # UNDECIDED, CALLER or DIALLED
-        self.dialer: Channel | str | None = None  # who dialled it; ORIGINATE; None = unknown
+        self.dialer: Channel | str | None = (
+            None  # who dialled it; ORIGINATE, SNAPSHOT; None: unknown
+        )
         self.dials: list[Channel] = []  # the live channels it dialled (the dialer's side)
         self.peer: Channel | None = None  # the other half of a Local pair
         self.bridge: str | None = None

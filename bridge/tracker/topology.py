@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from . import model
 from .channels import ChannelClassifier, Kind, local_peer_name
 from .numbers import PhoneNormalizer
-from .state import CALLER, DIALLED, DOWN, RING, RINGING, UNDECIDED, UP, Call, Channel
+from .state import CALLER, DIALLED, DOWN, RING, RINGING, SNAPSHOT, UNDECIDED, UP, Call, Channel
 
 Event = Mapping[str, str]
 _DEAD_MEMORY = 8192  # recently hung-up channels, so late events don't resurrect them
@@ -80,13 +80,6 @@ class Topology:
         )
         self.channels[uid] = ch
         call = self.calls.get(linkedid)
-        if ch.kind is Kind.LOCAL and call is not None:
-            peer_name = local_peer_name(name)
-            if peer_name:
-                for other in call.live.values():
-                    if other.name == peer_name:
-                        ch.peer, other.peer = other, ch
-                        break
         if call is None:
             call = self.calls[linkedid] = Call(linkedid, at)
             call.provisional = not named
@@ -120,6 +113,13 @@ class Topology:
         self.calls.pop(call.callid, None)
 
     def _attach(self, ch: Channel, call: Call) -> None:
+        if ch.kind is Kind.LOCAL and ch.peer is None:
+            peer_name = local_peer_name(ch.name)
+            if peer_name:  # the other half of a Local pair is in the same call
+                for other in call.live.values():
+                    if other.name == peer_name:
+                        ch.peer, other.peer = other, ch
+                        break
         ch.call = call
         call.live[ch.uid] = ch
         call.legs.append(ch)
@@ -327,8 +327,9 @@ class Topology:
             return root.customer_of
         if root is ch:
             call = ch.call
-            if ch.dialer is None and ch.role != CALLER and call is not None:
-                # dialled, but we missed the DialBegin: assume the customer
+            if ch.dialer == SNAPSHOT and call is not None:
+                # dialled before we were listening, by someone in an inbound call: take
+                # it for its customer (a consultation within that call would count too)
                 if (
                     call.customer is not None
                     and call.direction == model.IN
