@@ -8,7 +8,7 @@ hangs up or moves to another call, the call's last channel is gone (`record`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from . import model
 from .channels import Kind
@@ -104,12 +104,20 @@ class EventHandlers:
         if dest is None:
             return
         caller = self.channel(ev, at, out) if ev.get("Uniqueid") else None
-        self._named_call(dest, ev.get("DestLinkedid", ""), caller, at, out)
-        if caller is not None:
-            topology.redial(dest, caller)
-        else:
+        call = dest.call
+        if call is not None and (
+            call.provisional or ev.get("DestLinkedid", call.callid) != call.callid
+        ):
+            self._named_call(dest, ev.get("DestLinkedid", ""), caller, at, out)
+        if caller is None:
             dest.dialer = ORIGINATE
-        topology.decide(dest, DIALLED)
+        elif dest.dialer is None:
+            dest.dialer = caller
+            caller.dials.append(dest)
+        else:
+            topology.redial(dest, caller)
+        if dest.role == UNDECIDED:
+            topology.decide(dest, DIALLED)
         call = dest.call
         if call is None:
             return
@@ -150,14 +158,18 @@ class EventHandlers:
             self.move(dest, linkedid, at, out)
 
     def on_dial_state(self, ev: Event, at: float, out: list[Output]) -> None:
-        dest = self._dialled(ev, at, out)
-        if dest is not None and ev.get("DialStatus") == "RINGING" and dest.state < RINGING:
+        dest = self.channels.get(ev.get("DestUniqueid", ""))
+        if dest is None:
+            return
+        self._dialled(dest, ev, at, out)
+        if ev.get("DialStatus") == "RINGING" and dest.state < RINGING:
             self.set_state(dest, RINGING, at, out)
 
     def on_dial_end(self, ev: Event, at: float, out: list[Output]) -> None:
-        dest = self._dialled(ev, at, out)
+        dest = self.channels.get(ev.get("DestUniqueid", ""))
         if dest is None:
             return
+        self._dialled(dest, ev, at, out)
         status = ev.get("DialStatus", "")
         dest.dial_status = status
         call = dest.call
@@ -166,22 +178,18 @@ class EventHandlers:
         if status == "ANSWER" and dest.state != UP:
             self.set_state(dest, UP, at, out)
 
-    def _dialled(self, ev: Event, at: float, out: list[Output]) -> Channel | None:
-        """The dialled channel of a DialState or DialEnd. The channel named as dialling
-        it is the one running that Dial now: after a transfer to a target that is still
-        ringing, the transferee took the place of the channel that started the Dial."""
-        dest = self.channels.get(ev.get("DestUniqueid", ""))
-        if dest is None:
-            return None
-        self.topology.decide(dest, DIALLED)
+    def _dialled(self, dest: Channel, ev: Event, at: float, out: list[Output]) -> None:
+        """A DialState or DialEnd says `dest` was dialled, and by whom now: after a
+        transfer to a target still ringing, the transferee took the place of the
+        channel that started the Dial."""
+        if dest.role == UNDECIDED:
+            self.topology.decide(dest, DIALLED)
         dialer = dest.dialer
-        uid = ev.get("Uniqueid")
-        if uid and isinstance(dialer, Channel) and dialer.uid != uid:
-            caller = self.channels.get(uid)
+        if isinstance(dialer, Channel) and dialer.uid != ev.get("Uniqueid", dialer.uid):
+            caller = self.channels.get(ev["Uniqueid"])
             if caller is not None and caller.ended is None:
                 self.topology.redial(dest, caller)
                 self.ring_below((caller,), at, out)
-        return dest
 
     def on_bridge_enter(self, ev: Event, at: float, out: list[Output]) -> None:
         ch = self.channel(ev, at, out)
@@ -293,12 +301,8 @@ class EventHandlers:
         ch = self.channels.get(uid)
         if ch is not None:
             linkedid = ev.get("Linkedid")
-            call = ch.call
-            if linkedid and call is not None:
-                if linkedid != call.callid:
-                    self.move(ch, linkedid, at, out)
-                elif call.provisional:
-                    call.provisional = False  # its own Uniqueid was its call's id
+            if linkedid and ch.call is not None and linkedid != ch.call.callid:
+                self.move(ch, linkedid, at, out)
             return ch
         return self.topology.create(ev, at) if create else None
 
@@ -365,25 +369,35 @@ class EventHandlers:
         call = customer.customer_of
         if call is None:
             return
+        dialling = False
         for ch in component:
+            if ch.dials:
+                dialling = True
             if ch.state != UP:
                 continue
             if ch.kind is Kind.EXTENSION:
                 self.grammar.accept(call, ch, at, out)
             elif ch.kind is Kind.TRUNK and ch is not customer and call.answered is None:
                 call.answered = at
-        self.ring_below(component, at, out)
+        if dialling:
+            self.ring_below(component, at, out, ringing_only=True)
 
-    def ring_below(self, nodes: Iterable[Channel], at: float, out: list[Output]) -> None:
+    def ring_below(
+        self, nodes: Collection[Channel], at: float, out: list[Output], ringing_only: bool = False
+    ) -> None:
         """Phones these channels dial (through Local pairs) that are offered to a
-        customer and not in that customer's call yet: ringing ones get INCOMING now."""
+        customer and not in that customer's call yet: ringing ones get INCOMING now
+        (`ringing_only`: only those are looked at, when the offer is known already)."""
         for phone in self.topology.phones_below(nodes):
+            ringing = phone.state == RINGING
+            if ringing_only and not ringing:
+                continue
             call = self.topology.customer_call(phone)
             if call is None:
                 continue
             if call.offer_open and phone.ext not in call.offer:
                 call.offer.append(phone.ext)
-            if phone.state == RINGING:
+            if ringing:
                 self._rings(call, phone, at, out)
 
     def _rings(self, call: Call, phone: Channel, at: float, out: list[Output]) -> None:

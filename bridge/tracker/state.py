@@ -149,6 +149,7 @@ class Call:
         self.sessions: dict[str, Session] = {}
         self.seq = 0
         self.restored = False  # taken back from the store after a restart
-        # keyed by its one channel's Uniqueid because that channel's Newchannel carried no
-        # Linkedid (old versions): the channel's next event may name its real call
+        # keyed by its first channel's Uniqueid because that channel's Newchannel carried
+        # no Linkedid (old versions), until another channel names it: the channel's next
+        # event may name its real call instead
         self.provisional = False

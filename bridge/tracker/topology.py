@@ -12,7 +12,7 @@ Plain bookkeeping: nothing here emits a CRM event or builds a record.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from . import model
 from .channels import ChannelClassifier, Kind, local_peer_name
@@ -177,10 +177,10 @@ class Topology:
         Returns its call (still holding the channel among its legs), if any."""
         ch.ended = at
         ch.cause = cause
-        self._out_of_bridge(ch)
-        dialer = ch.dialer
-        if isinstance(dialer, Channel) and ch in dialer.dials:
-            dialer.dials.remove(ch)
+        if ch.bridge:
+            self._out_of_bridge(ch)
+        # (it stays in its dialer's `dials`: readers skip ended channels, and the lists
+        # go with the call)
         if ch.peer is not None and ch.peer.peer is ch:
             ch.peer.peer = None if ch.peer.ended is not None else ch.peer.peer
         self.channels.pop(ch.uid, None)
@@ -201,7 +201,8 @@ class Topology:
         may be what failed): its later events are stragglers."""
         if ch.ended is None:
             ch.ended = at
-        self._out_of_bridge(ch)
+        if ch.bridge:
+            self._out_of_bridge(ch)
         self.channels.pop(ch.uid, None)
         self.remember_dead(ch.uid)
         if ch.call is not None:
@@ -218,7 +219,8 @@ class Topology:
         for ch in call.legs:  # break reference cycles so memory goes at once
             if ch.customer_of is call:
                 ch.customer_of = None  # a moved, still live leg never speaks for it again
-            ch.dials = []
+            if ch.dials:
+                ch.dials.clear()
             if ch.ended is not None:
                 ch.call = None
                 ch.dialer = None
@@ -240,7 +242,7 @@ class Topology:
         self.bridges.setdefault(bridge, set()).add(ch)
 
     def enter_bridge(self, ch: Channel, bridge: str, swapped: Channel | None) -> None:
-        if ch.bridge != bridge:
+        if ch.bridge and ch.bridge != bridge:
             self._out_of_bridge(ch)
         ch.bridge = bridge
         members = self.bridges.setdefault(bridge, set())
@@ -345,12 +347,14 @@ class Topology:
                 return customer.customer_of
         return None
 
-    def phones_below(self, nodes: Iterable[Channel]) -> list[Channel]:
+    def phones_below(self, nodes: Collection[Channel]) -> list[Channel]:
         """Employees' phones these channels dial now, through Local pairs: they ring
         with whoever those channels are connected to."""
         found: list[Channel] = []
-        todo = list(nodes)
-        seen = set(todo)
+        todo = [node for node in nodes if node.dials]
+        if not todo:
+            return found
+        seen = set(nodes)
         while todo:
             node = todo.pop()
             for dest in node.dials:
