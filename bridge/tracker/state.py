@@ -16,9 +16,11 @@ SNAPSHOT = "snapshot"  # the dialer of a dialled channel first seen in a channel
 
 # What a channel is to its call, in Asterisk's terms (SPEC section 3). A channel that no
 # Dial or Originate created and that reaches Ring ("the line is ringing us") is a CALLER;
-# one a Dial, Queue, FollowMe or Originate created, or that reaches Ringing ("the far end
-# is being rung"), is DIALLED. chan_sip and chan_iax2 on old versions create an inbound
-# channel Down and set Ring just after, so a Down channel is UNDECIDED until then.
+# one a Dial, Queue, FollowMe or Originate created (a DialBegin names it, or it was born
+# with another channel's Linkedid: ast_channel_alloc copies the requestor's), or that
+# reaches Ringing ("the far end is being rung"), is DIALLED. chan_sip creates an inbound
+# channel Down and sets Ring just after, so a Down channel of its own is UNDECIDED until
+# then.
 UNDECIDED, CALLER, DIALLED = 0, 1, 2
 
 

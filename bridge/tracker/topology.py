@@ -63,7 +63,9 @@ class Topology:
         cls = self.classifier.classify(name)
         if adopted:
             role = _adopted_role(ev, uid, linkedid, state)
-        elif prefix:
+        elif prefix or (named and named != uid):
+            # born into another channel's call: requested by it (ast_channel_alloc takes
+            # the requestor's Linkedid; a channel nobody requested starts its own)
             role = DIALLED
         else:
             role = CALLER if state in (RING, UP) else UNDECIDED

@@ -11,7 +11,8 @@ version's event shapes:
   (Local pairs and the like, never a party of their own);
 - a channel that no Dial or Originate created and that reaches Ring called in, whatever
   its Newchannel said (chan_sip creates it Down, chan_pjsip in Ring); one a DialBegin
-  names, or that reaches Ringing, was dialled;
+  names, one born with another channel's Linkedid, or one that reaches Ringing was
+  dialled;
 - the *customer* is the trunk channel that called in, or the trunk channel an employee
   dialled out on;
 - an employee's phone rings "with the customer" when the chain of dials that created
