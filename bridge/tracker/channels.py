@@ -35,11 +35,14 @@ def _compile(patterns: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
 
 
+_HEX = "0123456789abcdefABCDEF"
+
+
 def device_of(channel: str) -> str:
     """`PJSIP/1001-0000002e` -> `PJSIP/1001`; `Local/x@ctx-0001;2` -> `Local/x@ctx`."""
     base = channel.split(";", 1)[0]
     head, sep, tail = base.rpartition("-")
-    if sep and tail and all(c in "0123456789abcdefABCDEF" for c in tail):
+    if sep and tail and not tail.strip(_HEX):  # every character a hex digit
         return head
     return base
 

@@ -34,7 +34,7 @@ class Grammar:
             return
         sess = self.session(call, ext)
         sess.open = True
-        sess.accepted = last in _ACCEPTED
+        sess.accepted = sess.talking = last in _ACCEPTED
         if sess.accepted:
             call.last_talker = ext
 
@@ -61,23 +61,29 @@ class Grammar:
         if sess not in placer.sessions:
             placer.sessions.append(sess)
 
-    def accept(self, call: Call, ch: Channel, at: float, out: list[Output]) -> None:
-        """The employee talks with the customer of `call` (answered, or joined later)."""
+    def accept(
+        self, call: Call, ch: Channel, at: float, out: list[Output], talking: bool = True
+    ) -> None:
+        """The employee answered the customer of `call` (or joined them later); `talking`:
+        they are connected with the customer now, which is what makes a call answered
+        and its employee the one who talked last (SPEC section 4). A phone that answers
+        and loses a queue's race to another member never talks with the customer."""
         sess = self._join(call, ch)
-        if sess.accepted and sess.open:
-            return
-        if not sess.open:
-            first = (
-                model.OUTGOING
-                if call.direction == model.OUT and ch.ext == call.placer
-                else model.INCOMING
-            )
-            self._open(sess, ch, first, at, out)
-        self._emit(call, model.ACCEPTED, ch.ext, at, ch, out)
-        sess.accepted = True
-        call.last_talker = ch.ext
-        if call.answered is None:
-            call.answered = at
+        if not (sess.accepted and sess.open):
+            if not sess.open:
+                first = (
+                    model.OUTGOING
+                    if call.direction == model.OUT and ch.ext == call.placer
+                    else model.INCOMING
+                )
+                self._open(sess, ch, first, at, out)
+            self._emit(call, model.ACCEPTED, ch.ext, at, ch, out)
+            sess.accepted = True
+        if talking and not sess.talking:
+            sess.talking = True
+            call.last_talker = ch.ext
+            if call.answered is None:
+                call.answered = at
 
     def transferred(self, ch: Channel, at: float, second_callid: str, out: list[Output]) -> None:
         """The employee on `ch` transferred the call(s) they talk in."""
@@ -104,6 +110,7 @@ class Grammar:
         self._emit(sess.call, kind, sess.ext, at, ch, out)
         sess.open = False
         sess.accepted = False
+        sess.talking = False
 
     def close_all(self, call: Call, at: float, out: list[Output]) -> None:
         """The call ends: every sequence still open is closed."""
@@ -122,6 +129,7 @@ class Grammar:
         self._emit(sess.call, kind, sess.ext, at, ch, out)
         sess.open = True
         sess.accepted = False
+        sess.talking = False
         sess.transferred = False
 
     def _emit(

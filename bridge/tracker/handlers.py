@@ -8,14 +8,26 @@ hangs up or moves to another call, the call's last channel is gone (`record`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from . import model
 from .channels import Kind
 from .grammar import Grammar
 from .model import Output
 from .record import build_record
-from .state import DOWN, ORIGINATE, RINGING, UP, Call, Channel
+from .state import (
+    CALLER,
+    DIALLED,
+    DOWN,
+    ORIGINATE,
+    RING,
+    RINGING,
+    SNAPSHOT,
+    UNDECIDED,
+    UP,
+    Call,
+    Channel,
+)
 from .topology import Event, Topology, int_header
 
 Handler = Callable[[Event, float, list[Output]], None]
@@ -92,7 +104,20 @@ class EventHandlers:
         if dest is None:
             return
         caller = self.channel(ev, at, out) if ev.get("Uniqueid") else None
-        dest.dialer = caller if caller is not None else ORIGINATE
+        call = dest.call
+        if call is not None and (
+            call.provisional or ev.get("DestLinkedid", call.callid) != call.callid
+        ):
+            self._named_call(dest, ev.get("DestLinkedid", ""), caller, at, out)
+        if caller is None:
+            dest.dialer = ORIGINATE
+        elif dest.dialer is None:
+            dest.dialer = caller
+            caller.dials.append(dest)
+        else:
+            topology.redial(dest, caller)
+        if dest.role == UNDECIDED:
+            topology.decide(dest, DIALLED)
         call = dest.call
         if call is None:
             return
@@ -102,8 +127,11 @@ class EventHandlers:
                 call.group = group
         if dest.kind is Kind.EXTENSION:
             target = topology.customer_call(dest)
-            if target is not None and target.offer_open and dest.ext not in target.offer:
-                target.offer.append(dest.ext)
+            if target is not None:
+                if target.offer_open and dest.ext not in target.offer:
+                    target.offer.append(dest.ext)
+                if dest.state == RINGING:  # it rang before Asterisk said who dialled it
+                    self._rings(target, dest, at, out)
         elif dest.kind is Kind.TRUNK and dest.customer_of is call and call.direction == model.OUT:
             number = dialled_number(ev.get("DialString", "")) or ev.get("DestExten", "")
             if (not number or number == "s") and caller is not None:
@@ -112,17 +140,36 @@ class EventHandlers:
             placer = topology.placer_leg(call, dest)
             if placer.kind is Kind.EXTENSION:
                 self.grammar.dial_out(call, placer, at, out)
+        elif dest.kind is Kind.LOCAL and dest.peer is not None:
+            # the Local half's own dialplan may have rung phones before this DialBegin
+            # (Asterisk publishes it after ast_call() started that dialplan)
+            self.ring_below((dest, dest.peer), at, out)
+
+    def _named_call(
+        self, dest: Channel, linkedid: str, caller: Channel | None, at: float, out: list[Output]
+    ) -> None:
+        """A dialled channel first seen without its Linkedid belongs to its dialer's call."""
+        call = dest.call
+        if call is None:
+            return
+        if not linkedid and call.provisional and caller is not None and caller.call is not None:
+            linkedid = caller.call.callid
+        if linkedid and linkedid != call.callid:
+            self.move(dest, linkedid, at, out)
 
     def on_dial_state(self, ev: Event, at: float, out: list[Output]) -> None:
-        if ev.get("DialStatus") == "RINGING":
-            dest = self.channels.get(ev.get("DestUniqueid", ""))
-            if dest is not None and dest.state < RINGING:
-                self.set_state(dest, RINGING, at, out)
+        dest = self.channels.get(ev.get("DestUniqueid", ""))
+        if dest is None:
+            return
+        self._dialled(dest, ev, at, out)
+        if ev.get("DialStatus") == "RINGING" and dest.state < RINGING:
+            self.set_state(dest, RINGING, at, out)
 
     def on_dial_end(self, ev: Event, at: float, out: list[Output]) -> None:
         dest = self.channels.get(ev.get("DestUniqueid", ""))
         if dest is None:
             return
+        self._dialled(dest, ev, at, out)
         status = ev.get("DialStatus", "")
         dest.dial_status = status
         call = dest.call
@@ -130,6 +177,19 @@ class EventHandlers:
             call.dial_status = status
         if status == "ANSWER" and dest.state != UP:
             self.set_state(dest, UP, at, out)
+
+    def _dialled(self, dest: Channel, ev: Event, at: float, out: list[Output]) -> None:
+        """A DialState or DialEnd says `dest` was dialled, and by whom now: after a
+        transfer to a target still ringing, the transferee took the place of the
+        channel that started the Dial."""
+        if dest.role == UNDECIDED:
+            self.topology.decide(dest, DIALLED)
+        dialer = dest.dialer
+        if isinstance(dialer, Channel) and dialer.uid != ev.get("Uniqueid", dialer.uid):
+            caller = self.channels.get(ev["Uniqueid"])
+            if caller is not None and caller.ended is None:
+                self.topology.redial(dest, caller)
+                self.ring_below((caller,), at, out)
 
     def on_bridge_enter(self, ev: Event, at: float, out: list[Output]) -> None:
         ch = self.channel(ev, at, out)
@@ -191,6 +251,31 @@ class EventHandlers:
                 continue
             own = ch.call.callid if ch.call is not None else ""
             self.grammar.transferred(ch, at, other if other and other != own else "", out)
+        if ev.get("DestType") == "App":
+            self._took_place(ev, second, at, out)
+
+    def _took_place(self, ev: Event, second: Channel | None, at: float, out: list[Output]) -> None:
+        """An attended transfer to a target not answered yet (a blonde transfer): the
+        transferee takes the second transferer's place in the application it runs
+        (bridge.c ast_bridge_transfer_attended -> bridge_channel_internal_queue_
+        attended_transfer -> ast_channel_move), so whatever that Dial is ringing now
+        rings with the transferee's customer. The second transferer's old self is hung
+        up from the transferee's thread, so its Hangup may come before this event."""
+        transferee = self.channels.get(ev.get("TransfereeUniqueid", ""))
+        if transferee is None:
+            return
+        if second is not None:
+            dests = list(second.dials)
+        else:
+            uid = ev.get("SecondTransfererUniqueid", "")
+            call = self.topology.calls.get(ev.get("SecondTransfererLinkedid", ""))
+            live = call.live.values() if call is not None and uid else ()
+            dests = [ch for ch in live if isinstance(ch.dialer, Channel) and ch.dialer.uid == uid]
+        if second is transferee or not dests:
+            return
+        for dest in dests:
+            self.topology.redial(dest, transferee)
+        self.ring_below((transferee,), at, out)
 
     def on_queue(self, ev: Event, at: float, out: list[Output]) -> None:
         ch = self.channel(ev, at, out, create=False)
@@ -233,7 +318,7 @@ class EventHandlers:
             if old.customer is not None:
                 self.finish(old, at, out)
             else:
-                self.topology.drop(old)
+                self.topology.drop(old)  # the picker's own "call", a provisional one
         if ch.state == UP and ch.ended is None:
             self.connect(ch, at, out)
 
@@ -241,6 +326,8 @@ class EventHandlers:
         prev, ch.state = ch.state, state
         if state == prev:
             return
+        if ch.role == UNDECIDED:
+            self.topology.decide(ch, _role_from_state(ch, state))
         if state == RINGING and ch.kind is Kind.EXTENSION:
             call = self.topology.customer_call(ch)
             if call is not None:
@@ -251,7 +338,10 @@ class EventHandlers:
             if ch.kind is Kind.EXTENSION:
                 call = self.topology.customer_call(ch)
                 if call is not None:
-                    self.grammar.accept(call, ch, at, out)
+                    # answered; talking once connected with the customer (see connect)
+                    self.grammar.accept(call, ch, at, out, talking=call.direction == model.OUT)
+                    if ch.bridge:
+                        self.connect(ch, at, out)
                 else:
                     self.connect(ch, at, out)
             elif ch.kind is Kind.TRUNK:
@@ -259,35 +349,62 @@ class EventHandlers:
 
     def _trunk_answered(self, ch: Channel, at: float, out: list[Output]) -> None:
         call = ch.call
-        if call is None:
+        if call is None or ch.customer_of is not call or call.direction != model.OUT:
+            # an outside number an inbound call was forwarded to has answered only once
+            # it is connected with the customer (see connect): a follow-me's call
+            # acceptance prompt is played to it before, and it may decline
             return
-        if ch.customer_of is call:
-            if call.direction == model.OUT:
-                root = self.topology.placer_leg(call, ch)
-                if root.kind is Kind.EXTENSION:
-                    self.grammar.accept(call, root, at, out)
-                # else: the customer was called first; the call is answered when an
-                # employee talks with them (see connect)
-            return
-        target = self.topology.customer_call(ch)
-        if target is not None and target.answered is None:
-            target.answered = at  # answered by an outside number (follow-me to a mobile)
+        root = self.topology.placer_leg(call, ch)
+        if root.kind is Kind.EXTENSION:
+            self.grammar.accept(call, root, at, out)
+        # else: the customer was called first; the call is answered when an
+        # employee talks with them (see connect)
 
     def connect(self, start: Channel, at: float, out: list[Output]) -> None:
-        """Whoever is up and connected to a customer now talks with that customer."""
+        """Whoever is up and connected to a customer now talks with that customer, and
+        phones ringing for a channel now connected to the customer ring with them."""
         customer, component = self.topology.component(start)
         if customer is None:
             return
         call = customer.customer_of
         if call is None:
             return
+        dialling = False
         for ch in component:
+            if ch.dials:
+                dialling = True
             if ch.state != UP:
                 continue
             if ch.kind is Kind.EXTENSION:
                 self.grammar.accept(call, ch, at, out)
             elif ch.kind is Kind.TRUNK and ch is not customer and call.answered is None:
                 call.answered = at
+        if dialling:
+            self.ring_below(component, at, out, ringing_only=True)
+
+    def ring_below(
+        self, nodes: Collection[Channel], at: float, out: list[Output], ringing_only: bool = False
+    ) -> None:
+        """Phones these channels dial (through Local pairs) that are offered to a
+        customer and not in that customer's call yet: ringing ones get INCOMING now
+        (`ringing_only`: only those are looked at, when the offer is known already)."""
+        for phone in self.topology.phones_below(nodes):
+            ringing = phone.state == RINGING
+            if ringing_only and not ringing:
+                continue
+            call = self.topology.customer_call(phone)
+            if call is None:
+                continue
+            if call.offer_open and phone.ext not in call.offer:
+                call.offer.append(phone.ext)
+            if ringing:
+                self._rings(call, phone, at, out)
+
+    def _rings(self, call: Call, phone: Channel, at: float, out: list[Output]) -> None:
+        """The phone rings with the customer of `call`, if it was not said already."""
+        sess = call.sessions.get(phone.ext)
+        if sess is None or not sess.open or phone not in sess.legs:
+            self.grammar.ring(call, phone, at, out)
 
     def hangup(
         self,
@@ -321,6 +438,13 @@ class EventHandlers:
         bridge = ev.get("BridgeId") or ev.get("BridgeUniqueid")
         if bridge:
             self.topology.join_bridge(ch, bridge)
+        if ch.role == DIALLED and ch.kind is not Kind.LOCAL:
+            ch.dialer = SNAPSHOT  # by someone, before we were listening
+        call = ch.call
+        if ev.get("Application") == "Queue" and call is not None and not call.group:
+            queue = ev.get("ApplicationData", "").split(",", 1)[0]
+            if queue:
+                call.group = self.groups.get(queue, queue)
         return ch
 
     def settle_adopted(self, ch: Channel) -> None:
@@ -328,13 +452,51 @@ class EventHandlers:
         call = ch.call
         if call is None:
             return
-        if ch.customer_of is call and call.direction == model.OUT and ch.dialer is None:
+        customer = call.customer
+        if (
+            ch.customer_of is call
+            and call.direction == model.OUT
+            and not isinstance(ch.dialer, Channel)
+        ):
             first = call.first
             if first is not None and first.kind is Kind.EXTENSION:
-                ch.dialer = first
+                self.topology.redial(ch, first)
                 call.placer = first.ext
+                if not call.phone:  # the number the employee dialled: their dialplan's
+                    call.phone = self.topology.numbers.normalize(dialled_number(first.exten))
+        elif (
+            ch.kind is Kind.LOCAL
+            and ch.name.endswith(";1")
+            and ch.role == DIALLED
+            and ch.dialer is None
+            and customer is not None
+            and call.direction == model.IN
+        ):
+            # a queue member or a ring group's Local half the customer's Dial or Queue
+            # created: what its other half dials later rings with the customer
+            self.topology.redial(ch, customer)
         if ch.state == UP and ch.kind is not Kind.LOCAL:
             ch.answered = ch.created
+
+    def report_adopted(self, ch: Channel, at: float, out: list[Output]) -> None:
+        """An adopted channel ringing an employee, or dialling the customer, is reported
+        from now on: what happened before the snapshot was not seen."""
+        call = ch.call
+        if call is None or ch.ended is not None or ch.state == UP:
+            return
+        topology = self.topology
+        if ch.kind is Kind.EXTENSION and ch.role == DIALLED:
+            target = topology.customer_call(ch)
+            if target is None:
+                return
+            if target.offer_open and ch.ext not in target.offer:
+                target.offer.append(ch.ext)
+            if ch.state == RINGING:
+                self.grammar.ring(target, ch, at, out)
+        elif ch.kind is Kind.TRUNK and ch.customer_of is call and call.direction == model.OUT:
+            placer = topology.placer_leg(call, ch)
+            if placer.kind is Kind.EXTENSION:
+                self.grammar.dial_out(call, placer, at, out)
 
     def catch_up(self, ch: Channel, ev: Event, at: float, out: list[Output]) -> None:
         """What changed on a known channel while we were not listening; the snapshot may
@@ -356,6 +518,22 @@ class EventHandlers:
         for sess in call.sessions.values():
             if sess.open and not sess.legs:
                 self.grammar.close(sess, at, None, out)
+
+
+def _role_from_state(ch: Channel, state: int) -> int:
+    """Ring: the line rings us, it called in (unless a Dial made it); Ringing: the far
+    end is being rung. Up with neither seen (events lost): the first channel of its
+    call is taken to have called in."""
+    if state == RING and ch.dialer is None:
+        return CALLER
+    if state == RINGING:
+        return DIALLED
+    if state == UP:
+        call = ch.call
+        return (
+            CALLER if ch.dialer is None and call is not None and call.callid == ch.uid else DIALLED
+        )
+    return UNDECIDED
 
 
 def _snapshot_age(value: str | None) -> float:

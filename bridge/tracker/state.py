@@ -12,6 +12,16 @@ from .channels import Kind
 DOWN, RING, RINGING, UP = 0, 4, 5, 6
 
 ORIGINATE = "originate"  # the dialer of a channel created by an AMI Originate
+SNAPSHOT = "snapshot"  # the dialer of a dialled channel first seen in a channel snapshot
+
+# What a channel is to its call, in Asterisk's terms (SPEC section 3). A channel that no
+# Dial or Originate created and that reaches Ring ("the line is ringing us") is a CALLER;
+# one a Dial, Queue, FollowMe or Originate created (a DialBegin names it, or it was born
+# with another channel's Linkedid: ast_channel_alloc copies the requestor's), or that
+# reaches Ringing ("the far end is being rung"), is DIALLED. chan_sip creates an inbound
+# channel Down and sets Ring just after, so a Down channel of its own is UNDECIDED until
+# then.
+UNDECIDED, CALLER, DIALLED = 0, 1, 2
 
 
 class Channel:
@@ -23,8 +33,9 @@ class Channel:
         "call",
         "state",
         "created",
-        "originator",
+        "role",
         "dialer",
+        "dials",
         "peer",
         "bridge",
         "answered",
@@ -45,7 +56,7 @@ class Channel:
         ext: str,
         created: float,
         state: int,
-        originator: bool,
+        role: int,
         caller_num: str,
         exten: str,
     ) -> None:
@@ -56,8 +67,11 @@ class Channel:
         self.call: Call | None = None
         self.state = state
         self.created = created
-        self.originator = originator  # placed a call (vs. was dialled)
-        self.dialer: Channel | str | None = None  # who dialled it; ORIGINATE; None = unknown
+        self.role = role  # UNDECIDED, CALLER or DIALLED
+        self.dialer: Channel | str | None = (
+            None  # who dialled it; ORIGINATE, SNAPSHOT; None: unknown
+        )
+        self.dials: list[Channel] = []  # the live channels it dialled (the dialer's side)
         self.peer: Channel | None = None  # the other half of a Local pair
         self.bridge: str | None = None
         self.answered: float | None = None
@@ -73,13 +87,14 @@ class Channel:
 class Session:
     """One employee within one customer's call: INCOMING|OUTGOING ... CANCELLED|COMPLETED."""
 
-    __slots__ = ("call", "ext", "legs", "accepted", "open", "transferred")
+    __slots__ = ("call", "ext", "legs", "accepted", "talking", "open", "transferred")
 
     def __init__(self, call: Call, ext: str) -> None:
         self.call = call
         self.ext = ext
         self.legs: set[Channel] = set()
-        self.accepted = False
+        self.accepted = False  # ACCEPTED said
+        self.talking = False  # connected with the customer since
         self.open = False
         self.transferred = False  # TRANSFERRED is said once per sequence
 
@@ -109,6 +124,7 @@ class Call:
         "sessions",
         "seq",
         "restored",
+        "provisional",
     )
 
     def __init__(self, callid: str, start: float) -> None:
@@ -135,3 +151,7 @@ class Call:
         self.sessions: dict[str, Session] = {}
         self.seq = 0
         self.restored = False  # taken back from the store after a restart
+        # keyed by its first channel's Uniqueid because that channel's Newchannel carried
+        # no Linkedid (old versions), until another channel names it: the channel's next
+        # event may name its real call instead
+        self.provisional = False

@@ -12,12 +12,12 @@ Plain bookkeeping: nothing here emits a CRM event or builds a record.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from . import model
 from .channels import ChannelClassifier, Kind, local_peer_name
 from .numbers import PhoneNormalizer
-from .state import DOWN, RING, UP, Call, Channel
+from .state import CALLER, DIALLED, DOWN, RING, RINGING, SNAPSHOT, UNDECIDED, UP, Call, Channel
 
 Event = Mapping[str, str]
 _DEAD_MEMORY = 8192  # recently hung-up channels, so late events don't resurrect them
@@ -57,16 +57,21 @@ class Topology:
         name = ev.get(prefix + "Channel")
         if not uid or not name or uid in self._dead:
             return None
-        linkedid = ev.get(prefix + "Linkedid") or uid
+        named = ev.get(prefix + "Linkedid")
+        linkedid = named or uid  # old versions' Newchannel has no Linkedid
         if linkedid in self._finished:  # a straggler of a call already reported
             self.remember_dead(uid)
             return None
         state = int_header(ev.get(prefix + "ChannelState"), DOWN) or DOWN
         cls = self.classifier.classify(name)
         if adopted:
-            originator = uid == linkedid
+            role = _adopted_role(ev, uid, linkedid, state)
+        elif prefix or (named and named != uid):
+            # born into another channel's call: requested by it (ast_channel_alloc takes
+            # the requestor's Linkedid; a channel nobody requested starts its own)
+            role = DIALLED
         else:
-            originator = state in (RING, UP) and not prefix
+            role = CALLER if state in (RING, UP) else UNDECIDED
         ch = Channel(
             uid,
             name,
@@ -74,31 +79,34 @@ class Topology:
             cls.ext,
             at,
             state,
-            originator,
+            role,
             ev.get(prefix + "CallerIDNum", ""),
             ev.get(prefix + "Exten", "") or ev.get("Extension", ""),
         )
         self.channels[uid] = ch
         call = self.calls.get(linkedid)
-        if ch.kind is Kind.LOCAL and call is not None:
-            peer_name = local_peer_name(name)
-            if peer_name:
-                for other in call.live.values():
-                    if other.name == peer_name:
-                        ch.peer, other.peer = other, ch
-                        break
         if call is None:
             call = self.calls[linkedid] = Call(linkedid, at)
+            call.provisional = not named
+        elif named:
+            call.provisional = False
         self._attach(ch, call)
         return ch
 
     def relink(self, ch: Channel, linkedid: str, at: float) -> Call | None:
-        """The channel now carries another Linkedid (pickup, some transfers): move it
+        """The channel now carries another Linkedid (pickup, some transfers, or the first
+        event naming the call of a channel whose Newchannel had no Linkedid): move it
         there and return the call it left, or None if it stays where it is."""
         old = ch.call
         if old is None or linkedid in self._finished:
             return None  # late news of a call already reported
         old.live.pop(ch.uid, None)
+        if old.provisional and not old.seq:
+            # never a call of its own: it only stood for the call not yet named
+            if ch.customer_of is old:
+                ch.customer_of = None
+                old.customer = None
+            old.legs = [leg for leg in old.legs if leg is not ch]
         new = self.calls.get(linkedid)
         if new is None:
             new = self.calls[linkedid] = Call(linkedid, at)
@@ -110,25 +118,47 @@ class Topology:
         self.calls.pop(call.callid, None)
 
     def _attach(self, ch: Channel, call: Call) -> None:
+        if ch.kind is Kind.LOCAL and ch.peer is None:
+            peer_name = local_peer_name(ch.name)
+            if peer_name:  # the other half of a Local pair is in the same call
+                for other in call.live.values():
+                    if other.name == peer_name:
+                        ch.peer, other.peer = other, ch
+                        break
         ch.call = call
         call.live[ch.uid] = ch
         call.legs.append(ch)
         if ch.kind is Kind.TRUNK:
             if call.first is None:
                 call.first = ch
-                self._set_customer(call, ch, model.IN if ch.originator else model.OUT)
-            elif call.direction is None:
-                if ch.uid == call.callid and ch.originator:
-                    # the carrier's channel started this call; a phone was merely seen first
-                    call.first = ch
-                    self._set_customer(call, ch, model.IN)
-                else:
-                    self._set_customer(call, ch, model.OUT)
-            elif _failed_over(call):
-                self._set_customer(call, ch, model.OUT)
+            if ch.role != UNDECIDED:
+                self._place_trunk(ch, call)
         elif ch.kind is Kind.EXTENSION and call.first is None:
             call.first = ch
             call.placer = ch.ext
+
+    def decide(self, ch: Channel, role: int) -> None:
+        """What the channel is to its call is known now (SPEC section 3): a trunk
+        channel that called in, or that was dialled, may be the call's customer."""
+        if ch.role != UNDECIDED:
+            return
+        ch.role = role
+        call = ch.call
+        if ch.kind is Kind.TRUNK and call is not None and ch.ended is None:
+            self._place_trunk(ch, call)
+
+    def _place_trunk(self, ch: Channel, call: Call) -> None:
+        """A trunk channel whose role is known: the customer of an inbound call if it
+        called in, of an outbound one if it was dialled while the call had none."""
+        if call.customer is None:
+            if ch.role == CALLER and (call.first is ch or ch.uid == call.callid):
+                # the carrier's channel started this call (a phone may have been seen first)
+                call.first = ch
+                self._set_customer(call, ch, model.IN)
+            elif call.direction != model.IN:  # a call restored as inbound waits for its own
+                self._set_customer(call, ch, model.OUT)
+        elif ch.role == DIALLED and _failed_over(call):
+            self._set_customer(call, ch, model.OUT)
 
     def _set_customer(self, call: Call, ch: Channel, direction: str) -> None:
         if call.customer is not None and call.customer is not ch:
@@ -153,8 +183,9 @@ class Topology:
         ch.ended = at
         ch.cause = cause
         if ch.bridge:
-            self.bridges.get(ch.bridge, set()).discard(ch)
-            ch.bridge = None
+            self._out_of_bridge(ch)
+        # (it stays in its dialer's `dials`: readers skip ended channels, and the lists
+        # go with the call)
         if ch.peer is not None and ch.peer.peer is ch:
             ch.peer.peer = None if ch.peer.ended is not None else ch.peer.peer
         self.channels.pop(ch.uid, None)
@@ -176,8 +207,7 @@ class Topology:
         if ch.ended is None:
             ch.ended = at
         if ch.bridge:
-            self.bridges.get(ch.bridge, set()).discard(ch)
-            ch.bridge = None
+            self._out_of_bridge(ch)
         self.channels.pop(ch.uid, None)
         self.remember_dead(ch.uid)
         if ch.call is not None:
@@ -194,6 +224,8 @@ class Topology:
         for ch in call.legs:  # break reference cycles so memory goes at once
             if ch.customer_of is call:
                 ch.customer_of = None  # a moved, still live leg never speaks for it again
+            if ch.dials:
+                ch.dials.clear()
             if ch.ended is not None:
                 ch.call = None
                 ch.dialer = None
@@ -216,7 +248,7 @@ class Topology:
 
     def enter_bridge(self, ch: Channel, bridge: str, swapped: Channel | None) -> None:
         if ch.bridge and ch.bridge != bridge:
-            self.bridges.get(ch.bridge, set()).discard(ch)
+            self._out_of_bridge(ch)
         ch.bridge = bridge
         members = self.bridges.setdefault(bridge, set())
         members.add(ch)
@@ -228,12 +260,24 @@ class Topology:
 
     def leave_bridge(self, ch: Channel, bridge: str | None) -> None:
         if ch.bridge == bridge:
-            self.bridges.get(ch.bridge or "", set()).discard(ch)
-            ch.bridge = None
+            self._out_of_bridge(ch)
 
     def destroy_bridge(self, bridge: str) -> None:
         for ch in self.bridges.pop(bridge, ()):
             ch.bridge = None
+
+    def _out_of_bridge(self, ch: Channel) -> None:
+        """Out of its bridge; a bridge nobody is in is forgotten at once, so a lost
+        `BridgeDestroy` leaves nothing behind."""
+        bridge = ch.bridge
+        if not bridge:
+            return
+        ch.bridge = None
+        members = self.bridges.get(bridge)
+        if members is not None:
+            members.discard(ch)
+            if not members:
+                del self.bridges[bridge]
 
     def merge_bridges(self, source_id: str, target_id: str) -> Channel | None:
         """Everyone in the source bridge is now in the target: returns one of them."""
@@ -288,11 +332,60 @@ class Topology:
         root = self.root(ch)
         if root.customer_of is not None:
             return root.customer_of
-        if root is ch and ch.dialer is None and not ch.originator and ch.call is not None:
-            call = ch.call  # dialled, but we missed the DialBegin: assume the customer
-            if call.customer is not None and call.direction == model.IN and ch is not call.first:
-                return call
+        if root is ch:
+            call = ch.call
+            if ch.dialer == SNAPSHOT and call is not None:
+                # dialled before we were listening, by someone in an inbound call: take
+                # it for its customer (a consultation within that call would count too)
+                if (
+                    call.customer is not None
+                    and call.direction == model.IN
+                    and ch is not call.first
+                ):
+                    return call
+            return None
+        if root.bridge or root.peer is not None:
+            # the chain starts at a channel a transfer connected with the customer since
+            # (a Local half put in the customer's bridge, a consultation merged into it)
+            customer, _ = self.component(root)
+            if customer is not None:
+                return customer.customer_of
         return None
+
+    def phones_below(self, nodes: Collection[Channel]) -> list[Channel]:
+        """Employees' phones these channels dial now, through Local pairs: they ring
+        with whoever those channels are connected to."""
+        found: list[Channel] = []
+        todo = [node for node in nodes if node.dials]
+        if not todo:
+            return found
+        seen = set(nodes)
+        while todo:
+            node = todo.pop()
+            for dest in node.dials:
+                if dest in seen or dest.ended is not None:
+                    continue
+                seen.add(dest)
+                if dest.kind is Kind.EXTENSION:
+                    found.append(dest)
+                elif dest.kind is Kind.LOCAL:
+                    todo.append(dest)
+                    peer = dest.peer
+                    if peer is not None and peer not in seen:
+                        seen.add(peer)
+                        todo.append(peer)
+        return found
+
+    def redial(self, dest: Channel, dialer: Channel) -> None:
+        """`dialer` dials `dest` now (it took the place of the channel that did)."""
+        old = dest.dialer
+        if old is dialer:
+            return
+        if isinstance(old, Channel) and dest in old.dials:
+            old.dials.remove(dest)
+        dest.dialer = dialer
+        if dest.ended is None:
+            dialer.dials.append(dest)
 
     def component(self, start: Channel) -> tuple[Channel | None, list[Channel]]:
         """The live channels connected to `start` through bridges and Local pairs, and the
@@ -313,6 +406,16 @@ class Topology:
                     seen.add(other)
                     todo.append(other)
         return customer, component
+
+
+def _adopted_role(ev: Event, uid: str, linkedid: str, state: int) -> int:
+    """What a channel first seen in a channel snapshot is to its call: Asterisk marks
+    the channels a Dial, Queue or Originate created as running `(Outgoing Line)`."""
+    if ev.get("ApplicationData") == "(Outgoing Line)" or state == RINGING:
+        return DIALLED
+    if state == RING:
+        return CALLER
+    return CALLER if uid == linkedid else DIALLED
 
 
 def _failed_over(call: Call) -> bool:

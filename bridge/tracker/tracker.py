@@ -3,18 +3,25 @@
 Pure code: no I/O, no asyncio, no wall clock. Time comes from each event's `Timestamp`
 header, or from the receipt time the caller passes when Asterisk sends none.
 
-How it sees a call (SPEC sections 3-4):
-- a call is a Linkedid; it ends when its last channel hangs up;
+How it sees a call (SPEC sections 3-4), by Asterisk's semantics rather than one
+version's event shapes:
+- a call is a Linkedid (a channel's own Uniqueid until an event names its call, for old
+  versions' Linkedid-less Newchannel); it ends when its last channel hangs up;
 - channels are trunk (the carrier), extension (an employee's phone) or plumbing
   (Local pairs and the like, never a party of their own);
+- a channel that no Dial or Originate created and that reaches Ring called in, whatever
+  its Newchannel said (chan_sip creates it Down, chan_pjsip in Ring); one a DialBegin
+  names, one born with another channel's Linkedid, or one that reaches Ringing was
+  dialled;
 - the *customer* is the trunk channel that called in, or the trunk channel an employee
   dialled out on;
 - an employee's phone rings "with the customer" when the chain of dials that created
-  it (through Local pairs) starts at the customer; a consultation call from a colleague
-  does not count;
+  it (through Local pairs) starts at the customer, or at a channel a transfer connected
+  with the customer since; a consultation call from a colleague does not count until then;
 - an employee talks with the customer when their channel is up and connected to the
   customer's through bridges and Local pairs: that covers queues, pickups, attended
-  transfers and calls adopted after a reconnect alike.
+  transfers and calls adopted after a reconnect alike, and "answered" means exactly that
+  (an outside number that picks up and declines never was).
 
 Where that lives: `topology` (channels, Local pairs, bridges, dial chains, customers),
 `grammar` (each employee's event sequence), `record` (the finished call), `handlers`
@@ -212,6 +219,8 @@ class CallTracker:
         for ch in list(channels.values()):
             if ch.ended is None and ch.state == UP and ch.bridge:
                 self._step(_RESYNC, _ids(ch), at, out, handlers.connect, ch, at, out)
+        for ch in adopted:
+            self._step(_RESYNC, _ids(ch), at, out, handlers.report_adopted, ch, at, out)
         calls = self._topology.calls
         for call in list(calls.values()):
             if call.restored and calls.get(call.callid) is call:
