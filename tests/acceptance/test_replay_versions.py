@@ -15,7 +15,14 @@ import pytest
 from bridge.cli import main as crm_bridge_main
 from bridge.replay import crm_payloads
 from tests.support.traces import grammar_violations
-from tests.unit.test_tracker_shapes import Variant, cases, variant_run, write_config, write_trace
+from tests.unit.test_tracker_shapes import (
+    LABS,
+    VARIANTS,
+    Variant,
+    variant_run,
+    write_config,
+    write_trace,
+)
 from tests.unit.test_tracker_traces import LAB18, Lab
 
 CLI = [sys.executable, "-m", "bridge"]
@@ -57,8 +64,24 @@ def test_replay_of_the_asterisk18_load_trace_keeps_its_invariants() -> None:
     assert all(i < position[p["callid"]] for i, p in enumerate(payloads) if p["cmd"] == "event")
 
 
-@pytest.mark.parametrize(("lab", "name", "variant"), cases())
-def test_replay_of_every_variant(
+# Every variant of every trace is checked in tests/unit/test_tracker_shapes.py; through the
+# command, each kind of variant on the busiest scenarios (a queue, a transfer, five calls at
+# once), in both labs: the command adds formatting, not tracking.
+THROUGH_THE_COMMAND = ("in_queue", "in_blind_transfer", "concurrent")
+
+
+def command_cases() -> list[object]:
+    return [
+        pytest.param(lab, name, variant, id=f"{lab}-{name}-{variant.name}")
+        for lab in LABS
+        for name in THROUGH_THE_COMMAND
+        for variant in VARIANTS
+        if lab.name in variant.labs
+    ]
+
+
+@pytest.mark.parametrize(("lab", "name", "variant"), command_cases())
+def test_replay_of_each_kind_of_variant(
     lab: Lab, name: str, variant: Variant, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The command prints, line for line, what the tracker gives for the variant, which
