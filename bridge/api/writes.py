@@ -93,9 +93,8 @@ async def commit(prov: Provisioning, reason: str, undo: Undo, *, apply: bool = T
         raise WriteFailed(400, "cannot be rendered: " + "; ".join(exc.problems)) from None
     except ApplyError as exc:
         await _undo(prov, reason, undo)
-        note = "the previous config is back" if exc.rolled_back else "nothing was changed"
         raise WriteFailed(
-            502, f"Asterisk did not take the change ({exc.message}); it is undone, {note}"
+            502, f"Asterisk did not take the change, so it is undone: {exc.message}"
         ) from None
 
 
