@@ -448,3 +448,32 @@ async def test_a_huge_body_is_413(lab: Lab) -> None:
     await seed(lab)
     body = await vpbx(lab, "POST", "users", 413, json={"name": "x" * 200_000})
     assert body == {"message": "Request body too large"}
+
+
+async def test_every_reader_of_the_directory_sees_a_write_at_once(lab: Lab) -> None:
+    """The tracker's `user`/`groupRealName`, the outbox's `telnum_name` and the AGI
+    `responsible` routing read the view this process reloads after each write."""
+    from bridge.crm.outbox_rows import OutboxRows
+    from bridge.tracker.tracker import CallTracker
+
+    await seed(lab)
+    tracker = CallTracker(["PJSIP/trunk-*"], ["PJSIP/*"])
+    lab.view.attach(tracker)
+    outbox = OutboxRows(PBX, number_names=lab.view.number_names)
+
+    await vpbx(lab, "POST", "users", 200, json={"name": "Anna", "login": "anna", "ext": "1020"})
+    group = await vpbx(
+        lab, "POST", "groups", 200, json={"name": "Night shift", "ext": "650", "users": ["anna"]}
+    )
+    await vpbx(
+        lab,
+        "POST",
+        f"telnums/{MAIN}",
+        200,
+        json={"type": "group", "group": group["id"], "name": "Ads line"},
+    )
+
+    assert tracker.users["1020"] == "anna"
+    assert tracker.groups["650"] == "Night shift"
+    assert outbox.number_names[MAIN] == "Ads line"
+    assert lab.agi.resolve("anna") == "1020"
