@@ -23,6 +23,7 @@ answered 200 `{"status": "expired"}`, as Issabel does.
 
 from __future__ import annotations
 
+import asyncpg
 from aiohttp import web
 
 from ..errors import Handler, error_middleware
@@ -30,6 +31,7 @@ from ..services import Services
 from ..writes import WriteFailed
 from . import extensions, ringgroups, session
 from .errors import IssabelError, error_body, issabel_shape
+from .extensions import IN_USE
 from .tokens import Tokens
 
 
@@ -41,6 +43,8 @@ async def issabel_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return web.json_response(error_body(exc.status, exc.detail, exc.source), status=exc.status)
     except WriteFailed as exc:
         return web.json_response(error_body(exc.status, exc.message), status=exc.status)
+    except asyncpg.UniqueViolationError:  # two writers took the same number at once
+        return web.json_response(error_body(409, IN_USE), status=409)
 
 
 def create_issabel_app(services: Services) -> web.Application:

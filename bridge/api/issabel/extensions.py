@@ -87,9 +87,9 @@ def new_secret() -> str:
 
 def changes(fields: body.Fields) -> dict[str, Any]:
     """The User fields a write body sets (Issabel names in, directory names out)."""
-    for alias, name in ALIASES.items():
-        if alias in fields and name not in fields:
-            fields[name] = fields[alias]
+    for alias, field in ALIASES.items():
+        if alias in fields and field not in fields:
+            fields[field] = fields[alias]
     found: dict[str, Any] = {}
     name = body.text(fields, "name")
     if name is not None:

@@ -179,20 +179,22 @@ async def add_group(request: web.Request) -> web.Response:
     s = services_of(request)
     prov = provisioning(request)
     fields = await body.read_fields(request)
-    names = await _names(request)
-    values = _changes(fields, names, s.settings.pbx.region, None)
-    if not values.get("name"):
-        raise bad_request("name: required")
-    if "ext" not in values:
-        used = {u.ext for u in names.users if u.ext} | {g.ext for g in names.groups if g.ext}
-        own = [int(g.ext) for g in names.groups if g.ext.isdigit() and len(g.ext) <= 18]
-        n = min(own) + 1 if own else FIRST_EXT
-        while str(n) in used:
-            n += 1
-        values["ext"] = str(n)
-    group = Group(0, "ringgroup", "", source="api", provisioned=True)
-    group = _checked(replace(group, **values), names)
-    group_id = await store.upsert_group(s.pool, s.pbx_id, group)
+    async with s.pool.acquire() as conn, conn.transaction():
+        await conn.execute(QUERIES["lock_directory"], s.pbx_id)  # one add at a time
+        names = await names_mod.load(conn, s.pbx_id)
+        values = _changes(fields, names, s.settings.pbx.region, None)
+        if not values.get("name"):
+            raise bad_request("name: required")
+        if "ext" not in values:
+            used = {u.ext for u in names.users if u.ext} | {g.ext for g in names.groups if g.ext}
+            own = [int(g.ext) for g in names.groups if g.ext.isdigit() and len(g.ext) <= 18]
+            n = min(own) + 1 if own else FIRST_EXT
+            while str(n) in used:
+                n += 1
+            values["ext"] = str(n)
+        group = Group(0, "ringgroup", "", source="api", provisioned=True)
+        group = _checked(replace(group, **values), names)
+        group_id = await store.upsert_group(conn, s.pbx_id, group)
 
     async def undo() -> None:
         await store.delete_group(s.pool, s.pbx_id, group_id)

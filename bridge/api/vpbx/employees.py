@@ -24,6 +24,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from ...observability.logs import get_logger
@@ -114,12 +115,11 @@ async def _record(request: web.Request, login: str, record: bool | None) -> Outc
     return Outcome.of(await provisioning(request).set_recording_exception(login, not record))
 
 
-async def _store(request: web.Request, u: User) -> None:
-    s = services_of(request)
-    async with s.pool.acquire() as conn, conn.transaction():
-        await store.upsert_user(conn, s.pbx_id, u)
+async def _store(conn: asyncpg.Connection, pbx_id: str, u: User) -> None:
+    async with conn.transaction():
+        await store.upsert_user(conn, pbx_id, u)
         await conn.execute(
-            QUERIES["api_user_contacts"], s.pbx_id, u.login, u.telnum, u.mobile, u.email, u.position
+            QUERIES["api_user_contacts"], pbx_id, u.login, u.telnum, u.mobile, u.email, u.position
         )
 
 
@@ -144,23 +144,26 @@ async def add_user(request: web.Request) -> web.Response:
     if not values.get("name"):
         raise bad_request("name: required")
     record = body.boolean(fields, "record")
-    names = await _names(request)
-    groups = {g.ext for g in names.groups if g.ext}
-    ext = values.pop("ext", None)
-    if ext is None:
-        used = {u.ext for u in names.users if u.ext} | groups
-        own = [u.ext for u in names.users if u.ext]
-        n = min((int(e) for e in own if e.isdigit() and len(e) <= 18), default=FIRST_EXT - 1) + 1
-        while str(n) in used:
-            n += 1
-        ext = str(n)
-    login = _login(body.text(fields, "login", limit=64) or f"u{ext}")
-    existing = names.user(login)
-    if existing is not None and existing.login == login:
-        raise bad_request(f"login: {login!r} exists")
-    values.setdefault("position", "Manager")
-    user = _check(User(login, ext=ext, source="api", **values), names, groups)
-    await _store(request, user)
+    given = body.text(fields, "login", limit=64)
+    async with s.pool.acquire() as conn, conn.transaction():
+        await conn.execute(QUERIES["lock_directory"], s.pbx_id)  # one add at a time
+        names = await names_mod.load(conn, s.pbx_id)
+        groups = {g.ext for g in names.groups if g.ext}
+        ext = values.pop("ext", None)
+        if ext is None:
+            used = {u.ext for u in names.users if u.ext} | groups
+            own = [int(u.ext) for u in names.users if u.ext.isdigit() and len(u.ext) <= 18]
+            n = min(own) + 1 if own else FIRST_EXT
+            while str(n) in used:
+                n += 1
+            ext = str(n)
+        login = _login(given or f"u{ext}")
+        existing = names.user(login)
+        if existing is not None and existing.login == login:
+            raise bad_request(f"login: {login!r} exists")
+        values.setdefault("position", "Manager")
+        user = _check(User(login, ext=ext, source="api", **values), names, groups)
+        await _store(conn, s.pbx_id, user)
 
     async def undo() -> None:
         await store.delete_user(s.pool, s.pbx_id, login)
@@ -183,10 +186,12 @@ async def edit_user(request: web.Request) -> web.Response:
     user = _check(
         replace(before, **values, source="api"), names, {g.ext for g in names.groups if g.ext}
     )
-    await _store(request, user)
+    async with s.pool.acquire() as conn:
+        await _store(conn, s.pbx_id, user)
 
     async def undo() -> None:
-        await _store(request, before)
+        async with s.pool.acquire() as conn:
+            await _store(conn, s.pbx_id, before)
 
     outcome = await commit(prov, f"employee {user.login} changed", undo)
     if user.ext != before.ext and before.login in names.dnd_or_norecord:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from ...provision import BadNumber, ProvisionError, UnknownEmployee
@@ -37,6 +38,8 @@ def write_errors(shape: Shape) -> Any:
             return json_error(shape, exc.status, exc.message)
         except (UnknownEmployee, BadNumber) as exc:
             return json_error(shape, 400, exc.message)
+        except asyncpg.UniqueViolationError:  # two writers took the same extension at once
+            return json_error(shape, 400, "ext: taken by another employee or group meanwhile")
         except ProvisionError as exc:
             return json_error(shape, 502, exc.message)
 
