@@ -3,6 +3,8 @@ string values, `reload`, tokens of the wrong kind or key."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jwt
 import pytest
 
@@ -108,3 +110,20 @@ async def test_tokens_of_another_key_or_kind_are_refused() -> None:
     )
     assert await kit.read(unsigned, "access") is None
     assert await kit.read("a" * 5000, "access") is None
+
+
+def test_a_disabled_number_is_rendered_to_refuse_its_calls() -> None:
+    from bridge.provision.render import DIALPLAN_FILE, Target, render
+
+    users = [User("ivanov", "Ivan", "1001", source="api", provisioned=True, secret="s3cret-pass")]
+    number = Number("74957654321", "Main", "user", "ivanov", source="api", provisioned=True)
+    on = render(Snapshot(users, [], [number]), Target()).files[DIALPLAN_FILE]
+    off = render(Snapshot(users, [], [replace(number, disabled=True)]), Target()).files[
+        DIALPLAN_FILE
+    ]
+    assert "exten => 74957654321,1,Gosub(crm-bridge-screen,s,1)" in on
+    assert (
+        "exten => 74957654321,1,Hangup(21)" in off
+        and "Goto(crm-bridge-extensions,1001"
+        not in off.split("[crm-bridge-numbers]")[1].split("[")[0]
+    )
