@@ -477,3 +477,18 @@ async def test_every_reader_of_the_directory_sees_a_write_at_once(lab: Lab) -> N
     assert tracker.groups["650"] == "Night shift"
     assert outbox.number_names[MAIN] == "Ads line"
     assert lab.agi.resolve("anna") == "1020"
+
+
+async def test_members_are_added_and_removed_in_bulk(lab: Lab) -> None:
+    await seed(lab)
+    await vpbx(lab, "POST", "users", 200, json={"name": "Anna", "login": "anna", "ext": "1020"})
+    group = await vpbx(lab, "POST", "groups", 200, json={"name": "Sales", "users": ["1002"]})
+    path = f"groups/{group['id']}/users"
+    assert await vpbx(lab, "PUT", path, 204, json={"add": ["1001", "anna"], "position": 0}) is None
+    users = await vpbx(lab, "GET", path, 200)
+    assert [u["login"] for u in users["items"]] == ["1001", "anna", "1002"]
+    await vpbx(lab, "PUT", path, 204, json={"calls_disable": ["anna"], "remove": ["1002"]})
+    assert [u["login"] for u in (await vpbx(lab, "GET", path, 200))["items"]] == ["1001"]
+    assert "(ringall,120,PJSIP,1001))" in lab.read(DIALPLAN_FILE)
+    bad = await vpbx(lab, "PUT", path, 400, json={"add": ["ghost"]})
+    assert bad == {"message": "add[0]: 'ghost' is not an employee"}

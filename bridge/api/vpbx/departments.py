@@ -7,6 +7,9 @@
   A ring group learnt from Asterisk's config becomes the API client's; a queue is refused
   (queues are Asterisk's queues.conf, not rendered by the bridge).
 - `DELETE groups/{id}`: 204.
+- `PUT groups/{id}/users` (8.6): `add` (logins, put at `position`: 0 the beginning, -1 the
+  end, n before the n-th member), then `calls_disable`, then `remove`: 204. Members whose
+  calls are disabled take none from the department, so they leave it.
 
 How VPBX orders map onto what Asterisk's ring groups do (the bridge renders ringall, hunt
 and memoryhunt):
@@ -257,7 +260,50 @@ async def delete_group(request: web.Request) -> web.Response:
     return answer(await commit(prov, f"department {g.ext} ({g.name}) deleted", undo))
 
 
+def _logins(fields: body.Fields, name: str, names: Names) -> list[str]:
+    value = fields.get(name, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or len(value) > 500:
+        raise bad_request(f"{name}: a list of logins")
+    found: list[str] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str | int) or isinstance(item, bool):
+            raise bad_request(f"{name}[{i}]: a login")
+        u = names.user(str(item))
+        if u is None:
+            raise bad_request(f"{name}[{i}]: {str(item)[:64]!r} is not an employee")
+        found.append(u.login)
+    return found
+
+
+async def change_members(request: web.Request) -> web.Response:
+    s = services_of(request)
+    prov = provisioning(request)
+    fields = await body.read_fields(request)
+    names = await _names(request)
+    before = _department(names, request)
+    add, off, remove = (_logins(fields, n, names) for n in ("add", "calls_disable", "remove"))
+    position = body.integer(fields, "position")
+    members = list(before.members)
+    new = [m for m in dict.fromkeys(add) if m not in members]
+    at = len(members) if position is None or position < 0 else min(position, len(members))
+    members[at:at] = new
+    gone = set(off) | set(remove)
+    group = replace(
+        before, members=tuple(m for m in members if m not in gone), source="api", provisioned=True
+    )
+    group = _checked(group, names)
+    await store.upsert_group(s.pool, s.pbx_id, group)
+
+    async def undo() -> None:
+        await store.upsert_group(s.pool, s.pbx_id, before)
+
+    return answer(await commit(prov, f"department {group.ext} ({group.name}) members", undo))
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_put("/groups/{id}/users", change_members)
     app.router.add_post("/groups", add_group)
     app.router.add_put("/groups/{id}", edit_group)
     app.router.add_patch("/groups/{id}", edit_group)
