@@ -10,13 +10,11 @@ Writes, applied to Asterisk through bridge.provision (`writing` says how they an
 `POST users`, `PUT|PATCH|DELETE users/{login}`, `GET|PUT|DELETE users/{login}/dnd`
 (`employees`); `POST groups`, `PUT|PATCH|DELETE groups/{id}`, `PUT groups/{id}/users`
 (`departments`); `POST telnums/{telnum}` (its route), `PUT|DELETE telnums/{telnum}/enabled`
-(`numbers`);
-`GET|POST|DELETE blacklist/telnums`, `GET|POST|DELETE blacklist/block-anonymous`
-(`blacklist`). The documentation's methods are OCR-garbled badges: POST adds (6.3, 8.3,
-9.3, 10.2, 10.4), PUT turns on or changes in bulk (6.9, 8.6, 9.5), DELETE removes or turns
-off; the edits of 6.4
-and 8.4 ("only the parameters sent are changed") take PATCH and PUT; where a client
-might send the other verb, it is taken too.
+(`numbers`); `GET|POST|DELETE blacklist/telnums`, `GET|POST|DELETE
+blacklist/block-anonymous` (`blacklist`). The documentation's methods are OCR-garbled
+badges: POST adds (6.3, 8.3, 9.3, 10.2, 10.4), PUT turns on or changes in bulk (6.9, 8.6,
+9.5), DELETE removes or turns off; the edits of 6.4 and 8.4 ("only the parameters sent are
+changed") take PATCH and PUT; where a client might send the other verb, it is taken too.
 
 Errors are `{"message": ...}` with 400 (a parameter or body is wrong; the message names
 it), 401 `Invalid token`, 403 (a key limited to other APIs, see `auth`), 404, 405,
