@@ -22,7 +22,6 @@ from bridge.crm.outbox_rows import OutboxRows
 from bridge.devtools.local_postgres import LocalPostgres
 from bridge.store.apikeys import KeyRing, create_key
 from bridge.store.calls import CallStore
-from bridge.store.migrations import migrate
 from tests.support.delivery import store_scenarios
 
 _copies = itertools.count(1)
@@ -60,19 +59,17 @@ async def ready() -> dict[str, bool]:
 async def _fill(dsn: str) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
         await store_scenarios(pool, OutboxRows("lab"))
     finally:
         await pool.close()
 
 
 @pytest.fixture(scope="session")
-def scenarios_template(pg_cluster: LocalPostgres) -> str:
+def scenarios_template(pg_cluster: LocalPostgres, migrated_template: str) -> str:
     """A database holding every recorded scenario once, built once per session: each
     test gets its own copy of it (`CREATE DATABASE ... TEMPLATE`)."""
     name = f"scenarios{os.getpid()}"
-    dsn = pg_cluster.create_database(name)
+    dsn = pg_cluster.create_database(name, template=migrated_template)
     asyncio.run(_fill(dsn))
     return name
 
