@@ -41,9 +41,7 @@ def crm_bridge(*args: str, **kw) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("name", scenario_names())
-def test_replay_gives_the_expected_payloads(
-    name: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_replay_gives_the_expected_payloads(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     """In-process (one interpreter start for the set); the load trace below goes
     through a real subprocess, as a user runs it."""
     capsys.readouterr()
