@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from . import model
 from .model import CallRecord, Leg
-from .state import Call
+from .state import Call, Kind
 from .status import inbound_status, outbound_status
 
 
@@ -30,7 +30,22 @@ def _outbound(call: Call) -> tuple[str, str]:
 
 
 def _internal(call: Call) -> tuple[str, str]:
-    return inbound_status(call.answered is not None), call.placer
+    return inbound_status(_internal_answer(call) is not None), call.placer
+
+
+def _internal_answer(call: Call) -> float | None:
+    """Between employees there is no customer to be connected with: an internal call is
+    answered when a phone other than the caller's answers it."""
+    if call.answered is not None:
+        return call.answered
+    return min(
+        (
+            ch.answered
+            for ch in call.legs
+            if ch.kind is Kind.EXTENSION and ch.answered is not None and ch.ext != call.placer
+        ),
+        default=None,
+    )
 
 
 _STATUS_AND_EXT: dict[str, Callable[[Call], tuple[str, str]]] = {
@@ -44,7 +59,7 @@ def build_record(call: Call, at: float, closed_by: str, users: Mapping[str, str]
     """The record of `call`, ended at `at` (unless its customer hung up before)."""
     direction = call.direction or model.INTERNAL
     status, ext = _STATUS_AND_EXT[direction](call)
-    answered = call.answered
+    answered = _internal_answer(call) if direction == model.INTERNAL else call.answered
     end = call.customer_end if call.customer_end is not None else at
     duration = max(0, round(end - answered)) if answered is not None else 0
     wait = max(0, round((answered if answered is not None else end) - call.start))

@@ -215,6 +215,9 @@ def test_internal_call_is_kept_but_sends_nothing(lab: Lab) -> None:
     _, outputs = run("internal", lab=lab)
     records = [o for o in outputs if isinstance(o, CallRecord)]
     assert [r.direction for r in records] == ["internal"]
+    # 1002 answered 1001 after 1 s, they talked 2 s (Asterisk's CDR: duration 3, billsec 2)
+    (record,) = records
+    assert (record.status, record.ext, record.wait, record.duration) == ("Success", "1001", 1, 2)
     assert list(crm_payloads(outputs)) == []
     assert list(crm_payloads(outputs, send_internal=True))[0]["type"] == "internal"
 
