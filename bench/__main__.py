@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cacofonisk", action="store_true", help="skip the (c) baselines")
     ap.add_argument("--json", metavar="PATH", help="also write all results as JSON")
     args = ap.parse_args(argv)
+    # the bridge's own log lines (a call finished, a webhook sent) are not figures
+    from bridge.observability.logs import configure_logging
+
+    configure_logging("warning", json=False, stream=sys.stderr)
 
     events = args.events if args.events is not None else bench_events()
     chunk = args.chunk or baselines.chunk_size()
