@@ -422,11 +422,11 @@ ON CONFLICT (pbx_id, kind, ext) DO UPDATE SET
 RETURNING id;
 
 -- company_numbers --
-SELECT telnum, name, route_type, route_to, ivr::text AS ivr, source, provisioned
+SELECT telnum, name, route_type, route_to, ivr::text AS ivr, source, provisioned, disabled
 FROM company_numbers WHERE pbx_id = $1 ORDER BY telnum;
 
 -- company_number --
-SELECT telnum, name, route_type, route_to, ivr::text AS ivr, source, provisioned
+SELECT telnum, name, route_type, route_to, ivr::text AS ivr, source, provisioned, disabled
 FROM company_numbers WHERE pbx_id = $1 AND telnum = $2;
 
 -- upsert_number --
@@ -787,3 +787,54 @@ ON CONFLICT (pbx_id) DO UPDATE SET
     block_anonymous = EXCLUDED.block_anonymous,
     record_external = EXCLUDED.record_external,
     record_internal = EXCLUDED.record_internal;
+
+-- ============================================================ API writes (Issabel pbxapi, VPBX)
+-- sql/006_writes.sql
+
+-- token_secret --
+-- The secret of PBX $1 for purpose $2, made from $3 by whoever asks first (two bridges
+-- asking at once get the same one).
+WITH made AS (
+    INSERT INTO token_secrets (pbx_id, purpose, secret) VALUES ($1, $2, $3)
+    ON CONFLICT (pbx_id, purpose) DO NOTHING
+    RETURNING secret
+)
+SELECT secret FROM made
+UNION ALL
+SELECT secret FROM token_secrets WHERE pbx_id = $1 AND purpose = $2
+LIMIT 1;
+
+-- number_disabled --
+-- A company number takes calls ($3 false) or refuses them ($3 true).
+UPDATE company_numbers SET disabled = $3, updated_at = now()
+WHERE pbx_id = $1 AND telnum = $2 RETURNING telnum;
+
+-- api_user_contacts --
+-- What an API client says of an employee's contact fields, empty values included (the
+-- general upsert keeps a stored value where it is given an empty one).
+UPDATE directory_users SET telnum = $3, mobile = $4, email = $5, position = $6,
+    updated_at = now()
+WHERE pbx_id = $1 AND login = $2;
+
+-- group_by_ext --
+-- A ring group or queue by its extension (or queue name).
+SELECT id, kind, name, ext, strategy, ring_time, members, source, provisioned, noanswer
+FROM directory_groups WHERE pbx_id = $1 AND kind = $2 AND ext = $3;
+
+-- rekey_group --
+-- A group an API client gives another extension keeps its id (and what refers to it).
+UPDATE directory_groups SET ext = $3, updated_at = now()
+WHERE pbx_id = $1 AND id = $2 RETURNING id;
+
+-- used_extensions --
+-- Every extension of PBX $1 an employee's phone or a group holds.
+SELECT ext FROM directory_users WHERE pbx_id = $1 AND ext <> ''
+UNION
+SELECT ext FROM directory_groups WHERE pbx_id = $1 AND ext <> '';
+
+-- restore_group --
+-- A group deleted by a write that Asterisk then refused comes back under its own id.
+INSERT INTO directory_groups (id, pbx_id, kind, name, ext, strategy, ring_time, members, source,
+                              provisioned, noanswer)
+VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT DO NOTHING;

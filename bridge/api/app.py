@@ -22,6 +22,7 @@ from .auth import KEY_NAME
 from .billing import create_billing_app
 from .errors import Handler, error_middleware, message_shape
 from .health import ReadyCheck, add_health_routes
+from .issabel import create_issabel_app
 from .native import create_native_app
 from .recordings import add_recording_routes
 from .sangoma import create_sangoma_app
@@ -41,6 +42,7 @@ DIALECTS: dict[str, Dialect] = {
     "/api/v1": create_native_app,
     "/crmapi/v1": create_vpbx_app,
     "/admin/api/sangomacrm/rest": create_sangoma_app,
+    "/pbxapi": create_issabel_app,
     "/api": create_billing_app,  # after /api/v1: the longer prefix is tried first
 }
 

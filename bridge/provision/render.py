@@ -13,9 +13,10 @@ Three files, written into `[provision] config_dir` and #included once by the adm
 - `extensions_crm_bridge.conf`: each provisioned employee's extension (ring time, voicemail
   when unanswered or busy, do-not-disturb), each provisioned ring group (ringall, hunt or
   memoryhunt, ring time, no-answer destination) and each provisioned company number's route
-  (an employee, a group or queue, an IVR context). The logic lives in the helper contexts
-  of config/asterisk/crm_bridge_dialplan.conf (crm-bridge-dial-user, crm-bridge-dial-group,
-  crm-bridge-screen, crm-bridge-record): the rendered file only says who is where.
+  (an employee, a group or queue, an IVR context; a disabled number refuses its calls with
+  cause 21). The logic lives in the helper contexts of config/asterisk/crm_bridge_dialplan.conf
+  (crm-bridge-dial-user, crm-bridge-dial-group, crm-bridge-screen, crm-bridge-record): the
+  rendered file only says who is where.
 
 Recording rules travel on the phone's own channel variables (`set_var` / `setvar`), which
 Asterisk sets on every channel of that endpoint, ringing or calling: the helpers read the
@@ -330,6 +331,10 @@ def render_dialplan(
     for n in sorted((n for n in snapshot.numbers if n.provisioned), key=lambda n: n.telnum):
         why = f"number {n.telnum}"
         route: list[str] | None
+        if n.disabled:  # takes no calls: refused as the carrier's "call rejected"
+            out.append(f"; {n.telnum}" + (f": {n.name}" if n.name else "") + " -> disabled")
+            out += _lines(n.telnum, ["Hangup(21)"])
+            continue
         if n.route_type == "user":
             route = where.user_goto(n.route_to, why)
         elif n.route_type == "group":

@@ -84,9 +84,10 @@ class Number:
     ivr: list[dict[str, Any]] = field(default_factory=list)
     source: str = "config"
     provisioned: bool = False  # the bridge renders its route (bridge.provision)
+    disabled: bool = False  # takes no calls: rendered to refuse them (set_number_disabled)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "provisioned"}
+        return {k: v for k, v in asdict(self).items() if k not in ("provisioned", "disabled")}
 
 
 _USER_PROVISIONING = (
@@ -231,6 +232,11 @@ async def upsert_number(db: Db, pbx_id: str, n: Number) -> None:
             await conn.execute(QUERIES["provision_number"], pbx_id, n.telnum, n.provisioned)
 
 
+async def set_number_disabled(db: Db, pbx_id: str, telnum: str, disabled: bool) -> bool:
+    """Whether there is such a number; a disabled one takes no calls."""
+    return await db.fetchval(QUERIES["number_disabled"], pbx_id, telnum, disabled) is not None
+
+
 async def delete_user(db: Db, pbx_id: str, login: str) -> bool:
     """Whether there was such an employee (their DND and recording exception go too)."""
     return await db.fetchval(QUERIES["delete_user"], pbx_id, login) is not None
@@ -238,6 +244,24 @@ async def delete_user(db: Db, pbx_id: str, login: str) -> bool:
 
 async def delete_group(db: Db, pbx_id: str, group_id: int) -> bool:
     return await db.fetchval(QUERIES["delete_group"], pbx_id, group_id) is not None
+
+
+async def restore_group(db: Db, pbx_id: str, g: Group) -> None:
+    """A deleted group back as it was, under its own id (what routes to it finds it again)."""
+    await db.execute(
+        QUERIES["restore_group"],
+        pbx_id,
+        g.id,
+        g.kind,
+        g.name,
+        g.ext,
+        g.strategy,
+        g.ring_time,
+        list(g.members),
+        g.source,
+        g.provisioned,
+        g.noanswer,
+    )
 
 
 async def delete_number(db: Db, pbx_id: str, telnum: str) -> bool:

@@ -84,11 +84,14 @@ class Grammar:
                 self._open(sess, ch, first, at, out)
             self._emit(call, model.ACCEPTED, ch.ext, at, ch, out)
             sess.accepted = True
+            sess.accepted_at = at
         if talking and not sess.talking:
             sess.talking = True
             call.last_talker = ch.ext
             if call.answered is None:
-                call.answered = at
+                # the conversation counts from the phone's answer, as Asterisk's CDR
+                # and a carrier count it, not from the bridge a moment later
+                call.answered = sess.accepted_at
 
     def transferred(self, ch: Channel, at: float, second_callid: str, out: list[Output]) -> None:
         """The employee on `ch` transferred the call(s) they talk in."""

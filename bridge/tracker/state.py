@@ -87,13 +87,14 @@ class Channel:
 class Session:
     """One employee within one customer's call: INCOMING|OUTGOING ... CANCELLED|COMPLETED."""
 
-    __slots__ = ("call", "ext", "legs", "accepted", "talking", "open", "transferred")
+    __slots__ = ("call", "ext", "legs", "accepted", "accepted_at", "talking", "open", "transferred")
 
     def __init__(self, call: Call, ext: str) -> None:
         self.call = call
         self.ext = ext
         self.legs: set[Channel] = set()
         self.accepted = False  # ACCEPTED said
+        self.accepted_at = 0.0  # when (the phone answered, or joined the customer later)
         self.talking = False  # connected with the customer since
         self.open = False
         self.transferred = False  # TRANSFERRED is said once per sequence

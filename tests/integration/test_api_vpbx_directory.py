@@ -63,6 +63,7 @@ async def test_users_list_and_one_user(api: Api) -> None:
         "role": "user",
         "mobile": "",
         "mobile_redirect": {"enabled": False},
+        "record": True,
     }
     assert await get(api, "users/anna", key) == anna
     assert await get(api, "users/1001", key) == anna, "a short number finds its employee"

@@ -6,9 +6,20 @@ Endpoints: `history/json`, `history/csv`, `history/inner/json`, `history/inner/c
 (`directory`), `webhook`, `webhook/{id}` (`webhooks`). Each module says how it reads
 the documentation where the documentation leaves a choice.
 
+Writes, applied to Asterisk through bridge.provision (`writing` says how they answer):
+`POST users`, `PUT|PATCH|DELETE users/{login}`, `GET|PUT|DELETE users/{login}/dnd`
+(`employees`); `POST groups`, `PUT|PATCH|DELETE groups/{id}`, `PUT groups/{id}/users`
+(`departments`); `POST telnums/{telnum}` (its route), `PUT|DELETE telnums/{telnum}/enabled`
+(`numbers`); `GET|POST|DELETE blacklist/telnums`, `GET|POST|DELETE
+blacklist/block-anonymous` (`blacklist`). The documentation's methods are OCR-garbled
+badges: POST adds (6.3, 8.3, 9.3, 10.2, 10.4), PUT turns on or changes in bulk (6.9, 8.6,
+9.5), DELETE removes or turns off; the edits of 6.4 and 8.4 ("only the parameters sent are
+changed") take PATCH and PUT; where a client might send the other verb, it is taken too.
+
 Errors are `{"message": ...}` with 400 (a parameter or body is wrong; the message names
 it), 401 `Invalid token`, 403 (a key limited to other APIs, see `auth`), 404, 405,
-413 (a body too big) and 503 (click-to-call not available).
+413 (a body too big), 502 (Asterisk refused a write: it is undone) and 503 (click-to-call
+or provisioning not available).
 """
 
 from __future__ import annotations
@@ -19,8 +30,9 @@ from aiohttp import web
 
 from ..errors import error_middleware
 from ..services import Services
-from . import directory, history, makecall, webhooks
+from . import blacklist, departments, directory, employees, history, makecall, numbers, webhooks
 from .auth import vpbx_key_middleware
+from .writing import write_errors
 
 
 def vpbx_error(status: int, message: str) -> dict[str, Any]:
@@ -32,10 +44,15 @@ def create_vpbx_app(services: Services) -> web.Application:
         middlewares=[
             error_middleware(vpbx_error),
             vpbx_key_middleware(services.keys, vpbx_error),
+            write_errors(vpbx_error),
         ]
     )
     history.add_routes(app)
     makecall.add_routes(app)
     directory.add_routes(app)
     webhooks.add_routes(app)
+    employees.add_routes(app)
+    departments.add_routes(app)
+    numbers.add_routes(app)
+    blacklist.add_routes(app)
     return app

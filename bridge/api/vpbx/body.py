@@ -80,3 +80,40 @@ def required_text(fields: Fields, name: str, *, limit: int = 200) -> str:
     if value is None:  # text() raised already; this keeps the type plain str
         raise bad_request(f"{name}: required")
     return value
+
+
+def boolean(fields: Fields, name: str) -> bool | None:
+    """true/false as JSON, or as form fields write them (true, false, 1, 0, on, off)."""
+    value = fields.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "on", "yes"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "off", "no"):
+        return False
+    raise bad_request(f"{name}: must be true or false")
+
+
+def integer(fields: Fields, name: str) -> int | None:
+    """A whole number, as a JSON number or its digits."""
+    value = fields.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise bad_request(f"{name}: must be a whole number")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise bad_request(f"{name}: must be a whole number") from None
+
+
+def mapping(fields: Fields, name: str) -> Fields | None:
+    """A JSON object field (None when absent)."""
+    value = fields.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise bad_request(f"{name}: must be an object")
+    return value

@@ -9,7 +9,13 @@ What Asterisk does not have is given its neutral value (no roles: `user`; no mob
 redirect; no greeting, schedule or call-tracking options), never invented.
 Group `call_order` from the ring strategy: ringall -> ALL, hunt/linear -> BYORDER,
 memoryhunt -> WATERFALL, the others (round robin, least recent, fewest calls, random,
-...) -> EVENLY; `call_duration` is 0 for ALL (as section 8.1 says), else the ring time.
+...) -> EVENLY; `call_duration` is 0 for ALL (as section 8.1 says), else the ring time
+(each member's turn); `timeout.time` is how long the group rings in all (ALL: the ring
+time; BYORDER, WATERFALL: a turn per member) and `timeout.target` where an unanswered call
+goes (user, group, telnum, msg_busy, voicemail with the employee whose mailbox it is;
+none when the call ends there).
+An employee's `record` is false when their conversations are never recorded (the
+recording exception); a number's `disabled` whether it refuses its calls.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ CALL_ORDERS = {
 }
 
 
-def user_json(u: User) -> dict[str, Any]:
+def user_json(u: User, names: Names) -> dict[str, Any]:
     return {
         "login": u.login,
         "name": u.name,
@@ -49,6 +55,7 @@ def user_json(u: User) -> dict[str, Any]:
         "role": "user",
         "mobile": u.mobile,
         "mobile_redirect": {"enabled": False},
+        "record": u.login not in names.norecord,
     }
 
 
@@ -78,10 +85,28 @@ def group_json(g: Group, names: Names) -> dict[str, Any]:
         "call_order": order,
         "call_duration": 0 if order == "ALL" else g.ring_time,
         "users": [member_json(m, names) for m in g.members],
-        "timeout": {"time": g.ring_time},
+        "timeout": timeout_json(g, order, names),
         "advanced": "off",
         "queue_position": False,
     }
+
+
+def timeout_json(g: Group, order: str, names: Names) -> dict[str, Any]:
+    turns = 1 if order == "ALL" else max(1, len(g.members))
+    found: dict[str, Any] = {"time": g.ring_time * turns}
+    kind, _, target = g.noanswer.partition(":")
+    if kind == "busy":
+        found["target"] = "msg_busy"
+    elif kind in ("user", "voicemail"):
+        u = names.user(target)
+        found.update(target=kind, user=u.login if u is not None else target)
+    elif kind == "group":
+        found.update(target="group", group=target)
+    elif kind == "number":
+        found.update(target="telnum", telnum=target)
+    elif kind == "ivr":
+        found.update(target="ivr", ivr=target)
+    return found
 
 
 def group_brief(g: Group) -> dict[str, Any]:
@@ -100,7 +125,7 @@ def telnum_json(n: Number, names: Names, main_number: str | None) -> dict[str, A
         "greeting": False,
         "is_main_phone": n.telnum == main_number,
         "location": "",
-        "disabled": False,
+        "disabled": n.disabled,
         "crm": "",
         "calltracking": "",
         "route_group_id": "",
@@ -175,12 +200,12 @@ def _group(names: Names, request: web.Request) -> Group:
 
 async def list_users(request: web.Request) -> web.Response:
     p, names = await _context(request)
-    return web.json_response(listing(p, names.users, user_fields, user_json))
+    return web.json_response(listing(p, names.users, user_fields, lambda u: user_json(u, names)))
 
 
 async def get_user(request: web.Request) -> web.Response:
     _, names = await _context(request)
-    return web.json_response(user_json(_user(names, request)))
+    return web.json_response(user_json(_user(names, request), names))
 
 
 async def groups_of_user(request: web.Request) -> web.Response:

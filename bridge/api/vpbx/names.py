@@ -14,11 +14,21 @@ import asyncpg
 
 from ...store import directory
 from ...store.directory import Group, Number, User
+from ...store.queries import QUERIES
 
 
 class Names:
-    def __init__(self, users: list[User], groups: list[Group], numbers: list[Number]) -> None:
+    def __init__(
+        self,
+        users: list[User],
+        groups: list[Group],
+        numbers: list[Number],
+        norecord: frozenset[str] = frozenset(),
+        dnd: frozenset[str] = frozenset(),
+    ) -> None:
         self.users = users
+        self.norecord = norecord  # logins whose conversations are never recorded
+        self.dnd_or_norecord = norecord | dnd  # logins with keys of their own in AstDB
         self.groups = groups
         self.numbers = numbers
         self._by_login = {u.login: u for u in users}
@@ -54,7 +64,9 @@ class Names:
 
 async def load(db: asyncpg.Pool | asyncpg.Connection, pbx_id: str) -> Names:
     snap = await directory.snapshot(db, pbx_id)
-    return Names(snap.users, snap.groups, snap.numbers)
+    norecord = frozenset(r["login"] for r in await db.fetch(QUERIES["norecord_logins"], pbx_id))
+    dnd = frozenset(r["login"] for r in await db.fetch(QUERIES["dnd_logins"], pbx_id))
+    return Names(snap.users, snap.groups, snap.numbers, norecord, dnd)
 
 
 async def aliases(
