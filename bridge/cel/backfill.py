@@ -31,6 +31,11 @@ from .groups import CelGroup, Grouper
 from .interpret import CelCall, CelFault, CelInterpreters
 from .rows import CelRow
 
+# CEL rows and AMI events of one moment are written a few milliseconds apart, in either
+# order: a call that ended just before the gap began may not have been seen ending. Such
+# a call is read too; what the store or the tracker already has is not reported again.
+SLACK = 5.0
+
 
 @dataclass(slots=True)
 class Gap:
@@ -84,7 +89,7 @@ class GapReader:
 
     def _complete(self, group: CelGroup) -> None:
         wanted = group.linkedids & self.gap.wanted
-        if group.end < self.gap.since and not wanted:
+        if group.end < self.gap.since - SLACK and not wanted:
             return  # over before the gap: the bridge saw it
         self._account.groups += 1
         for call in self.interpreters.interpret(group):
