@@ -241,6 +241,7 @@ class AmiIngest:
 
     def _on_login(self, manager: _Manager) -> None:
         self._backoff.reset()
+        self.connected_at = None  # logged in: no login is pending any more
         self.logins += 1
         self.logged_in.set()
         log.info("ami_logged_in", host=self.host, port=self.port, logins=self.logins)
@@ -269,6 +270,7 @@ class AmiIngest:
         try:
             self._control(ResyncMark(self.clock(), resync_id))
             try:
+                at = await self._asterisk_now(manager)
                 replies = await asyncio.wait_for(
                     manager.send_action({"Action": "CoreShowChannels"}, as_list=True),
                     self.resync_timeout,
@@ -287,13 +289,26 @@ class AmiIngest:
                 for reply in replies
                 if reply.get("Event") == "CoreShowChannel"
             ]
-            self._control(Resync(self.clock(), live, resync_id))
+            self._control(Resync(at, live, resync_id))
             self.resyncs += 1
             self._resync_failures = 0
             log.info("ami_resync", live_channels=len(live))
         finally:
             if self._resync_id == resync_id:  # not a newer one's flag
                 self._resyncing = False
+
+    async def _asterisk_now(self, manager: _Manager) -> float:
+        """Asterisk's clock at the snapshot (the `Timestamp` of a Ping reply): a call's
+        times are never taken from this host's clock, which may differ (or the events
+        be a replay). The host's clock when Asterisk does not say."""
+        reply = await asyncio.wait_for(
+            manager.send_action({"Action": "Ping"}), self.resync_timeout
+        )
+        stamp = reply.get("Timestamp") if hasattr(reply, "get") else None
+        try:
+            return float(stamp) if stamp else self.clock()
+        except (TypeError, ValueError):
+            return self.clock()
 
     async def _resync_after(self, delay: float) -> None:
         await asyncio.sleep(delay)

@@ -90,7 +90,7 @@ class CelCsv:
         when = self._time(values.pop("eventtime"))
         if when is None:
             return None
-        return CelRow(eventtime=when, order=order, **values)  # type: ignore[arg-type]
+        return CelRow(eventtime=when, order=order, **values)
 
     def _time(self, text: str) -> float | None:
         try:

@@ -349,6 +349,15 @@ class CallTracker:
         self._topology.retire(call)
         self._parked[call.callid] = Parked(call, at, seen_end=True)
 
+    def waiting_for_cel(self) -> dict[str, float]:
+        """Calls the CEL has something to tell of, with their start: parked ones, and
+        live ones up across a gap."""
+        found = {callid: p.call.start for callid, p in self._parked.items()}
+        for callid, call in self._topology.calls.items():
+            if call.gapped:
+                found[callid] = call.start
+        return found
+
     def parked(self) -> list[str]:
         """Calls that ended while the bridge was away, waiting for `settle`."""
         return list(self._parked)
