@@ -82,6 +82,7 @@ class CallPipeline:
         self.faults = 0  # tracker faults (one call closed early, the rest went on)
         self.db_ok = True
         self._marks: dict[int, frozenset[str]] = {}
+        self._since: dict[int, float | None] = {}
         self._queued = asyncio.Event()  # pending has something
         self._room = asyncio.Event()  # pending is below its limit
         self._room.set()
@@ -144,11 +145,13 @@ class CallPipeline:
                     outputs.extend(result)
             elif isinstance(item, ResyncMark):
                 self._marks[item.id] = tracker.mark()
+                # the gap began with the last event before the snapshot was asked for
+                self._since[item.id] = tracker.last_at or self.seen_until
             elif isinstance(item, Resync):
                 # without its mark, kill nothing: only channels known before the snapshot
                 # was asked for may be declared gone
                 known = self._marks.pop(item.id, frozenset())
-                since = tracker.last_at or self.seen_until
+                since = self._since.pop(item.id, tracker.last_at or self.seen_until)
                 backfill = self.backfill
                 outputs.extend(
                     tracker.resync(
