@@ -85,3 +85,45 @@ def test_without_cel_no_call_is_reported_twice_nor_closed_on_the_hosts_clock(
         assert h.end - h.start < last + 60
     assert any(h.closed_by == "resync" for h in histories)
     assert len(histories) < len(want.histories())
+
+
+@pytest.mark.parametrize("mode", ["restart", "reconnect"])
+@pytest.mark.parametrize("cel", [True, False], ids=["cel", "no-cel"])
+def test_a_gap_that_missed_nothing_changes_nothing_not_even_the_pop_ups(
+    mode: Any, cel: bool
+) -> None:
+    """Stopped while a phone rings, or while they talk, and back before the next event:
+    the same events and histories as a bridge that stayed up (a phone still ringing is not
+    CANCELLED then INCOMING again; a restored employee's sequence goes on)."""
+    lab = LABS[0]
+    for name in lab.scenarios():
+        trace = Trace(lab.directory, name)
+        want = uninterrupted(trace, lab.tracker())
+        for moment in ("ringing", "talking"):
+            stop = trace.moment(moment)
+            if stop:
+                got = interrupted(trace, lab.tracker, stop, stop, mode, cel=cel)
+                assert differences(want, got, strict_events=True) == [], (name, moment)
+
+
+@pytest.mark.parametrize("cel", [True, False], ids=["cel", "no-cel"])
+def test_calls_taken_over_at_start_up_keep_their_true_start_and_number(cel: bool) -> None:
+    """A bridge started while a call rings or talks adopts it from CoreShowChannels:
+    its start is the channel's creation (`Duration`), an outbound call keeps the
+    customer's number, a call ringing gets its INCOMING (OUTGOING) at once."""
+    lab = LABS[0]
+    for name in ("in_answered", "in_queue", "out_answered", "in_blind_transfer"):
+        trace = Trace(lab.directory, name)
+        want = uninterrupted(trace, lab.tracker())
+        (history,) = want.histories()
+        for moment in ("ringing", "talking"):
+            got = interrupted(trace, lab.tracker, 0, trace.moment(moment), "restart", cel=cel)
+            (adopted,) = got.histories()
+            assert abs(adopted.start - history.start) <= 1.0, (name, moment)
+            assert adopted.phone == history.phone and adopted.direction == history.direction
+            first = [e for e in got.sent if not isinstance(e, type(history))][0]
+            assert first.type in ("INCOMING", "OUTGOING"), (name, moment)
+            if cel or moment == "ringing":
+                assert (adopted.status, adopted.ext) == (history.status, history.ext)
+                assert abs(adopted.duration - history.duration) <= 1, (name, moment)
+                assert abs(adopted.wait - history.wait) <= 1, (name, moment)
