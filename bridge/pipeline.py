@@ -146,7 +146,10 @@ class CallPipeline:
             elif isinstance(item, ResyncMark):
                 self._marks[item.id] = tracker.mark()
                 # the gap began with the last event before the snapshot was asked for
-                self._since[item.id] = tracker.last_at or self.seen_until
+                since = tracker.last_at or self.seen_until
+                if item.dropped_since is not None:  # events were dropped before that
+                    since = min(since or item.dropped_since, item.dropped_since)
+                self._since[item.id] = since
             elif isinstance(item, Resync):
                 # without its mark, kill nothing: only channels known before the snapshot
                 # was asked for may be declared gone

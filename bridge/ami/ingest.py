@@ -39,10 +39,13 @@ log = get_logger("bridge.ami")
 
 @dataclass(slots=True)
 class ResyncMark:
-    """Channels known before this point and absent from the `Resync` of the same id ended."""
+    """Channels known before this point and absent from the `Resync` of the same id ended.
+    `dropped_since`: the time of the first event dropped from a full buffer (Asterisk's
+    clock when the event says it), where the gap this resync covers began."""
 
     at: float
     id: int = 0
+    dropped_since: float | None = None
 
 
 @dataclass(slots=True)
@@ -53,6 +56,14 @@ class Resync:
 
 
 Item = tuple[AmiMessage, float] | ResyncMark | Resync
+
+
+def _stamp(message: AmiMessage, received_at: float) -> float:
+    """An event's time: its `Timestamp` (Asterisk's clock), else when it was received."""
+    try:
+        return float(message.get("Timestamp") or received_at)
+    except (TypeError, ValueError):
+        return received_at
 
 
 class _Manager(Manager):  # type: ignore[misc]
@@ -138,6 +149,7 @@ class AmiIngest:
         self._resync_id = 0
         self._resync_task: asyncio.Task[None] | None = None
         self._resync_failures = 0
+        self._dropped_since: float | None = None
         self.connected_at: float | None = None  # monotonic time of the TCP connection
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
@@ -204,6 +216,8 @@ class AmiIngest:
         self.received += 1
         if len(self.buffer) >= self.queue_size:
             self.dropped += 1
+            if self._dropped_since is None:
+                self._dropped_since = _stamp(message, received_at)
             if not self._resync_wanted:
                 log.error("ami_buffer_full_dropping_events", size=self.queue_size)
             self._resync_wanted = True
@@ -268,7 +282,8 @@ class AmiIngest:
         self._resync_id += 1
         resync_id = self._resync_id
         try:
-            self._control(ResyncMark(self.clock(), resync_id))
+            dropped_since, self._dropped_since = self._dropped_since, None
+            self._control(ResyncMark(self.clock(), resync_id, dropped_since))
             try:
                 at = await self._asterisk_now(manager)
                 replies = await asyncio.wait_for(

@@ -11,7 +11,9 @@ has one). An index on `eventtime` keeps reading a gap fast on a big table.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -19,6 +21,7 @@ from ..observability.logs import get_logger
 from .rows import CelRow
 
 log = get_logger("bridge.cel")
+T = TypeVar("T")
 
 _COLUMNS = (
     "eventtype",
@@ -95,6 +98,11 @@ class CelTable:
             await self.close()
             raise
         return [_row(r, i) for i, r in enumerate(found)]
+
+    async def read(self, since: float, reader: Callable[[Iterable[CelRow]], T]) -> T:
+        """`reader` over the rows written at `since` or later, in a worker thread."""
+        rows = await self.rows(since)
+        return await asyncio.to_thread(reader, rows)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import asyncpg
 
@@ -35,20 +35,31 @@ log = get_logger("bridge.cel")
 _REMEMBERED = 100_000  # calls reported by a backfill, never reported again by another
 
 
+T = TypeVar("T")
+
+
 class CelSource(Protocol):
     async def rows(self, since: float) -> list[CelRow]: ...
+
+    async def read(self, since: float, reader: Callable[[Iterable[CelRow]], T]) -> T:
+        """`reader` over the rows written at `since` or later, in a worker thread."""
+        ...
 
     async def close(self) -> None: ...
 
 
 class CsvSource:
-    """cel_custom's file, read in a worker thread."""
+    """cel_custom's file, read in a worker thread as it is interpreted (a long gap's rows
+    are never all in memory at once)."""
 
     def __init__(self, path: str | Path, fields: Sequence[str] = (), timezone: str = "UTC"):
         self.csv = CelCsv(path, fields or LAB_FIELDS, timezone)
 
     async def rows(self, since: float) -> list[CelRow]:
         return await asyncio.to_thread(lambda: list(self.csv.rows(since)))
+
+    async def read(self, since: float, reader: Callable[[Iterable[CelRow]], T]) -> T:
+        return await asyncio.to_thread(lambda: reader(self.csv.rows(since)))
 
     async def close(self) -> None:
         return None
@@ -141,8 +152,9 @@ class Backfiller:
         interpreters = CelInterpreters.for_tracker(tracker)
         gap = Gap(since=since, until=until, wanted=frozenset(starts))
         began = time.perf_counter()
-        rows = await self.source.rows(read_from)
-        account = await asyncio.to_thread(read_gap, interpreters, gap, rows)
+        account = await self.source.read(
+            read_from, lambda rows: read_gap(interpreters, gap, rows)
+        )
         self.last_read_seconds = time.perf_counter() - began
         self.reads += 1
         finished = set(await self.finished_among(list(account.calls)))

@@ -153,3 +153,43 @@ async def test_load_trace_killed_in_the_middle_reports_every_call_once(
     assert grammar_problems(crm) == []
     backfilled = [r for r in second.logs("call_finished") if r.get("closed_by") == "backfill"]
     assert backfilled, "calls of the gap came from the CEL"
+
+
+async def test_ami_cut_while_talking_then_back_after_the_hang_up(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """The same bridge, its AMI socket cut while the customer talks to the first employee
+    of a blind transfer, back after everybody hung up: the history is the true one
+    (transferred, answered by the second employee), from the CEL."""
+    name = "in_blind_transfer"
+    trace = Trace(TRACES, name)
+    want = [h for h in uninterrupted(trace, LAB22.tracker()).crm() if h["cmd"] == "history"]
+    stop, back = trace.moment("talking"), trace.moment("hung_up")
+    server = FakeAmiServer(TRACES / f"{name}.ami.jsonl", drop_while_disconnected=True)
+    cel = tmp_path / "cel_master.csv"
+    server.write_cel(TRACES / f"{name}.cel.csv", cel)
+    server.pause_after(position(server, trace, stop))
+    crm = FakeCrm(token="tok")
+    ports = Ports(ami=await server.start())
+    config = write_config(
+        tmp_path / "bridge.toml", ports, pg_dsn, await crm.start(), cel_section(cel)
+    )
+    try:
+        async with running_daemon(config, ports) as bridge:
+            await server.wait_replayed(position(server, trace, stop))
+            await wait_stored(bridge, stored_outputs(trace, stop))
+            server.cut()
+            server.pause_after(position(server, trace, back))  # while nobody listens
+            await server.wait_logins(2)
+            await bridge.wait_log("ami_resync", count=2, within=20)
+            assert server.dropped, "the hang-ups happened while the bridge was away"
+            server.resume()
+            await crm.wait_for(lambda: len(crm.history().unique) >= len(want), 20)
+            await asyncio.sleep(0.5)
+            assert problems(want, crm) == []
+            assert grammar_problems(crm) == []
+            (finished,) = bridge.logs("call_finished")
+            assert finished["closed_by"] == "backfill"
+    finally:
+        await server.stop()
+        await crm.stop()
