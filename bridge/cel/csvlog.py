@@ -59,6 +59,9 @@ class CelCsv:
         order they were written."""
         files = [self.path]
         rotated = self.path.with_name(self.path.name + ".1")
+        if not self.path.exists() and not rotated.exists():
+            # a wrong path must not read as "no call": said, and retried
+            raise FileNotFoundError(f"no CEL file {self.path} (nor {rotated.name})")
         if rotated.exists() and self._first_time(self.path) > since:
             files.insert(0, rotated)
         order = 0

@@ -108,6 +108,7 @@ class Backfiller:
         self._reported: OrderedDict[str, None] = OrderedDict()
         self.reads = 0
         self.read_failures = 0
+        self._failing: tuple[str, float] | None = None  # the error, when it was logged
         self.reported = 0
         self.settled = 0
         self.last_read_seconds = 0.0
@@ -131,8 +132,21 @@ class Backfiller:
             try:
                 await self.once()
             except READ_ERRORS as exc:
-                self.read_failures += 1
-                log.warning("cel_read_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                self._failed(f"{type(exc).__name__}: {exc}"[:300])
+            else:
+                if self._failing is not None:
+                    log.warning("cel_read_ok_again", failures=self.read_failures)
+                    self._failing = None
+
+    def _failed(self, error: str) -> None:
+        """A failed read is retried every `poll` seconds: logged when it starts, when the
+        error changes, and once a minute while it lasts."""
+        self.read_failures += 1
+        now = self.clock()
+        last = self._failing
+        if last is None or last[0] != error or now - last[1] >= 60.0:
+            log.warning("cel_read_failed", error=error, failures=self.read_failures)
+            self._failing = (error, now)
 
     async def once(self) -> None:
         """One read of the CEL, if a gap or a call waits for it."""
