@@ -819,7 +819,7 @@ class CelSettings(_Section):
     def _path(cls, value: str) -> str:
         if value and not PurePosixPath(value).is_absolute():
             raise ValueError(
-                f'{_show(value)} is not an absolute path '
+                f"{_show(value)} is not an absolute path "
                 f'(e.g. "/var/log/asterisk/cel-custom/cel_master.csv")'
             )
         return value

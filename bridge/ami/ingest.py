@@ -316,9 +316,7 @@ class AmiIngest:
         """Asterisk's clock at the snapshot (the `Timestamp` of a Ping reply): a call's
         times are never taken from this host's clock, which may differ (or the events
         be a replay). The host's clock when Asterisk does not say."""
-        reply = await asyncio.wait_for(
-            manager.send_action({"Action": "Ping"}), self.resync_timeout
-        )
+        reply = await asyncio.wait_for(manager.send_action({"Action": "Ping"}), self.resync_timeout)
         stamp = reply.get("Timestamp") if hasattr(reply, "get") else None
         try:
             return float(stamp) if stamp else self.clock()

@@ -166,9 +166,7 @@ class Backfiller:
         interpreters = CelInterpreters.for_tracker(tracker)
         gap = Gap(since=since, until=until, wanted=frozenset(starts))
         began = time.perf_counter()
-        account = await self.source.read(
-            read_from, lambda rows: read_gap(interpreters, gap, rows)
-        )
+        account = await self.source.read(read_from, lambda rows: read_gap(interpreters, gap, rows))
         self.last_read_seconds = time.perf_counter() - began
         self.reads += 1
         finished = set(await self.finished_among(list(account.calls)))
@@ -176,7 +174,14 @@ class Backfiller:
         for fault in account.faults:
             log.error("cel_call_not_interpreted", callid=fault.callid, error=fault.error)
         del self._gaps[: len(gaps)]
-        unseen = [c for c in account.calls if c not in finished and c not in parked]
+        unseen = [
+            c
+            for c in account.calls
+            if c not in finished
+            and c not in parked
+            and not tracker.follows(c)
+            and not tracker.knows(c)
+        ]
         for callid in unseen:
             self._remember(callid)
         settled = [c for c in account.calls if c in parked]
@@ -189,6 +194,7 @@ class Backfiller:
                 until=round(until, 3),
                 rows=account.rows,
                 calls=len(account.calls),
+                unseen=len(unseen),
                 settled=len(settled),
                 seconds=round(self.last_read_seconds, 3),
             )

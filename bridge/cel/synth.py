@@ -166,9 +166,7 @@ class CallSynth:
             for ch in self.chans.values()
             if ch.uid != exclude
             and ch.rows[0] < index
-            and not any(
-                self.rows[i].eventtype in (HANGUP, CHAN_END) for i in ch.rows if i < index
-            )
+            and not any(self.rows[i].eventtype in (HANGUP, CHAN_END) for i in ch.rows if i < index)
         ]
 
     def _app_at(self, ch: _Chan, index: int) -> tuple[str, str]:
@@ -239,9 +237,7 @@ class CallSynth:
             recording = self._recording(row)
             if recording and recording not in recordings:
                 recordings.add(recording)
-                yield self._event(
-                    row, "VarSet", Variable="MIXMONITOR_FILENAME", Value=recording
-                )
+                yield self._event(row, "VarSet", Variable="MIXMONITOR_FILENAME", Value=recording)
             kind = row.eventtype
             if kind == ANSWER:
                 if ch.dialer is not None:

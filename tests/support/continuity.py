@@ -112,9 +112,7 @@ def interrupted(
     else:
         known = tracker.mark()
     live = [{"Event": "CoreShowChannel", **c} for c in view.show()]
-    store.save_now(
-        tracker.resync(live, view.clock, known, seen_until=seen_until, park=cel)
-    )
+    store.save_now(tracker.resync(live, view.clock, known, seen_until=seen_until, park=cel))
     if cel:
         written = [r for r in trace.cel if r.eventtime <= view.clock]
         _backfill(tracker, store, seen_until, view.clock, written)
