@@ -45,10 +45,10 @@ def test_stopped_at_each_moment_reports_what_an_uninterrupted_bridge_does(
     want = uninterrupted(trace, lab.tracker())
     n = len(trace.messages)
     points = sorted({trace.moment(m) for m in MOMENTS} | {0, n // 3, 2 * n // 3})
-    for stop in points:
-        for back in (stop + 1, stop + max(3, n // 6)):
-            got = interrupted(trace, lab.tracker, stop, min(back, n), mode)
-            assert _allowed(lab, differences(want, got, strict_events=False)) == [], (stop, back)
+    for stop in points:  # a gap of a sixth of the trace (none at all: see below)
+        back = min(n, stop + max(3, n // 6))
+        got = interrupted(trace, lab.tracker, stop, back, mode)
+        assert _allowed(lab, differences(want, got, strict_events=False)) == [], (stop, back)
 
 
 @pytest.mark.parametrize("lab", LABS, ids=str)
