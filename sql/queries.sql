@@ -88,11 +88,16 @@ SELECT callid FROM calls WHERE pbx_id = $1 AND callid = ANY($2::text[]) AND stat
 
 -- seen_until --
 -- How far a previous run followed this PBX (Asterisk's clock, epoch seconds): the newest
--- start or end of a recent call; NULL when it never stored a call.
-SELECT extract(epoch FROM max(greatest(started_at, ended_at)))::float8
-FROM calls
-WHERE pbx_id = $1
-  AND started_at >= (SELECT max(started_at) FROM calls WHERE pbx_id = $1) - interval '1 day';
+-- start or end of a recent call, or event of a call left open; NULL when it never stored
+-- a call.
+SELECT extract(epoch FROM greatest(
+    (SELECT max(greatest(started_at, ended_at)) FROM calls
+     WHERE pbx_id = $1
+       AND started_at >= (SELECT max(started_at) FROM calls WHERE pbx_id = $1)
+                         - interval '1 day'),
+    (SELECT max(e.at) FROM calls c
+     JOIN call_events e ON e.pbx_id = c.pbx_id AND e.callid = c.callid
+     WHERE c.pbx_id = $1 AND c.status IS NULL)))::float8;
 
 -- known_extensions --
 -- Every employee extension seen in a call of this PBX.

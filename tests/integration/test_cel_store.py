@@ -118,6 +118,8 @@ async def test_store_keeps_facts_finished_calls_and_how_far_it_followed(pg_dsn: 
         assert open_call.facts == accepted_event.facts
         (record,) = [o for o in outputs if isinstance(o, CallRecord)]
         assert open_call.facts.start == pytest.approx(record.start)
+        # a call left open: as far as its last event stored
+        assert await store.seen_until() == pytest.approx(accepted_event.at, abs=1e-3)
         assert await store.finished_among([open_call.callid]) == set()
         await store.save(outputs[accepted + 1 :])
         assert await store.finished_among([record.callid, "nope"]) == {record.callid}
