@@ -71,16 +71,22 @@ def _live_per_call(repetitions: int = 20) -> float:
     from bridge.tracker.tracker import CallTracker
 
     events = list(trace_events(traces_dir() / "load_mixed.ami.jsonl"))
-    tracker = CallTracker(**LAB)  # type: ignore[arg-type]
-    began = time.perf_counter()
-    for k in range(repetitions):
-        suffix = f"r{k}"
-        for t, ev in events:
-            copy = {
-                key: (value + suffix if key.endswith(("Uniqueid", "Linkedid")) else value)
+    copies = [  # made before the clock starts: only the tracking is timed
+        (
+            t + k * SHIFT,
+            {
+                key: (value + f"r{k}" if key.endswith(("Uniqueid", "Linkedid")) else value)
                 for key, value in ev.items()
-            }
-            tracker.feed(copy, t + k * SHIFT)
+            },
+        )
+        for k in range(repetitions)
+        for t, ev in events
+    ]
+    tracker = CallTracker(**LAB)  # type: ignore[arg-type]
+    feed = tracker.feed
+    began = time.perf_counter()
+    for t, ev in copies:
+        feed(ev, t)
     return (time.perf_counter() - began) / (200 * repetitions)
 
 
