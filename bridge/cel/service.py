@@ -14,6 +14,7 @@ is closed with what the bridge saw (`CloseParked`). A failed read is logged and 
 from __future__ import annotations
 
 import asyncio
+import csv
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
@@ -21,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import asyncpg
-
 from ..observability.logs import get_logger
+from ..store.errors import DB_ERRORS_OR_TIMEOUT
 from ..tracker.tracker import CallTracker
 from .backfill import SLACK, Gap, GapAccount, read_gap
 from .csvlog import LAB_FIELDS, CelCsv
@@ -80,7 +80,13 @@ class CloseParked:
     callids: list[str] = field(default_factory=list)
 
 
-READ_ERRORS = (OSError, ValueError, LookupError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# a CEL read or the store's answer failed: logged, retried at the next poll
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    *DB_ERRORS_OR_TIMEOUT,
+    ValueError,
+    LookupError,
+    csv.Error,
+)
 
 
 class Backfiller:
