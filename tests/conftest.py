@@ -1,5 +1,5 @@
 """Shared pytest fixtures (Postgres ones live in tests/support/pg.py)."""
 
-from tests.support.pg import pg_cluster, pg_dsn
+from tests.support.pg import migrated_dsn, migrated_template, pg_cluster, pg_dsn
 
-__all__ = ["pg_cluster", "pg_dsn"]
+__all__ = ["migrated_dsn", "migrated_template", "pg_cluster", "pg_dsn"]

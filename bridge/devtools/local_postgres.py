@@ -209,9 +209,13 @@ class LocalPostgres:
         pid = self._postmaster_pid()
         return pid is not None and _alive(pid)
 
-    def create_database(self, name: str) -> str:
-        """Create database ``name`` and return its DSN."""
-        self._run(["createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name])
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create database ``name`` (a copy of database ``template`` if given: a file copy,
+        far quicker than building the same content again) and return its DSN."""
+        copy = ["--template", template] if template else []
+        self._run(
+            ["createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", *copy, name]
+        )
         return self.dsn_for(name)
 
     def drop_database(self, name: str) -> None:

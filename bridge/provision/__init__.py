@@ -26,7 +26,7 @@ from ..config import Settings
 from ..observability.logs import get_logger
 from ..store.errors import DB_ERRORS_OR_TIMEOUT
 from ..store.queries import QUERIES
-from .apply import ApplyError, ApplyResult, NotRendered, Provisioner, ProvisionError
+from .apply import DEFERRED, ApplyError, ApplyResult, NotRendered, Provisioner, ProvisionError
 from .rules import group_problems, noanswer_problem, number_problems, user_problems
 from .runtime import BadNumber, Blocked, Recording, Runtime, StateResult, UnknownEmployee
 
@@ -84,7 +84,7 @@ class Provisioning:
         await self.reload_view()
         if not apply:
             await self.pool.execute(
-                QUERIES["provision_mark_pending"], self.settings.pbx.id, reason, "not applied yet"
+                QUERIES["provision_mark_pending"], self.settings.pbx.id, reason, DEFERRED
             )
             return ApplyResult("stored", "stored, not applied (reload=false)")
         return await self.provisioner.apply(reason)
@@ -99,7 +99,9 @@ class Provisioning:
 
     async def catch_up(self) -> None:
         """The leader, every 30 s: what a standby bridge stored (it has no AMI link) or an
-        earlier failure left pending is applied. Never raises."""
+        earlier failure left pending is applied; not what a client asked to keep for later
+        (`reload=false`: the next write with reload, `crm-bridge apply` or the next AMI
+        login applies it). Never raises."""
         await self._catch_up("pending change", everything=False)
 
     async def _catch_up(self, reason: str, everything: bool) -> None:
@@ -108,7 +110,9 @@ class Provisioning:
                 synced = await self.runtime.sync()
                 if not synced.applied:
                     log.warning("astdb_not_synced", message=synced.message)
-            if self.provisioner.enabled and (everything or await self.provisioner.pending()):
+            if self.provisioner.enabled and (
+                everything or await self.provisioner.pending(include_deferred=False)
+            ):
                 result = await self.provisioner.apply(reason)
                 if result.warnings:
                     log.warning("provision_warnings", warnings=list(result.warnings))

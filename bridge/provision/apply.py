@@ -58,6 +58,7 @@ log = get_logger("bridge.provision")
 MODULES = {PJSIP_FILE: "res_pjsip.so", SIP_FILE: "chan_sip.so", DIALPLAN_FILE: "pbx_config.so"}
 CONFIRM_AT_ONCE = 8  # endpoint look-ups in flight together
 POLL_EVERY = 0.25  # seconds between two looks while Asterisk has not shown the change
+DEFERRED = "kept for later (reload=false)"  # why a change waits, when a client asked so
 
 
 class ProvisionError(Exception):
@@ -167,10 +168,13 @@ class Provisioner:
                 with contextlib.suppress(*DB_ERRORS_OR_TIMEOUT):
                     await conn.execute(QUERIES["provision_unlock"], self.key, timeout=5)
 
-    async def pending(self) -> bool:
-        """Whether a change waits for Asterisk (not applied, or failed and rolled back)."""
+    async def pending(self, include_deferred: bool = True) -> bool:
+        """Whether a change waits for Asterisk (not applied, or failed and rolled back;
+        `include_deferred`: or kept for later by the client, `reload=false`)."""
         row = await self.pool.fetchrow(QUERIES["provision_applied"], self.settings.pbx.id)
-        return row is not None and row["pending_since"] is not None
+        if row is None or row["pending_since"] is None:
+            return False
+        return include_deferred or row["last_error"] != DEFERRED
 
     async def _apply(self, conn: asyncpg.Connection, reason: str) -> ApplyResult:
         pbx_id = self.settings.pbx.id

@@ -1,4 +1,4 @@
-"""The `crm-bridge` command as a user runs it (a subprocess)."""
+"""The `crm-bridge` command as a user runs it: subprocesses, per-scenario replays in-process."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from bridge.cli import main as crm_bridge_main
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.fake_crm import FakeCrm
 from tests.support.agi_client import agi_call, asterisk_env, dialplan_agi
@@ -40,10 +41,13 @@ def crm_bridge(*args: str, **kw) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("name", scenario_names())
-def test_replay_gives_the_expected_payloads(name: str) -> None:
-    done = crm_bridge("replay", str(TRACES / f"{name}.ami.jsonl"), "--config", str(LAB_CONFIG))
-    assert done.returncode == 0, done.stderr
-    payloads = [json.loads(line) for line in done.stdout.splitlines()]
+def test_replay_gives_the_expected_payloads(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """In-process (one interpreter start for the set); the load trace below goes
+    through a real subprocess, as a user runs it."""
+    capsys.readouterr()
+    trace = str(TRACES / f"{name}.ami.jsonl")
+    assert crm_bridge_main(["replay", trace, "--config", str(LAB_CONFIG)]) == 0
+    payloads = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert compare_with_expected(name, payloads) == []
     for p in payloads:
         assert "crm_token" not in p

@@ -3,7 +3,10 @@ localhost socket, with a real aiohttp client and API keys made the way operators
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -16,10 +19,12 @@ from bridge.api.app import create_app
 from bridge.api.services import Services
 from bridge.config import Settings
 from bridge.crm.outbox_rows import OutboxRows
+from bridge.devtools.local_postgres import LocalPostgres
 from bridge.store.apikeys import KeyRing, create_key
 from bridge.store.calls import CallStore
-from bridge.store.migrations import migrate
 from tests.support.delivery import store_scenarios
+
+_copies = itertools.count(1)
 
 
 @dataclass
@@ -51,14 +56,37 @@ async def ready() -> dict[str, bool]:
     return {"database": True}
 
 
+async def _fill(dsn: str) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        await store_scenarios(pool, OutboxRows("lab"))
+    finally:
+        await pool.close()
+
+
+@pytest.fixture(scope="session")
+def scenarios_template(pg_cluster: LocalPostgres, migrated_template: str) -> str:
+    """A database holding every recorded scenario once, built once per session: each
+    test gets its own copy of it (`CREATE DATABASE ... TEMPLATE`)."""
+    name = f"scenarios{os.getpid()}"
+    dsn = pg_cluster.create_database(name, template=migrated_template)
+    asyncio.run(_fill(dsn))
+    return name
+
+
 @pytest.fixture
-async def api(pg_dsn: str) -> AsyncIterator[Api]:
+def scenarios_dsn(pg_cluster: LocalPostgres, scenarios_template: str) -> Iterator[str]:
+    """DSN of this test's own copy of the scenarios database, dropped after it."""
+    name = f"t{os.getpid()}_{next(_copies)}s"
+    yield pg_cluster.create_database(name, template=scenarios_template)
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+async def api(scenarios_dsn: str) -> AsyncIterator[Api]:
     """The API of a bridge whose database holds every recorded scenario once."""
-    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=8)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    await store_scenarios(pool, OutboxRows("lab"))
-    settings = api_settings(pg_dsn)
+    pool = await asyncpg.create_pool(scenarios_dsn, min_size=1, max_size=8)
+    settings = api_settings(scenarios_dsn)
     services = Services(settings, pool, CallStore(pool, "lab"), KeyRing(pool, "lab"))
     app = create_app(services, ready=ready, registry=CollectorRegistry())
     server = TestServer(app, host="127.0.0.1")

@@ -7,13 +7,16 @@ No skipping: missing Postgres binaries fail loudly, so a green run means DB test
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 
 from bridge.devtools.local_postgres import LocalPostgres, LocalPostgresError
+from bridge.store.migrations import migrate
 
 _counter = itertools.count(1)
 
@@ -30,6 +33,31 @@ def pg_cluster() -> Iterator[LocalPostgres]:
         yield cluster
     finally:
         cluster.cleanup()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_cluster: LocalPostgres) -> str:
+    """A database with every migration applied, made once per session to be copied."""
+    name = f"migrated{os.getpid()}"
+    dsn = pg_cluster.create_database(name)
+
+    async def apply() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(apply())
+    return name
+
+
+@pytest.fixture
+def migrated_dsn(pg_cluster: LocalPostgres, migrated_template: str) -> Iterator[str]:
+    """DSN of a new database of this test with the schema in place, dropped after it."""
+    name = f"t{os.getpid()}_{next(_counter)}m"
+    yield pg_cluster.create_database(name, template=migrated_template)
+    pg_cluster.drop_database(name)
 
 
 @pytest.fixture

@@ -33,7 +33,6 @@ from bridge.provision.testing import FakeAsteriskConfig
 from bridge.store.apikeys import KeyRing, create_key
 from bridge.store.calls import CallStore
 from bridge.store.logins import Login
-from bridge.store.migrations import migrate
 from bridge.store.queries import QUERIES
 
 PBX = "lab"
@@ -108,7 +107,7 @@ async def _ready() -> dict[str, bool]:
 
 
 @pytest.fixture
-async def lab(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Lab]:
+async def lab(migrated_dsn: str, tmp_path: Path) -> AsyncIterator[Lab]:
     ami = FakeAmiServer()
     asterisk = FakeAsteriskConfig(tmp_path).install(ami)
     port = await ami.start()
@@ -116,10 +115,8 @@ async def lab(pg_dsn: str, tmp_path: Path) -> AsyncIterator[Lab]:
     await ingest.start()
     async with asyncio.timeout(5):
         await ingest.logged_in.wait()
-    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=8)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    settings = lab_settings(pg_dsn, port, tmp_path)
+    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=8)
+    settings = lab_settings(migrated_dsn, port, tmp_path)
     agi = Directory({})
     view = DirectoryView(settings.pbx, agi)
     sync = DirectorySync(settings.pbx, pool, view)

@@ -42,7 +42,17 @@ from ..services import services_of
 from ..writes import commit, delete_employees, provisioning
 from . import body
 from .errors import IssabelError, success
-from .records import chosen, ids_of, next_free, one_id, pick, snapshot, used_extensions, written
+from .records import (
+    add_resource_routes,
+    chosen,
+    ids_of,
+    next_free,
+    one_id,
+    pick,
+    snapshot,
+    used_extensions,
+    written,
+)
 
 FIRST = 200  # Issabel's first extension number
 DEFAULTS = ("extension", "name", "tech", "dial", "secret", "context")
@@ -261,28 +271,13 @@ async def delete_extensions(request: web.Request) -> web.Response:
     return written(request, outcome, [u.ext for u in gone])
 
 
-async def post_with_id(request: web.Request) -> web.Response:
-    raise IssabelError(
-        400,
-        "We refuse to insert a record if a resource id is passed. For update use the PUT "
-        "method instead.",
-    )
-
-
-async def put_without_id(request: web.Request) -> web.Response:
-    raise IssabelError(405, "Unable to update. Missing record id")
-
-
-async def delete_without_id(request: web.Request) -> web.Response:
-    raise IssabelError(405, "Cannot delete if no ID is supplied")
-
-
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/extensions", list_extensions)
-    app.router.add_post("/extensions", create_extension)
-    app.router.add_put("/extensions", put_without_id)
-    app.router.add_delete("/extensions", delete_without_id)
-    app.router.add_get("/extensions/{id}", get_extension)
-    app.router.add_post("/extensions/{id}", post_with_id)
-    app.router.add_put("/extensions/{id}", put_extension)
-    app.router.add_delete("/extensions/{id}", delete_extensions)
+    add_resource_routes(
+        app,
+        "/extensions",
+        list_all=list_extensions,
+        create=create_extension,
+        get_one=get_extension,
+        put_one=put_extension,
+        delete=delete_extensions,
+    )

@@ -3,7 +3,7 @@ next free number, the answers of a write, and the directory read once per reques
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import asyncpg
@@ -89,3 +89,45 @@ def written(
 async def snapshot(request: web.Request) -> store.Snapshot:
     s = services_of(request)
     return await store.snapshot(s.pool, s.pbx_id)
+
+
+async def _post_with_id(request: web.Request) -> web.Response:
+    raise IssabelError(
+        400,
+        "We refuse to insert a record if a resource id is passed. For update use the PUT "
+        "method instead.",
+    )
+
+
+async def _put_without_id(request: web.Request) -> web.Response:
+    raise IssabelError(405, "Unable to update. Missing record id")
+
+
+async def _delete_without_id(request: web.Request) -> web.Response:
+    raise IssabelError(405, "Cannot delete if no ID is supplied")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_resource_routes(
+    app: web.Application,
+    path: str,
+    *,
+    list_all: Handler,
+    create: Handler,
+    get_one: Handler,
+    put_one: Handler,
+    delete: Handler,
+) -> None:
+    """One Issabel resource: GET/POST on the collection, GET/PUT/DELETE on `{id}` (a
+    comma list for DELETE), and Issabel's own answers to the verbs that miss or carry an
+    id they should not."""
+    app.router.add_get(path, list_all)
+    app.router.add_post(path, create)
+    app.router.add_put(path, _put_without_id)
+    app.router.add_delete(path, _delete_without_id)
+    app.router.add_get(path + "/{id}", get_one)
+    app.router.add_post(path + "/{id}", _post_with_id)
+    app.router.add_put(path + "/{id}", put_one)
+    app.router.add_delete(path + "/{id}", delete)

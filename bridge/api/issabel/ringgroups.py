@@ -37,7 +37,17 @@ from ..writes import commit, provisioning
 from . import body
 from .errors import IssabelError, success
 from .extensions import IN_USE
-from .records import chosen, ids_of, next_free, one_id, pick, snapshot, used_extensions, written
+from .records import (
+    add_resource_routes,
+    chosen,
+    ids_of,
+    next_free,
+    one_id,
+    pick,
+    snapshot,
+    used_extensions,
+    written,
+)
 
 FIRST = 600  # Issabel's first ring group number
 KIND = "ringgroup"
@@ -324,28 +334,13 @@ async def delete_ringgroups(request: web.Request) -> web.Response:
     return written(request, outcome, [g.ext for g in gone])
 
 
-async def post_with_id(request: web.Request) -> web.Response:
-    raise IssabelError(
-        400,
-        "We refuse to insert a record if a resource id is passed. For update use the PUT "
-        "method instead.",
-    )
-
-
-async def put_without_id(request: web.Request) -> web.Response:
-    raise IssabelError(405, "Unable to update. Missing record id")
-
-
-async def delete_without_id(request: web.Request) -> web.Response:
-    raise IssabelError(405, "Cannot delete if no ID is supplied")
-
-
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/ringgroups", list_ringgroups)
-    app.router.add_post("/ringgroups", create_ringgroup)
-    app.router.add_put("/ringgroups", put_without_id)
-    app.router.add_delete("/ringgroups", delete_without_id)
-    app.router.add_get("/ringgroups/{id}", get_ringgroup)
-    app.router.add_post("/ringgroups/{id}", post_with_id)
-    app.router.add_put("/ringgroups/{id}", put_ringgroup)
-    app.router.add_delete("/ringgroups/{id}", delete_ringgroups)
+    add_resource_routes(
+        app,
+        "/ringgroups",
+        list_all=list_ringgroups,
+        create=create_ringgroup,
+        get_one=get_ringgroup,
+        put_one=put_ringgroup,
+        delete=delete_ringgroups,
+    )
