@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         ("bench.delivery", "delivery_report"),
         ("bench.agi", "agi_report"),
         ("bench.api", "api_report"),
+        ("bench.backfill", "backfill_report"),
     ):
         if importlib.util.find_spec(module) is not None:
             print(f"\n{module}:", flush=True)

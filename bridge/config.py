@@ -34,6 +34,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import (
@@ -793,6 +794,73 @@ class RetentionSettings(_Section):
     interval: float = Field(default=3600.0, gt=0)  # seconds between two prunes
 
 
+class CelSettings(_Section):
+    """Asterisk's Channel Event Log, read after every gap (start-up, AMI reconnect, a
+    PostgreSQL outage that cost the lead) to report the calls the bridge did not see or
+    saw only in part (README "Backfill from CEL"). No `[cel]` (source ""): no backfill.
+
+    - `source = "csv"`: cel_custom's file (`path`; `fields` in the order of
+      cel_custom.conf's `fields =` line, the lab's by default; `timezone` of its
+      EventTime when cel.conf sets a `dateformat`);
+    - `source = "pgsql"`: cel_pgsql's table (`url`, `table`; a `timestamp` EventTime is
+      read in `timezone`: set `usegmtime = yes` in cel_pgsql.conf and keep "UTC")."""
+
+    source: Literal["", "csv", "pgsql"] = ""
+    path: str = ""
+    fields: list[str] = Field(default_factory=list)
+    timezone: str = "UTC"
+    url: str | None = Field(default=None, repr=False)
+    table: str = "cel"
+    poll_interval: float = Field(default=2.0, gt=0)  # seconds between reads while waiting
+    settle_timeout: float = Field(default=60.0, gt=0)  # seconds a call waits for its rows
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if value and not PurePosixPath(value).is_absolute():
+            raise ValueError(
+                f"{_show(value)} is not an absolute path "
+                f'(e.g. "/var/log/asterisk/cel-custom/cel_master.csv")'
+            )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _check_postgres_url(value) if value else None
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", value):
+            raise ValueError(f'{_show(value)} is not a table name (e.g. "cel" or "asterisk.cel")')
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ValueError(f'{_show(value)} is not a time zone (e.g. "UTC")') from None
+        return value
+
+    @model_validator(mode="after")
+    def _source_needs(self) -> CelSettings:
+        if self.source == "csv" and not self.path:
+            raise ValueError('source = "csv" needs path (cel_custom\'s file)')
+        if self.source == "pgsql" and not self.url:
+            raise ValueError('source = "pgsql" needs url (the database cel_pgsql writes to)')
+        if self.fields:
+            names = {f.split("(", 1)[0].strip().lower() for f in self.fields}
+            needed = {"eventtype", "eventtime", "uniqueid", "linkedid"}
+            if not needed <= names or not names & {"channame", "channel"}:
+                raise ValueError(
+                    "fields must name EventType, EventTime, UniqueID, LinkedID and ChanName"
+                )
+        return self
+
+
 class LogSettings(_Section):
     """Log threshold for both our loggers and the libraries' stdlib loggers."""
 
@@ -852,6 +920,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     provision: ProvisionSettings = Field(default_factory=ProvisionSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    cel: CelSettings = Field(default_factory=CelSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

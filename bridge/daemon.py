@@ -35,6 +35,7 @@ from .api.app import create_app
 from .api.server import HEADER_TIMEOUT, KEEPALIVE, MAX_CONNECTIONS, HttpServer, start_http
 from .api.services import Services
 from .backoff import Backoff
+from .cel.service import Backfiller
 from .config import Settings
 from .delivery.rating import OutboxRatingSink, call_in_store
 from .delivery.service import Delivery
@@ -57,7 +58,7 @@ from .store.targets import ensure_primary_target
 from .systemd import notify, watchdog_interval
 from .tracker.model import CallEvent, Output
 from .tracker.tracker import CallTracker
-from .wiring import call_store_from, ingest_from, open_pool, tracker_from
+from .wiring import call_store_from, cel_source_from, ingest_from, open_pool, tracker_from
 
 log = get_logger("bridge.daemon")
 
@@ -68,7 +69,7 @@ DIRECTORY_RELOAD_EVERY = 30.0  # seconds between two reads of the directory (API
 class Term:
     """One period of leadership: a tracker, an AMI link and a pipeline of their own."""
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Bridge, seen_until: float | None = None) -> None:
         s = bridge.settings
         self.tracker: CallTracker = tracker_from(s.pbx)
         bridge.view.attach(self.tracker)  # employees' logins and group names
@@ -82,17 +83,38 @@ class Term:
             bridge.store,
             buffer_limit=s.database.outage_buffer,
             on_outputs=bridge.learn_from_calls,
+            seen_until=seen_until,
         )
+        self.backfill: Backfiller | None = None
+        source = cel_source_from(s)
+        if source is not None:
+            self.backfill = Backfiller(
+                source,
+                self.tracker,
+                bridge.store.finished_among,
+                self.pipeline.inject,
+                poll=s.cel.poll_interval,
+                settle_timeout=s.cel.settle_timeout,
+            )
+            self.pipeline.backfill = self.backfill
         self.task: asyncio.Task[None] | None = None
+        self.backfill_task: asyncio.Task[None] | None = None
 
     async def start(self, left_open: Sequence[Any]) -> None:
         self.tracker.restore(left_open)
         self.task = asyncio.create_task(self.pipeline.run(), name="pipeline")
+        if self.backfill is not None:
+            self.backfill_task = asyncio.create_task(self.backfill.run(), name="cel-backfill")
         await self.ingest.start()
 
     async def stop(self, drain_for: float) -> None:
         """Stop following AMI; write what was tracked (for at most `drain_for` seconds)."""
         await self.ingest.stop()
+        if self.backfill_task is not None:
+            self.backfill_task.cancel()
+            await asyncio.gather(self.backfill_task, return_exceptions=True)
+            assert self.backfill is not None
+            await self.backfill.source.close()
         try:
             await asyncio.wait_for(self.pipeline.drain(), drain_for)
         except TimeoutError:
@@ -136,6 +158,12 @@ class Bridge:
         self.ratings = BufferedRatingSink(OutboxRatingSink(self.store), known)
         self.agi = await start_agi_server(s, self.ratings, directory=self.directory, known=known)
         await self._start_http()
+        if not s.cel.source:
+            log.info(
+                "cel_backfill_off",
+                hint="no [cel] section: calls that start and end while the bridge is away "
+                "are not reported (README: Backfill from CEL)",
+            )
         self._spawn(self._run(), "bridge")
         interval = watchdog_interval()
         if interval:
@@ -223,13 +251,20 @@ class Bridge:
             await lock.acquire()
             try:
                 left_open = await self.store.open_calls()
+                seen_until = await self.store.seen_until()
             except DB_ERRORS_OR_TIMEOUT as exc:
                 log.warning("open_calls_unavailable", error=_plain(exc))
                 await lock.release()
                 continue
             await self.sync.refresh(None)  # the config, before Asterisk is asked
-            self.term = term = Term(self)
-            log.info("bridge_tracking", pbx=s.pbx.id, calls_left_open=len(left_open))
+            self.term = term = Term(self, seen_until)
+            log.info(
+                "bridge_tracking",
+                pbx=s.pbx.id,
+                calls_left_open=len(left_open),
+                seen_until=seen_until,
+                cel=s.cel.source or None,
+            )
             await term.start(left_open)
             try:
                 await self._follow(term, lock)

@@ -28,6 +28,8 @@ import asyncpg
 
 from .ami.ingest import Item, Resync, ResyncMark
 from .backoff import Backoff
+from .cel.backfill import apply
+from .cel.service import Backfilled, Backfiller, CloseParked
 from .observability.logs import get_logger
 from .store.errors import DB_UNAVAILABLE
 from .tracker.model import CallEvent, Output
@@ -57,6 +59,7 @@ class CallPipeline:
         chunk_size: int = 500,
         buffer_limit: int = 200_000,
         on_outputs: Callable[[Sequence[Output]], None] | None = None,
+        seen_until: float | None = None,
     ) -> None:
         self.source = source
         self.tracker = tracker
@@ -65,6 +68,11 @@ class CallPipeline:
         self.chunk_size = chunk_size  # AMI events tracked between two yields to the loop
         self.buffer_limit = buffer_limit
         self.on_outputs = on_outputs
+        # how far a previous run followed the PBX (Asterisk's clock): a gap's start until
+        # this run's first event
+        self.seen_until = seen_until
+        self.backfill: Backfiller | None = None  # the CEL's account of gaps (if configured)
+        self._injected: deque[Backfilled | CloseParked] = deque()
         self.pending: deque[Output] = deque()  # tracked, not yet committed, in order
         self.events = 0
         self.batches = 0
@@ -74,6 +82,7 @@ class CallPipeline:
         self.faults = 0  # tracker faults (one call closed early, the rest went on)
         self.db_ok = True
         self._marks: dict[int, frozenset[str]] = {}
+        self._since: dict[int, float | None] = {}
         self._queued = asyncio.Event()  # pending has something
         self._room = asyncio.Event()  # pending is below its limit
         self._room.set()
@@ -112,12 +121,20 @@ class CallPipeline:
 
     async def _track_some(self) -> int:
         async with self._track_lock:
-            items = self.source.take(self.chunk_size)
+            items: list[Item | Backfilled | CloseParked] = []
+            while self._injected:
+                items.append(self._injected.popleft())
+            items.extend(self.source.take(self.chunk_size))
             if items:
                 self._keep(self.track(items))
             return len(items)
 
-    def track(self, items: list[Item]) -> list[Output]:
+    def inject(self, item: Backfilled | CloseParked) -> None:
+        """Work for the tracking loop from outside AMI (a backfill's account)."""
+        self._injected.append(item)
+        self.source.wake.set()
+
+    def track(self, items: Sequence[Item | Backfilled | CloseParked]) -> list[Output]:
         tracker = self.tracker
         feed = tracker.feed
         outputs: list[Output] = []
@@ -128,11 +145,29 @@ class CallPipeline:
                     outputs.extend(result)
             elif isinstance(item, ResyncMark):
                 self._marks[item.id] = tracker.mark()
+                # the gap began with the last event before the snapshot was asked for
+                since = tracker.last_at or self.seen_until
+                if item.dropped_since is not None:  # events were dropped before that
+                    since = min(since or item.dropped_since, item.dropped_since)
+                self._since[item.id] = since
             elif isinstance(item, Resync):
                 # without its mark, kill nothing: only channels known before the snapshot
                 # was asked for may be declared gone
                 known = self._marks.pop(item.id, frozenset())
-                outputs.extend(tracker.resync(item.live, item.at, known))
+                since = self._since.pop(item.id, tracker.last_at or self.seen_until)
+                backfill = self.backfill
+                outputs.extend(
+                    tracker.resync(
+                        item.live, item.at, known, seen_until=since, park=backfill is not None
+                    )
+                )
+                if backfill is not None:
+                    backfill.gap(since, item.at)
+            elif isinstance(item, Backfilled):
+                outputs.extend(apply(tracker, item.account, item.finished))
+            elif isinstance(item, CloseParked):
+                for callid in item.callids:
+                    outputs.extend(tracker.close_parked(callid))
         self.events += len(items)
         self._log_faults()
         return outputs

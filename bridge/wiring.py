@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 import asyncpg
 
 from .ami.ingest import AmiIngest
+from .cel.pglog import CelTable
+from .cel.service import CelSource, CsvSource
 from .config import PbxSettings, Settings
 from .crm.links import recording_link
 from .crm.outbox_rows import OutboxRows
@@ -95,3 +97,14 @@ async def open_pool(settings: Settings, *, max_size: int | None = None) -> async
         command_timeout=db.command_timeout,
     )
     return pool
+
+
+def cel_source_from(settings: Settings) -> CelSource | None:
+    """Asterisk's Channel Event Log as `[cel]` says, or None (no backfill)."""
+    cel = settings.cel
+    if cel.source == "csv":
+        return CsvSource(cel.path, cel.fields, cel.timezone)
+    if cel.source == "pgsql":
+        assert cel.url
+        return CelTable(cel.url, cel.table, cel.timezone)
+    return None

@@ -6,14 +6,16 @@
 
 -- open_call --
 -- A call seen for the first time (or its first answer): the row exists while it is up.
+-- $9: the call's facts after the batch's last event of it (for a restart).
 INSERT INTO calls (pbx_id, callid, direction, phone, diversion, group_name, started_at,
-                   answered_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   answered_at, facts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
 ON CONFLICT (pbx_id, callid) DO UPDATE SET
     phone = CASE WHEN calls.phone = '' THEN EXCLUDED.phone ELSE calls.phone END,
     group_name = CASE WHEN calls.group_name = '' THEN EXCLUDED.group_name
                       ELSE calls.group_name END,
-    answered_at = COALESCE(calls.answered_at, EXCLUDED.answered_at)
+    answered_at = COALESCE(calls.answered_at, EXCLUDED.answered_at),
+    facts = COALESCE(EXCLUDED.facts, calls.facts)
 WHERE calls.status IS NULL;
 
 -- call_event --
@@ -34,7 +36,9 @@ ON CONFLICT (pbx_id, callid) DO UPDATE SET
     group_name = EXCLUDED.group_name, started_at = EXCLUDED.started_at,
     answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,
     duration = EXCLUDED.duration, wait = EXCLUDED.wait, recording = EXCLUDED.recording,
-    closed_by = EXCLUDED.closed_by;
+    closed_by = EXCLUDED.closed_by, facts = NULL
+-- a history rebuilt from Asterisk's CEL never replaces one already reported
+WHERE EXCLUDED.closed_by <> 'backfill' OR calls.status IS NULL;
 
 -- call_leg --
 -- One channel that took part in a finished call.
@@ -74,8 +78,26 @@ SELECT c.callid, c.direction, c.phone, c.diversion, c.group_name, c.started_at,
        COALESCE((SELECT jsonb_object_agg(ext, type) FROM (
                     SELECT DISTINCT ON (ext) ext, type FROM call_events e
                     WHERE e.pbx_id = c.pbx_id AND e.callid = c.callid
-                    ORDER BY ext, seq DESC) last), '{}'::jsonb)::text AS sessions
+                    ORDER BY ext, seq DESC) last), '{}'::jsonb)::text AS sessions,
+       c.facts::text AS facts
 FROM calls c WHERE c.pbx_id = $1 AND c.status IS NULL;
+
+-- finished_among --
+-- Which of these calls ($2) are finished (their history reported): a backfill skips them.
+SELECT callid FROM calls WHERE pbx_id = $1 AND callid = ANY($2::text[]) AND status IS NOT NULL;
+
+-- seen_until --
+-- How far a previous run followed this PBX (Asterisk's clock, epoch seconds): the newest
+-- start or end of a recent call, or event of a call left open; NULL when it never stored
+-- a call.
+SELECT extract(epoch FROM greatest(
+    (SELECT max(greatest(started_at, ended_at)) FROM calls
+     WHERE pbx_id = $1
+       AND started_at >= (SELECT max(started_at) FROM calls WHERE pbx_id = $1)
+                         - interval '1 day'),
+    (SELECT max(e.at) FROM calls c
+     JOIN call_events e ON e.pbx_id = c.pbx_id AND e.callid = c.callid
+     WHERE c.pbx_id = $1 AND c.status IS NULL)))::float8;
 
 -- known_extensions --
 -- Every employee extension seen in a call of this PBX.

@@ -39,10 +39,13 @@ log = get_logger("bridge.ami")
 
 @dataclass(slots=True)
 class ResyncMark:
-    """Channels known before this point and absent from the `Resync` of the same id ended."""
+    """Channels known before this point and absent from the `Resync` of the same id ended.
+    `dropped_since`: the time of the first event dropped from a full buffer (Asterisk's
+    clock when the event says it), where the gap this resync covers began."""
 
     at: float
     id: int = 0
+    dropped_since: float | None = None
 
 
 @dataclass(slots=True)
@@ -53,6 +56,14 @@ class Resync:
 
 
 Item = tuple[AmiMessage, float] | ResyncMark | Resync
+
+
+def _stamp(message: AmiMessage, received_at: float) -> float:
+    """An event's time: its `Timestamp` (Asterisk's clock), else when it was received."""
+    try:
+        return float(message.get("Timestamp") or received_at)
+    except (TypeError, ValueError):
+        return received_at
 
 
 class _Manager(Manager):  # type: ignore[misc]
@@ -138,6 +149,7 @@ class AmiIngest:
         self._resync_id = 0
         self._resync_task: asyncio.Task[None] | None = None
         self._resync_failures = 0
+        self._dropped_since: float | None = None
         self.connected_at: float | None = None  # monotonic time of the TCP connection
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
@@ -204,6 +216,8 @@ class AmiIngest:
         self.received += 1
         if len(self.buffer) >= self.queue_size:
             self.dropped += 1
+            if self._dropped_since is None:
+                self._dropped_since = _stamp(message, received_at)
             if not self._resync_wanted:
                 log.error("ami_buffer_full_dropping_events", size=self.queue_size)
             self._resync_wanted = True
@@ -241,6 +255,7 @@ class AmiIngest:
 
     def _on_login(self, manager: _Manager) -> None:
         self._backoff.reset()
+        self.connected_at = None  # logged in: no login is pending any more
         self.logins += 1
         self.logged_in.set()
         log.info("ami_logged_in", host=self.host, port=self.port, logins=self.logins)
@@ -267,8 +282,10 @@ class AmiIngest:
         self._resync_id += 1
         resync_id = self._resync_id
         try:
-            self._control(ResyncMark(self.clock(), resync_id))
+            dropped_since, self._dropped_since = self._dropped_since, None
+            self._control(ResyncMark(self.clock(), resync_id, dropped_since))
             try:
+                at = await self._asterisk_now(manager)
                 replies = await asyncio.wait_for(
                     manager.send_action({"Action": "CoreShowChannels"}, as_list=True),
                     self.resync_timeout,
@@ -287,13 +304,24 @@ class AmiIngest:
                 for reply in replies
                 if reply.get("Event") == "CoreShowChannel"
             ]
-            self._control(Resync(self.clock(), live, resync_id))
+            self._control(Resync(at, live, resync_id))
             self.resyncs += 1
             self._resync_failures = 0
             log.info("ami_resync", live_channels=len(live))
         finally:
             if self._resync_id == resync_id:  # not a newer one's flag
                 self._resyncing = False
+
+    async def _asterisk_now(self, manager: _Manager) -> float:
+        """Asterisk's clock at the snapshot (the `Timestamp` of a Ping reply): a call's
+        times are never taken from this host's clock, which may differ (or the events
+        be a replay). The host's clock when Asterisk does not say."""
+        reply = await asyncio.wait_for(manager.send_action({"Action": "Ping"}), self.resync_timeout)
+        stamp = reply.get("Timestamp") if hasattr(reply, "get") else None
+        try:
+            return float(stamp) if stamp else self.clock()
+        except (TypeError, ValueError):
+            return self.clock()
 
     async def _resync_after(self, delay: float) -> None:
         await asyncio.sleep(delay)

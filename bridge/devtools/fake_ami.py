@@ -3,9 +3,15 @@
 Why: the bridge must be tested against what Asterisk really sends (byte for byte), and
 against what really goes wrong (socket cut mid-call, half-open links, garbage), without
 a PBX. The server speaks enough AMI for panoramisk's ``Manager``: banner, Login,
-Ping, CoreShowChannels (computed from the events already replayed), the directory's
-actions (``pbx``: see bridge.devtools.fake_directory), Originate (optionally followed by
-a recorded call, see ``on_originate``), a generic Success for anything else.
+Ping (with Asterisk's clock: the replayed events' ``Timestamp``), CoreShowChannels
+(computed from the events already replayed, as main/manager.c builds it: the channel
+snapshot, Application/ApplicationData, Duration on Asterisk's clock, BridgeId), the
+directory's actions (``pbx``: see bridge.devtools.fake_directory), Originate (optionally
+followed by a recorded call, see ``on_originate``), a generic Success for anything else.
+
+With ``write_cel`` it also keeps Asterisk's Channel Event Log as cel_custom does: the
+recorded ``.cel.csv`` rows of the trace appear in a file as Asterisk's clock reaches
+them, whether or not anybody listens on AMI.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ Headers = dict[str, str]
 Responder = Callable[[Headers], Iterable[str]]
 
 # Fields of Asterisk's channel snapshot (ast_manager_build_channel_state_string).
-_SNAPSHOT = (
+SNAPSHOT_FIELDS = _SNAPSHOT = (
     "Channel",
     "ChannelState",
     "ChannelStateDesc",
@@ -108,10 +114,153 @@ class _Conn:
 @dataclass
 class _Channel:
     fields: dict[str, str]
-    created_t: float
+    created: float  # on Asterisk's clock
     application: str = ""
     application_data: str = ""
     bridge_id: str = ""
+
+
+# Events naming several channels prefix each one's snapshot (DestUniqueid, ...).
+_PREFIXES = (
+    "",
+    "Dest",
+    "Transferee",
+    "Transferer",
+    "OrigTransferer",
+    "SecondTransferer",
+    "TransferTarget",
+    "LocalOne",
+    "LocalTwo",
+)
+# What a dialled channel runs, as app_dial.c, app_queue.c and dial.c (Originate) set it.
+_DIALLED_BY = {"Queue": "AppQueue"}
+
+
+class AsteriskView:
+    """What Asterisk itself knows after the events replayed so far: its clock (the
+    events' ``Timestamp``; ``t`` past the last stamped event when a message has none),
+    its channel cache as ``CoreShowChannels`` lists it, and the CEL rows written so far.
+    Pure bookkeeping: the server feeds it, tests may use it on their own."""
+
+    def __init__(self) -> None:
+        self.channels: dict[str, _Channel] = {}
+        self.clock = 0.0
+        self.stamped = False  # whether the events carry Asterisk's clock at all
+        self._offset = 0.0  # Timestamp - t of the last stamped event
+
+    def start_clock(self, trace: Sequence[tuple[float, str]]) -> None:
+        """Asterisk's clock before the first event: the trace's first ``Timestamp``."""
+        for t, raw in trace:
+            stamp = parse_message(raw).get("Timestamp")
+            if stamp:
+                try:
+                    self._offset = float(stamp) - t
+                except ValueError:
+                    continue
+                self.clock, self.stamped = float(stamp), True
+                return
+
+    def now(self) -> float:
+        """Asterisk's time now, as ``Ping`` tells it: the events' clock, or the host's
+        when the events carry none (then the bridge's clock is its receipt time too)."""
+        return self.clock if self.stamped else time.time()
+
+    def apply(self, t: float, raw: str) -> Headers:
+        h = parse_message(raw)
+        stamp = h.get("Timestamp")
+        if stamp:
+            try:
+                self._offset = float(stamp) - t
+                self.stamped = True
+            except ValueError:
+                pass
+        self.clock = max(self.clock, t + self._offset)
+        event, uid = h.get("Event", ""), h.get("Uniqueid", "")
+        if event == "Newchannel" and uid:
+            self.channels[uid] = _Channel({k: h.get(k, "") for k in _SNAPSHOT}, self.clock)
+            return h
+        if event == "Hangup":
+            self.channels.pop(uid, None)
+            return h
+        for prefix in _PREFIXES:
+            other = self.channels.get(h.get(prefix + "Uniqueid", ""))
+            if other is not None and prefix + "ChannelState" in h:  # its snapshot
+                other.fields.update({k: h[prefix + k] for k in _SNAPSHOT if prefix + k in h})
+        ch = self.channels.get(uid)
+        if event == "DialBegin":
+            dest = self.channels.get(h.get("DestUniqueid", ""))
+            if dest is not None and not dest.application:
+                dialer = _DIALLED_BY.get(ch.application, "AppDial") if ch else "AppDial2"
+                dest.application, dest.application_data = dialer, "(Outgoing Line)"
+        elif event == "BridgeMerge":
+            source, target = h.get("FromBridgeUniqueid", ""), h.get("ToBridgeUniqueid", "")
+            for other in self.channels.values():
+                if source and other.bridge_id == source:
+                    other.bridge_id = target
+        if ch is None:
+            return h
+        if event == "Newexten":
+            ch.application, ch.application_data = h.get("Application", ""), h.get("AppData", "")
+        elif event == "BridgeEnter":
+            ch.bridge_id = h.get("BridgeUniqueid", "")
+        elif event == "BridgeLeave":
+            ch.bridge_id = ""
+        elif event == "Rename" and h.get("Newname"):
+            ch.fields["Channel"] = h["Newname"]
+        return h
+
+    def show(self) -> list[Headers]:
+        """The ``CoreShowChannel`` headers of every live channel, as now."""
+        return [self._show(ch) for ch in self.channels.values()]
+
+    def _show(self, ch: _Channel) -> Headers:
+        secs = max(0, int(self.clock - ch.created))
+        return {
+            **ch.fields,
+            "Application": ch.application,
+            "ApplicationData": ch.application_data,
+            "Duration": f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}",
+            "BridgeId": ch.bridge_id,
+        }
+
+
+class CelFile:
+    """cel_custom's ``cel_master.csv`` for a replayed trace: the recorded rows (its
+    ``.cel.csv`` without the header line) are appended as Asterisk's clock reaches their
+    EventTime; ``finish`` writes the rest (the calls are over)."""
+
+    def __init__(self, recorded: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+        lines = Path(recorded).read_text(encoding="utf-8").splitlines()
+        if lines and lines[0].startswith("EventType"):
+            lines = lines[1:]
+        self.rows = [(_cel_time(line), line) for line in lines if line.strip()]
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+        self.written = 0
+
+    def reveal(self, clock: float) -> None:
+        end = self.written
+        while end < len(self.rows) and self.rows[end][0] <= clock:
+            end += 1
+        self._write(end)
+
+    def finish(self) -> None:
+        self._write(len(self.rows))
+
+    def _write(self, end: int) -> None:
+        if end > self.written:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.writelines(line + "\n" for _, line in self.rows[self.written : end])
+            self.written = end
+
+
+def _cel_time(line: str) -> float:
+    """The EventTime of one cel_custom row (its second field)."""
+    try:
+        return float(line.split(",", 2)[1].strip('"'))
+    except (IndexError, ValueError):
+        return 0.0
 
 
 class FakeAmiServer:
@@ -156,8 +305,9 @@ class FakeAmiServer:
         self.logins = 0  # successful logins
         self._pos = 0
         self._hold_at: int | None = None
-        self._channels: dict[str, _Channel] = {}
-        self._now_t = 0.0
+        self.asterisk = AsteriskView()
+        self.asterisk.start_clock(self._trace)
+        self._cel: CelFile | None = None
         self._conns: list[_Conn] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self._responders: dict[str, Responder] = {}
@@ -256,7 +406,14 @@ class FakeAmiServer:
 
     def live_channels(self) -> list[dict[str, str]]:
         """Channels alive after the events consumed so far, as CoreShowChannel headers."""
-        return [self._show_channel(ch) for ch in self._channels.values()]
+        return self.asterisk.show()
+
+    def write_cel(self, recorded: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+        """Keep a CEL file at ``path`` as cel_custom would: the rows of ``recorded`` (the
+        trace's ``.cel.csv``) appear as the replay reaches their time, all of them once the
+        trace is over."""
+        self._cel = CelFile(recorded, path)
+        self._cel.reveal(self.asterisk.clock)
 
     # The waits have no timeout of their own: wrap them in ``asyncio.timeout()``.
     async def wait_replayed(self, n: int) -> None:
@@ -345,15 +502,16 @@ class FakeAmiServer:
             self._originate(conn, headers, id_line)
         elif (answer := self._directory(action, headers, id_line)) is not None:
             conn.send(*answer)
-        elif action == "ping":
+        elif action == "ping":  # manager.c action_ping: Asterisk's clock
             conn.send(
-                f"Response: Success\r\n{id_line}Ping: Pong\r\nTimestamp: {time.time():.6f}\r\n"
+                f"Response: Success\r\n{id_line}Ping: Pong\r\n"
+                f"Timestamp: {self.asterisk.now():.6f}\r\n"
             )
         elif action == "coreshowchannels":
             items = [
                 f"Event: CoreShowChannel\r\n{id_line}"
-                + "".join(f"{k}: {v}\r\n" for k, v in self._show_channel(ch).items())
-                for ch in self._channels.values()
+                + "".join(f"{k}: {v}\r\n" for k, v in item.items())
+                for item in self.asterisk.show()
             ]
             conn.send(
                 f"Response: Success\r\n{id_line}EventList: start\r\n"
@@ -447,6 +605,8 @@ class FakeAmiServer:
             else:
                 conn.send(raw)
             self._pos += 1
+            if self._pos == len(self._trace) and self._cel is not None:
+                self._cel.finish()  # the calls are over: their last rows are written
             self._poke()
             if conn is not None:
                 with contextlib.suppress(ConnectionError):
@@ -455,40 +615,12 @@ class FakeAmiServer:
                 await asyncio.sleep(0)  # let the client and test code run
 
     def _apply(self, t: float, raw: str) -> None:
-        """Track live channels the way Asterisk would report them in CoreShowChannels."""
-        self._now_t = t
-        h = parse_message(raw)
-        event, uid = h.get("Event", ""), h.get("Uniqueid", "")
-        if event == "Newchannel" and uid:
-            self._channels[uid] = _Channel({k: h.get(k, "") for k in _SNAPSHOT}, t)
+        """What Asterisk knows now: channels for CoreShowChannels, its clock, its CEL."""
+        h = self.asterisk.apply(t, raw)
+        if h.get("Event") == "Newchannel" and h.get("Uniqueid"):
             self._devices.add(h.get("Channel", "").rsplit("-", 1)[0])
-            return
-        ch = self._channels.get(uid)
-        if ch is None:
-            return
-        if event == "Hangup":
-            del self._channels[uid]
-            return
-        if "ChannelState" in h:  # the event carries this channel's snapshot
-            ch.fields.update({k: h[k] for k in _SNAPSHOT if k in h})
-        if event == "Newexten":
-            ch.application, ch.application_data = h.get("Application", ""), h.get("AppData", "")
-        elif event == "BridgeEnter":
-            ch.bridge_id = h.get("BridgeUniqueid", "")
-        elif event == "BridgeLeave":
-            ch.bridge_id = ""
-        elif event == "Rename" and h.get("Newname"):
-            ch.fields["Channel"] = h["Newname"]
-
-    def _show_channel(self, ch: _Channel) -> dict[str, str]:
-        secs = max(0, int(self._now_t - ch.created_t))
-        return {
-            **ch.fields,
-            "Application": ch.application,
-            "ApplicationData": ch.application_data,
-            "Duration": f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}",
-            "BridgeId": ch.bridge_id,
-        }
+        if self._cel is not None:
+            self._cel.reveal(self.asterisk.clock)
 
 
 def concat_traces(paths: Iterable[str | os.PathLike[str]]) -> list[str]:

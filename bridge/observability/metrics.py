@@ -36,6 +36,14 @@ _PIPELINE = (
         "buffer_dropped",
     ),
     ("leader", "1 while this bridge follows AMI (holds the PBX lock)", "gauge", "leader"),
+    ("cel_reads", "Reads of Asterisk's CEL after gaps (backfill)", "counter", "cel_reads"),
+    ("cel_read_failures", "Failed reads of Asterisk's CEL (retried)", "counter", "cel_failures"),
+    (
+        "cel_backfilled_calls",
+        "Calls reported from the CEL: unseen, or settled after a gap",
+        "counter",
+        "cel_calls",
+    ),
 )
 
 
@@ -75,6 +83,13 @@ def pipeline_figures(
             buffer_dropped=pipeline.dropped_events,
             faults=pipeline.faults,
         )
+        backfill = getattr(pipeline, "backfill", None)
+        if backfill is not None:
+            figures.update(
+                cel_reads=backfill.reads,
+                cel_failures=backfill.read_failures,
+                cel_calls=backfill.reported + backfill.settled,
+            )
     if webhooks is not None:  # the delivery workers' Stats
         for outcome in ("sent", "retried", "dead", "expired"):
             figures[f"webhooks_{outcome}"] = getattr(webhooks, outcome)

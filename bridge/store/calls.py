@@ -9,13 +9,13 @@ skips events already stored (their key is the call and the event's sequence numb
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
 
 from ..crm.outbox_rows import OutboxRows
-from ..tracker.model import CallEvent, CallRecord, OpenCall, Output
+from ..tracker.model import CallEvent, CallFacts, CallRecord, OpenCall, Output
 from .queries import QUERIES
 from .targets import TargetCache
 
@@ -135,9 +135,22 @@ class CallStore:
                 answered=r["answered_at"].timestamp() if r["answered_at"] else None,
                 last_seq=r["last_seq"],
                 sessions=json.loads(r["sessions"]),
+                facts=CallFacts.from_json(json.loads(r["facts"])) if r["facts"] else None,
             )
             for r in rows
         ]
+
+    async def finished_among(self, callids: Collection[str]) -> set[str]:
+        """Which of `callids` are finished here (a backfill never reports them again)."""
+        if not callids:
+            return set()
+        rows = await self.pool.fetch(QUERIES["finished_among"], self.pbx_id, list(callids))
+        return {r["callid"] for r in rows}
+
+    async def seen_until(self) -> float | None:
+        """How far a previous run followed this PBX (Asterisk's clock), None if never."""
+        found: float | None = await self.pool.fetchval(QUERIES["seen_until"], self.pbx_id)
+        return found
 
 
 Row = tuple[object, ...]
@@ -146,6 +159,7 @@ Row = tuple[object, ...]
 def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
     """The parameters of the open_call, call_event, finish_call and call_leg queries."""
     opened: dict[str, Row] = {}
+    facts: dict[str, str] = {}  # callid -> its facts after its last event of the batch
     events: list[Row] = []
     finished: list[Row] = []
     legs: list[Row] = []
@@ -164,6 +178,8 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
                     _ts(out.at),
                     answered,
                 )
+            if out.facts is not None:
+                facts[out.callid] = json.dumps(out.facts.as_json())
             events.append(
                 (
                     pbx,
@@ -195,7 +211,8 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
                 )
                 for leg in out.legs
             )
-    return list(opened.values()), events, finished, legs
+    opened_rows = [(*row, facts.get(callid)) for callid, row in opened.items()]
+    return opened_rows, events, finished, legs
 
 
 def _finished_row(pbx: str, rec: CallRecord) -> Row:

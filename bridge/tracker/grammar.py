@@ -9,10 +9,14 @@ list it is given, so a sequence is only ever moved by emitting its next event.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from . import model
 from .model import CallEvent, Output
 from .state import Call, Channel, Session
+
+if TYPE_CHECKING:
+    from .settle import Story
 
 _REOPENED = (model.INCOMING, model.OUTGOING, model.ACCEPTED, model.TRANSFERRED)
 _ACCEPTED = (model.ACCEPTED, model.TRANSFERRED)
@@ -35,6 +39,7 @@ class Grammar:
         sess = self.session(call, ext)
         sess.open = True
         sess.accepted = sess.talking = last in _ACCEPTED
+        sess.transferred = last == model.TRANSFERRED
         if sess.accepted:
             call.last_talker = ext
 
@@ -114,6 +119,21 @@ class Grammar:
         sess.open = False
         sess.accepted = False
         sess.talking = False
+
+    def settle(self, sess: Session, story: Story | None, end: float, out: list[Output]) -> None:
+        """Close a sequence the way Asterisk's own account of the call tells it (the
+        bridge was away): answered then, transferred then, left then."""
+        call = sess.call
+        if story is not None and story.accepted is not None and not sess.accepted:
+            self._emit(call, model.ACCEPTED, sess.ext, story.accepted, None, out)
+            sess.accepted = True
+        if story is not None and story.transferred is not None:
+            if sess.accepted and not sess.transferred:
+                second = story.second_callid
+                self._emit(call, model.TRANSFERRED, sess.ext, story.transferred, None, out, second)
+                sess.transferred = True
+        closed = story.closed if story is not None and story.closed is not None else end
+        self.close(sess, closed, None, out)
 
     def close_all(self, call: Call, at: float, out: list[Output]) -> None:
         """The call ends: every sequence still open is closed."""

@@ -53,6 +53,9 @@ class EventHandlers:
         self.users = users
         self.groups = groups
         self.channels = topology.channels  # the same dict, looked up on every event
+        # where a call up across a gap goes when it ends (CallTracker: it waits for the
+        # CEL's account); None: finished at once
+        self.hold: Callable[[Call, float], None] | None = None
 
     def table(self) -> dict[str, Handler]:
         return {
@@ -424,6 +427,10 @@ class EventHandlers:
 
     def finish(self, call: Call, at: float, out: list[Output], closed_by: str = "hangup") -> None:
         """The call's last channel is gone: close every sequence, report, forget."""
+        if call.gapped and closed_by == "hangup" and self.hold is not None:
+            self.hold(call, at)
+            return
+        call.gapped = False
         self.grammar.close_all(call, at, out)
         out.append(build_record(call, at, closed_by, self.users))
         self.topology.forget(call)
@@ -477,6 +484,45 @@ class EventHandlers:
             self.topology.redial(ch, customer)
         if ch.state == UP and ch.kind is not Kind.LOCAL:
             ch.answered = ch.created
+
+    def rejoin(self, ch: Channel) -> None:
+        """An adopted phone of an employee whose sequence a restored call left open (the
+        bridge restarted meanwhile) carries that sequence on: it is not closed and opened
+        again."""
+        if ch.kind is not Kind.EXTENSION or ch.ended is not None:
+            return
+        for call in (self.topology.customer_call(ch), ch.call):
+            if call is None:
+                continue
+            sess = call.sessions.get(ch.ext)
+            if sess is not None and sess.open and not sess.legs:
+                sess.legs.add(ch)
+                if sess not in ch.sessions:
+                    ch.sessions.append(sess)
+                return
+
+    def estimate_answer(self, call: Call, until: float) -> None:
+        """A call answered while the bridge was away: AMI shows that it is, not since
+        when. The earliest it can have been answered is when the channel that answered
+        was created (the employee's phone; for an outbound call the customer's leg), and
+        not before the bridge last saw the call (`until`): the bridge takes that rather
+        than the moment it looked, which would count the conversation so far as wait;
+        Asterisk's own log corrects it (CallTracker.amend)."""
+        customer = call.customer
+        if customer is None:
+            return
+        if call.direction == model.OUT:
+            times = [customer.created]
+        else:
+            _, component = self.topology.component(customer)
+            times = [
+                ch.created
+                for ch in component
+                if ch is not customer and ch.state == UP and ch.kind is not Kind.LOCAL
+            ]
+        if times and call.answered is not None:
+            call.answered = max(call.start, until, min(min(times), call.answered))
+            call.answer_guessed = True
 
     def report_adopted(self, ch: Channel, at: float, out: list[Output]) -> None:
         """An adopted channel ringing an employee, or dialling the customer, is reported

@@ -20,6 +20,63 @@ INTERNAL = "internal"
 
 
 @dataclass(slots=True)
+class CallFacts:
+    """What the tracker knows of a call in progress beyond its events: stored with each
+    event, so a bridge restarted mid-call goes on with the call's real start, answer,
+    employees and outcome so far (`OpenCall`)."""
+
+    start: float
+    answered: float | None = None
+    offer: tuple[str, ...] = ()  # employees the call was offered to first
+    offer_open: bool = True
+    last_talker: str = ""
+    last_rung: str = ""
+    placer: str = ""
+    recording: str = ""
+    dial_status: str = ""  # of the customer leg (outbound)
+    cause: int | None = None  # of the customer leg's hang-up
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "start": self.start,
+            "answered": self.answered,
+            "offer": list(self.offer),
+            "offer_open": self.offer_open,
+            "last_talker": self.last_talker,
+            "last_rung": self.last_rung,
+            "placer": self.placer,
+            "recording": self.recording,
+            "dial_status": self.dial_status,
+            "cause": self.cause,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> CallFacts:
+        def text(key: str) -> str:
+            value = data.get(key)
+            return value if isinstance(value, str) else ""
+
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return float(value) if isinstance(value, (int, float)) else None
+
+        offer = data.get("offer")
+        cause = data.get("cause")
+        return cls(
+            start=number("start") or 0.0,
+            answered=number("answered"),
+            offer=tuple(str(x) for x in offer) if isinstance(offer, list) else (),
+            offer_open=data.get("offer_open") is not False,
+            last_talker=text("last_talker"),
+            last_rung=text("last_rung"),
+            placer=text("placer"),
+            recording=text("recording"),
+            dial_status=text("dial_status"),
+            cause=cause if isinstance(cause, int) else None,
+        )
+
+
+@dataclass(slots=True)
 class CallEvent:
     """One CRM `event` for one employee (SPEC section 4)."""
 
@@ -35,6 +92,7 @@ class CallEvent:
     group: str = ""
     second_callid: str = ""
     channel: str = ""  # the employee's channel, for the logs
+    facts: CallFacts | None = None  # the call's facts after this event (for a restart)
 
 
 @dataclass(slots=True)
@@ -70,8 +128,10 @@ class CallRecord:
     duration: int
     wait: int
     recording: str = ""
-    # "hangup"; "resync": ended while the bridge was not listening; "fault": closed with
-    # what was known when the tracker failed on one of its events (see TrackerFault)
+    # "hangup"; "resync": ended while the bridge was not listening, closed with what it
+    # saw (its end is the last moment the bridge knew it alive); "backfill": rebuilt from
+    # Asterisk's Channel Event Log after a gap; "fault": closed with what was known when
+    # the tracker failed on one of its events (see TrackerFault)
     closed_by: str = "hangup"
     legs: list[Leg] = field(default_factory=list)
 
@@ -93,6 +153,7 @@ class OpenCall:
     answered: float | None
     last_seq: int
     sessions: dict[str, str]  # ext -> type of that employee's last event
+    facts: CallFacts | None = None  # stored with its last event (None: an older bridge's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,27 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from . import model
-from .model import CallRecord, Leg
+from .model import CallFacts, CallRecord, Leg
 from .state import Call, Kind
-from .status import inbound_status, outbound_status
+from .status import MISSED, inbound_status, outbound_status
+
+RESYNC = "resync"
+
+
+def facts_of(call: Call) -> CallFacts:
+    """What a restarted bridge needs to go on with `call` (see `CallTracker.restore`)."""
+    return CallFacts(
+        start=call.start,
+        answered=call.answered,
+        offer=tuple(call.offer),
+        offer_open=call.offer_open,
+        last_talker=call.last_talker,
+        last_rung=call.last_rung,
+        placer=call.placer,
+        recording=call.recording,
+        dial_status=call.dial_status,
+        cause=call.cause,
+    )
 
 
 def _inbound(call: Call) -> tuple[str, str]:
@@ -27,6 +45,16 @@ def _inbound(call: Call) -> tuple[str, str]:
 def _outbound(call: Call) -> tuple[str, str]:
     status = outbound_status(call.answered is not None, call.dial_status, call.cause)
     return status, call.last_talker or call.placer
+
+
+def _outbound_unseen(call: Call) -> tuple[str, str]:
+    """An outbound call whose end the bridge did not see: no dial status or cause means
+    its outcome is unknown, and not that the employee gave up (`Cancel`): the customer's
+    side did not answer while the bridge was looking."""
+    status, ext = _outbound(call)
+    if call.answered is None and not call.dial_status and call.cause is None:
+        status = MISSED
+    return status, ext
 
 
 def _internal(call: Call) -> tuple[str, str]:
@@ -58,7 +86,10 @@ _STATUS_AND_EXT: dict[str, Callable[[Call], tuple[str, str]]] = {
 def build_record(call: Call, at: float, closed_by: str, users: Mapping[str, str]) -> CallRecord:
     """The record of `call`, ended at `at` (unless its customer hung up before)."""
     direction = call.direction or model.INTERNAL
-    status, ext = _STATUS_AND_EXT[direction](call)
+    if closed_by == RESYNC and direction == model.OUT:
+        status, ext = _outbound_unseen(call)
+    else:
+        status, ext = _STATUS_AND_EXT[direction](call)
     answered = _internal_answer(call) if direction == model.INTERNAL else call.answered
     end = call.customer_end if call.customer_end is not None else at
     duration = max(0, round(end - answered)) if answered is not None else 0

@@ -126,6 +126,8 @@ class Call:
         "seq",
         "restored",
         "provisional",
+        "answer_guessed",
+        "gapped",
     )
 
     def __init__(self, callid: str, start: float) -> None:
@@ -156,3 +158,9 @@ class Call:
         # no Linkedid (old versions), until another channel names it: the channel's next
         # event may name its real call instead
         self.provisional = False
+        # answered while the bridge was away: `answered` is an estimate until Asterisk's
+        # own log tells (CallTracker.amend)
+        self.answer_guessed = False
+        # up across a gap with Asterisk's own log to tell what the bridge missed: its end
+        # waits for that account (CallTracker.settle)
+        self.gapped = False

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from . import model
@@ -40,8 +41,10 @@ from .channels import ChannelClassifier
 from .faults import close_faulty
 from .grammar import Grammar
 from .handlers import EventHandlers
-from .model import OpenCall, Output, TrackerFault
+from .model import CallEvent, CallFacts, CallRecord, OpenCall, Output, TrackerFault
 from .numbers import PhoneNormalizer
+from .record import RESYNC, facts_of
+from .settle import BACKFILL, settle_call
 from .state import UP, Call, Channel
 from .topology import Event, Topology
 
@@ -56,6 +59,24 @@ def _uid_key(uid: str) -> tuple[float, str]:
         return (float(uid), uid)
     except ValueError:
         return (float("inf"), uid)
+
+
+@dataclass(slots=True)
+class Parked:
+    call: Call
+    until: float  # the last moment the bridge knew it alive, or its end if seen
+    seen_end: bool  # whether the bridge saw it end (it was up across a gap)
+
+
+def _take_facts(call: Call, facts: CallFacts) -> None:
+    if facts.start:
+        call.start = facts.start
+    if facts.answered is not None:
+        call.answered = facts.answered
+    call.offer, call.offer_open = list(facts.offer), facts.offer_open
+    call.last_talker, call.last_rung = facts.last_talker, facts.last_rung
+    call.placer, call.recording = facts.placer, facts.recording
+    call.dial_status, call.cause = facts.dial_status, facts.cause
 
 
 def _ids(ch: Channel) -> dict[str, str]:
@@ -73,6 +94,7 @@ class CallTracker:
         users: Mapping[str, str] | None = None,
         groups: Mapping[str, str] | None = None,
     ) -> None:
+        self._config = (list(trunks), list(extensions), region, main_number)
         self.classifier = ChannelClassifier(trunks, extensions)
         self.numbers = PhoneNormalizer(region)
         self.main_number = self.numbers.normalize(main_number) if main_number else ""
@@ -92,6 +114,21 @@ class CallTracker:
         self.faults_total = 0
         self.events_seen = 0
         self.events_ignored = 0
+        self.last_at = 0.0  # the time of the newest event taken (Asterisk's clock)
+        # calls whose end is to be told by Asterisk's own account of them (`settle`, from
+        # the CEL) or, failing that, by `close_parked` (see `resync`)
+        self._parked: dict[str, Parked] = {}
+        self._handlers.hold = self._hold
+
+    def sibling(self) -> CallTracker:
+        """A fresh tracker configured as this one, naming employees and groups from the
+        same maps (a directory update reaches both): for calls rebuilt from the CEL."""
+        twin = CallTracker(*self._config)
+        twin.users, twin.groups = self.users, self.groups
+        twin._grammar.users = self.users
+        handlers = twin._handlers
+        handlers.users, handlers.groups = self.users, self.groups
+        return twin
 
     # ------------------------------------------------------------------ state
 
@@ -117,6 +154,10 @@ class CallTracker:
         """Whether `callid` is a call followed now or finished recently (a rating of it
         may still come)."""
         return callid in self._topology.calls or self._topology.finished_recently(callid)
+
+    def follows(self, callid: str) -> bool:
+        """Whether `callid` is open here: live, or parked until its end is known."""
+        return callid in self._topology.calls or callid in self._parked
 
     # ------------------------------------------------------------------ input
 
@@ -149,11 +190,25 @@ class CallTracker:
                 at = float(stamp)
             except ValueError:
                 pass
+        if at > self.last_at:
+            self.last_at = at
         out: list[Output] = []
         try:
             handler(event, at, out)
         except Exception as exc:
             self._isolate(name, event, at, exc, out)
+        if out:
+            self._stamp_facts(out)
+        return out
+
+    def _stamp_facts(self, out: list[Output]) -> list[Output]:
+        """Each event carries its call's facts as they are now (stored for a restart)."""
+        calls = self._topology.calls
+        for o in out:
+            if type(o) is CallEvent:
+                call = calls.get(o.callid)
+                if call is not None:
+                    o.facts = facts_of(call)
         return out
 
     def take_faults(self) -> list[TrackerFault]:
@@ -179,6 +234,8 @@ class CallTracker:
             call.direction = oc.direction if oc.direction in (model.IN, model.OUT) else None
             call.phone, call.diversion, call.group = oc.phone, oc.diversion, oc.group
             call.answered = oc.answered
+            if oc.facts is not None:
+                _take_facts(call, oc.facts)
             call.seq = oc.last_seq
             call.restored = True
             for ext, last in oc.sessions.items():
@@ -186,21 +243,42 @@ class CallTracker:
             self._topology.calls[oc.callid] = call
 
     def resync(
-        self, live: Iterable[Event], at: float, known: Collection[str] | None = None
+        self,
+        live: Iterable[Event],
+        at: float,
+        known: Collection[str] | None = None,
+        *,
+        seen_until: float | None = None,
+        park: bool = False,
     ) -> list[Output]:
-        """Reconcile with `CoreShowChannel` events after a (re)connect.
+        """Reconcile with `CoreShowChannel` events after a (re)connect; `at` is Asterisk's
+        time of the snapshot, `seen_until` the last moment the bridge knew Asterisk's
+        state before the gap (its last event or Ping reply; `at` if not given).
 
         Channels we tracked (and that were `known` when the snapshot was asked for) that
-        Asterisk no longer has ended while we were away: they are hung up now, which closes
-        their calls. Channels we never saw are adopted; restored calls with no live channel
-        are closed. A step failing for one call closes that call only.
+        Asterisk no longer has ended while we were away, at some moment the bridge did not
+        see: they are hung up as of `seen_until`. With `park`, a call none of whose
+        channels lives any more is not closed with what the bridge saw: it waits, open,
+        for Asterisk's own account of its end (`settle`, from the Channel Event Log) or
+        for `close_parked`. Channels we never saw are adopted (a call's start is its
+        first channel's creation, from `Duration`); restored calls with no live channel
+        are closed (or parked). A step failing for one call closes that call only.
         """
         out: list[Output] = []
-        handlers, channels = self._handlers, self._topology.channels
+        until = at if seen_until is None else min(seen_until, at)
+        handlers, channels, calls = self._handlers, self._topology.channels, self._topology.calls
         live_by_uid = {ev["Uniqueid"]: ev for ev in live if ev.get("Uniqueid")}
-        for uid, ch in list(channels.items()):
-            if uid not in live_by_uid and (known is None or uid in known):
-                self._step(_RESYNC, _ids(ch), at, out, handlers.hangup, ch, at, None, out, "resync")
+        before = set(calls)
+        unanswered = {callid for callid, call in calls.items() if call.answered is None}
+        gone = [
+            ch
+            for uid, ch in channels.items()
+            if uid not in live_by_uid and (known is None or uid in known)
+        ]
+        if park:
+            gone = self._park_ended(gone, until)
+        for ch in gone:
+            self._step(_RESYNC, _ids(ch), at, out, handlers.hangup, ch, until, None, out, RESYNC)
         adopted: list[Channel] = []
         for uid in sorted(live_by_uid, key=_uid_key):
             if uid in channels:
@@ -216,17 +294,125 @@ class CallTracker:
             known_ch = channels.get(uid)
             if known_ch is not None and known_ch not in adopted:
                 self._step(_RESYNC, ev, at, out, handlers.catch_up, known_ch, ev, at, out)
+        for ch in adopted:  # a restored employee's phone goes on with its sequence
+            self._step(_RESYNC, _ids(ch), at, out, handlers.rejoin, ch)
         for ch in list(channels.values()):
             if ch.ended is None and ch.state == UP and ch.bridge:
                 self._step(_RESYNC, _ids(ch), at, out, handlers.connect, ch, at, out)
         for ch in adopted:
             self._step(_RESYNC, _ids(ch), at, out, handlers.report_adopted, ch, at, out)
-        calls = self._topology.calls
+        for callid, call in list(calls.items()):
+            if call.answered == at and (callid in unanswered or callid not in before):
+                # answered while we were away: when exactly, AMI cannot tell
+                ids = {"Linkedid": callid}
+                self._step(_RESYNC, ids, at, out, handlers.estimate_answer, call, until)
         for call in list(calls.values()):
             if call.restored and calls.get(call.callid) is call:
                 ids = {"Linkedid": call.callid}
-                self._step(_RESYNC, ids, at, out, handlers.close_restored, call, at, out)
+                if park and not call.live:
+                    self._park(call, until)
+                    continue
+                self._step(_RESYNC, ids, until, out, handlers.close_restored, call, until, out)
+        if park:  # what happened to them meanwhile, the CEL will tell when they end
+            for call in calls.values():
+                call.gapped = True
+        return self._stamp_facts(out)
+
+    # ----------------------------------------------------------- parked calls
+
+    def _park_ended(self, gone: list[Channel], until: float) -> list[Channel]:
+        """Park the calls all of whose channels are among `gone`; the other gone
+        channels are returned (their calls go on)."""
+        gone_ids = {ch.uid for ch in gone}
+        ended: dict[str, Call] = {}
+        for ch in gone:
+            call = ch.call
+            if call is not None and call.callid not in ended:
+                if all(uid in gone_ids for uid in call.live):
+                    ended[call.callid] = call
+        for call in ended.values():
+            self._park(call, until)
+        return [ch for ch in gone if ch.call is None or ch.call.callid not in ended]
+
+    def _park(self, call: Call, until: float) -> None:
+        topology = self._topology
+        for ch in list(call.live.values()):
+            topology.forget_channel(ch, until)
+        call.restored = call.gapped = False
+        topology.retire(call)  # later events of it are stragglers
+        self._parked[call.callid] = Parked(call, until, seen_end=False)
+
+    def _hold(self, call: Call, at: float) -> None:
+        """A call the bridge did not follow whole (it was up across a gap) ended: its
+        history waits for the CEL's account, which saw all of it (`settle`)."""
+        call.gapped = False
+        self._topology.retire(call)
+        self._parked[call.callid] = Parked(call, at, seen_end=True)
+
+    def waiting_for_cel(self) -> dict[str, float]:
+        """Calls the CEL has something to tell of, with their start: parked ones, and
+        live ones up across a gap."""
+        found = {callid: p.call.start for callid, p in self._parked.items()}
+        for callid, call in self._topology.calls.items():
+            if call.gapped:
+                found[callid] = call.start
+        return found
+
+    def parked(self) -> list[str]:
+        """Calls that ended while the bridge was away, waiting for `settle`."""
+        return list(self._parked)
+
+    def settle(self, callid: str, record: CallRecord, events: Iterable[CallEvent]) -> list[Output]:
+        """Close a parked call with Asterisk's own account of it (a record and the events
+        rebuilt from its Channel Event Log): each employee's open sequence is closed as
+        the account says (ACCEPTED then COMPLETED for one who answered while the bridge
+        was away, CANCELLED for one who did not), and the history is the account's
+        (`closed_by = "backfill"`). Nothing for a call that is not parked."""
+        parked = self._parked.pop(callid, None)
+        if parked is None:
+            return []
+        call, until = parked.call, parked.until
+        out: list[Output] = []
+        try:
+            settle_call(self._grammar, call, until, record, list(events), out)
+        except Exception as exc:
+            self._isolate(BACKFILL, {"Linkedid": callid}, until, exc, out)
+        self._topology.forget(call)
         return out
+
+    def close_parked(self, callid: str) -> list[Output]:
+        """Close a parked call with what the bridge saw (no account of it came): a call
+        that ended while the bridge was away ends at the last moment the bridge knew it
+        alive (`closed_by = "resync"`); one it saw end, then."""
+        parked = self._parked.pop(callid, None)
+        if parked is None:
+            return []
+        closed_by = "hangup" if parked.seen_end else RESYNC
+        call, until = parked.call, parked.until
+        out: list[Output] = []
+        ids = {"Linkedid": callid}
+        self._step(_RESYNC, ids, until, out, self._handlers.finish, call, until, out, closed_by)
+        return self._stamp_facts(out)
+
+    def amend(self, callid: str, facts: CallFacts, phone: str = "") -> None:
+        """What Asterisk's own log tells of a live call the bridge took over after a gap
+        (its real start, when it was answered, whom it was offered to first, who talked
+        with the customer while the bridge was away): what the bridge did not see."""
+        call = self._topology.calls.get(callid)
+        if call is None:
+            return
+        call.phone = call.phone or phone
+        call.last_talker = call.last_talker or facts.last_talker
+        if facts.start and facts.start < call.start:
+            call.start = facts.start
+        if facts.answered is not None and (call.answered is None or call.answer_guessed):
+            call.answered = facts.answered
+            call.answer_guessed = False
+        if not call.offer and facts.offer:
+            call.offer, call.offer_open = list(facts.offer), facts.offer_open
+        call.last_rung = call.last_rung or facts.last_rung
+        call.placer = call.placer or facts.placer
+        call.recording = call.recording or facts.recording
 
     def close_all(self, at: float) -> list[Output]:
         """Close every open call (shutdown of a replay, or a PBX restart)."""

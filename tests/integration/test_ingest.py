@@ -218,3 +218,49 @@ async def test_login_that_never_answers_is_retried(pool: asyncpg.Pool) -> None:
             while server.connections < 3:
                 await asyncio.sleep(0.05)
     assert server.logins == 0
+
+
+async def test_a_reconnect_while_a_resync_hangs_resyncs_the_new_link(pool) -> None:
+    """The snapshot asked for on the first link never comes; the link is cut and comes
+    back: the new link gets its own resync (the one of the dead link does not block it),
+    and the call goes on as if nothing happened."""
+    server = FakeAmiServer(TRACES / "in_queue.ami.jsonl")
+    asked: list[str] = []
+
+    def snapshot(headers: dict[str, str]) -> list[str]:
+        asked.append(headers.get("ActionID", ""))
+        if len(asked) == 1:
+            return []  # the first link's answer never comes
+        id_line = f"ActionID: {headers.get('ActionID', '')}\r\n"
+        items = [
+            f"Event: CoreShowChannel\r\n{id_line}" + "".join(f"{k}: {v}\r\n" for k, v in c.items())
+            for c in server.live_channels()
+        ]
+        return [
+            f"Response: Success\r\n{id_line}EventList: start\r\n",
+            *items,
+            f"Event: CoreShowChannelsComplete\r\n{id_line}EventList: Complete\r\n",
+        ]
+
+    server.respond_with("CoreShowChannels", snapshot)
+    async with bridge_on(server, pool, reconnect_max_delay=0.2) as (ingest, tracker, pipeline):
+        async with asyncio.timeout(20):
+            server.pause_after(120)
+            await server.wait_replayed(120)
+            while not asked:
+                await asyncio.sleep(0.01)
+            assert ingest.resyncs == 0
+            server.cut()
+            await server.wait_logins(2)
+            while ingest.resyncs < 1:
+                await asyncio.sleep(0.01)
+            server.resume()
+            await replayed_and_closed(server, ingest, tracker, pipeline)
+    assert len(asked) == 2
+    (row,) = await calls(pool)
+    assert (row["status"], row["ext"], row["closed_by"]) == ("Success", "1002", "hangup")
+    rows = await pool.fetch("SELECT ext, type FROM call_events ORDER BY seq")
+    per_ext: dict[str, list[str]] = {}
+    for r in rows:
+        per_ext.setdefault(r["ext"], []).append(r["type"])
+    assert per_ext == expected("in_queue")["calls"][0]["events"]

@@ -751,3 +751,33 @@ def test_configure_logging_twice_does_not_duplicate_lines() -> None:
 def test_configure_logging_rejects_unknown_level() -> None:
     with pytest.raises(ValueError, match="loud"):
         configure_logging("loud")
+
+
+@pytest.mark.parametrize(
+    ("cel", "words"),
+    [
+        ('source = "csv"', "needs path"),
+        ('source = "pgsql"', "needs url"),
+        ('source = "odbc"', "source"),
+        ('source = "csv"\npath = "cel.csv"', "absolute path"),
+        ('source = "pgsql"\nurl = "mysql://x"\ntable = "cel"', "PostgreSQL URL"),
+        ('source = "pgsql"\nurl = "postgresql://h/db"\ntable = "cel; drop"', "table name"),
+        ('source = "csv"\npath = "/x.csv"\ntimezone = "Mars/Base"', "time zone"),
+        ('source = "csv"\npath = "/x.csv"\nfields = ["EventType", "Exten"]', "fields must"),
+        ('source = "csv"\npath = "/x.csv"\nfollow = true', "follow"),
+    ],
+)
+def test_cel_section_is_strict(tmp_path, cel: str, words: str) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text(f"[cel]\n{cel}\n")
+    problems = check_config_file(path)
+    assert problems and any(words in p for p in problems), problems
+
+
+def test_cel_section_accepted() -> None:
+    for cel in (
+        {},
+        {"source": "csv", "path": "/var/log/asterisk/cel-custom/cel_master.csv"},
+        {"source": "pgsql", "url": "postgresql://cel@127.0.0.1/asterisk", "table": "ast.cel"},
+    ):
+        Settings(cel=cel)
