@@ -106,15 +106,17 @@ class _NullStore:
         return None
 
 
-async def _follow_ami(ami_port: int) -> Any:
+async def _follow_ami(ami_port: int, priority: Any) -> Any:
     """The daemon's own AMI path (ingest -> tracker -> pipeline), into a null store."""
     from bridge.ami.ingest import AmiIngest
     from bridge.pipeline import CallPipeline
     from bridge.tracker.tracker import CallTracker
 
     tracker = CallTracker(["PJSIP/trunk-*"], ["PJSIP/*"], "RU", DID)
-    ingest = AmiIngest("127.0.0.1", ami_port, "bridge", "bridge", wants=tracker.wants)
-    pipeline = CallPipeline(ingest, tracker, _NullStore())
+    ingest = AmiIngest(
+        "127.0.0.1", ami_port, "bridge", "bridge", wants=tracker.wants, priority=priority
+    )
+    pipeline = CallPipeline(ingest, tracker, _NullStore(), priority=priority)
     asyncio.get_running_loop().create_task(pipeline.run())
     await ingest.start()
     return ingest
@@ -155,7 +157,7 @@ async def _serve_agi(conn: Connection, crm_url: str, port: int, ami_port: int) -
     while True:  # the bench's orders: "ami" starts following AMI, "events" asks how many
         order = await loop.run_in_executor(None, conn.recv)
         if order == "ami":
-            ingest = await _follow_ami(ami_port)
+            ingest = await _follow_ami(ami_port, server.priority)
         conn.send(ingest.received if ingest is not None else 0)
 
 

@@ -40,6 +40,7 @@ from .config import Settings
 from .delivery.rating import OutboxRatingSink, call_in_store
 from .delivery.service import Delivery
 from .directory_sync import DirectorySync, DirectoryView
+from .net.priority import Priority
 from .observability.logs import get_logger
 from .observability.metrics import (
     BacklogCollector,
@@ -73,7 +74,7 @@ class Term:
         s = bridge.settings
         self.tracker: CallTracker = tracker_from(s.pbx)
         bridge.view.attach(self.tracker)  # employees' logins and group names
-        self.ingest: AmiIngest = ingest_from(s, self.tracker)
+        self.ingest: AmiIngest = ingest_from(s, self.tracker, bridge.priority)
         self.ingest.login_hooks.append(lambda: bridge.refresh_directory(self))
         if bridge.provisioning is not None:  # AstDB synced, pending config applied
             self.ingest.login_hooks.append(bridge.provisioning.on_login)
@@ -84,6 +85,7 @@ class Term:
             buffer_limit=s.database.outage_buffer,
             on_outputs=bridge.learn_from_calls,
             seen_until=seen_until,
+            priority=bridge.priority,
         )
         self.backfill: Backfiller | None = None
         source = cel_source_from(s)
@@ -135,6 +137,8 @@ class Bridge:
         self.dialer: AmiDialer | None = None
         self.provisioning: Provisioning | None = None
         self.agi: AgiServer | None = None
+        # FastAGI look-ups go before AMI reading and tracking on this loop
+        self.priority = Priority()
         self.ratings: BufferedRatingSink | None = None
         self.delivery: Delivery | None = None
         self.http: HttpServer | None = None
@@ -156,7 +160,9 @@ class Bridge:
         self.sync = DirectorySync(s.pbx, self.pool, self.view)
         known = known_by_any(self._tracker_knows, call_in_store(self.store))
         self.ratings = BufferedRatingSink(OutboxRatingSink(self.store), known)
-        self.agi = await start_agi_server(s, self.ratings, directory=self.directory, known=known)
+        self.agi = await start_agi_server(
+            s, self.ratings, directory=self.directory, known=known, priority=self.priority
+        )
         await self._start_http()
         if not s.cel.source:
             log.info(

@@ -30,10 +30,13 @@ from .ami.ingest import Item, Resync, ResyncMark
 from .backoff import Backoff
 from .cel.backfill import apply
 from .cel.service import Backfilled, Backfiller, CloseParked
+from .net.priority import Priority
 from .observability.logs import get_logger
 from .store.errors import DB_UNAVAILABLE
 from .tracker.model import CallEvent, Output
 from .tracker.tracker import CallTracker
+
+BUSY_CHUNK = 100  # AMI events tracked between two yields while a look-up is in progress
 
 log = get_logger("bridge.calls")
 
@@ -60,12 +63,14 @@ class CallPipeline:
         buffer_limit: int = 200_000,
         on_outputs: Callable[[Sequence[Output]], None] | None = None,
         seen_until: float | None = None,
+        priority: Priority | None = None,
     ) -> None:
         self.source = source
         self.tracker = tracker
         self.sink = sink
         self.batch_size = batch_size  # outputs per transaction, at most
         self.chunk_size = chunk_size  # AMI events tracked between two yields to the loop
+        self.priority = priority  # FastAGI look-ups in progress go first (bridge.net.priority)
         self.buffer_limit = buffer_limit
         self.on_outputs = on_outputs
         # how far a previous run followed the PBX (Asterisk's clock): a gap's start until
@@ -103,6 +108,8 @@ class CallPipeline:
         while True:
             await self.source.wake.wait()
             await self._room.wait()
+            if self.priority is not None:
+                await self.priority.turn()
             await self._track_some()
             await asyncio.sleep(0)  # let FastAGI and HTTP in between chunks
 
@@ -124,7 +131,10 @@ class CallPipeline:
             items: list[Item | Backfilled | CloseParked] = []
             while self._injected:
                 items.append(self._injected.popleft())
-            items.extend(self.source.take(self.chunk_size))
+            busy = self.priority is not None and self.priority.busy
+            items.extend(
+                self.source.take(min(self.chunk_size, BUSY_CHUNK) if busy else self.chunk_size)
+            )
             if items:
                 self._keep(self.track(items))
             return len(items)

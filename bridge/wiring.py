@@ -16,6 +16,7 @@ from .cel.service import CelSource, CsvSource
 from .config import PbxSettings, Settings
 from .crm.links import recording_link
 from .crm.outbox_rows import OutboxRows
+from .net.priority import Priority
 from .store.calls import CallStore
 from .tracker.model import CallRecord
 from .tracker.tracker import CallTracker
@@ -33,7 +34,9 @@ def tracker_from(pbx: PbxSettings) -> CallTracker:
     )
 
 
-def ingest_from(settings: Settings, tracker: CallTracker) -> AmiIngest:
+def ingest_from(
+    settings: Settings, tracker: CallTracker, priority: Priority | None = None
+) -> AmiIngest:
     a = settings.asterisk
     return AmiIngest(
         a.host,
@@ -45,6 +48,7 @@ def ingest_from(settings: Settings, tracker: CallTracker) -> AmiIngest:
         reconnect_max_delay=a.reconnect_max_delay,
         queue_size=a.queue_size,
         wants=tracker.wants,
+        priority=priority,
     )
 
 

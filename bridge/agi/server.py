@@ -20,6 +20,7 @@ from structlog.typing import FilteringBoundLogger
 
 from ..config import Settings
 from ..net.listener import CappedListener, start_listener
+from ..net.priority import Priority
 from ..observability.logs import get_logger
 from ..tracker.numbers import PhoneNormalizer
 from .breaker import CircuitBreaker
@@ -50,8 +51,11 @@ class AgiServer:
         *,
         deadline: float,
         closers: list[Callable[[], Awaitable[None]]] | None = None,
+        priority: Priority | None = None,
     ) -> None:
         self.routes: dict[str, Route] = {}
+        # look-ups in progress: the AMI side of the same loop steps back for them
+        self.priority = priority if priority is not None else Priority()
         self.host = host
         self.requested_port = port
         self.deadline = deadline
@@ -96,7 +100,7 @@ class AgiServer:
 
         def protocol() -> asyncio.Protocol:  # what asyncio.start_server builds per client
             reader = asyncio.StreamReader(limit=LINE_LIMIT, loop=loop)
-            return asyncio.StreamReaderProtocol(reader, self._handle, loop=loop)
+            return _LookUp(reader, self._handle, self.priority, loop)
 
         def silent_peer_closed() -> None:  # counted as before, logged by the listener
             self.counts["deadline_exceeded"] += 1
@@ -210,6 +214,32 @@ class AgiServer:
         log.info("agi_closed", port=self.port)
 
 
+class _LookUp(asyncio.StreamReaderProtocol):
+    """A FastAGI connection, handed over once its environment arrived: a look-up in
+    progress from then until it is closed (see bridge.net.priority)."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        priority: Priority,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(reader, handle, loop=loop)
+        self._priority: Priority | None = priority
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._priority is not None:
+            self._priority.begin()
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        priority, self._priority = self._priority, None
+        if priority is not None:
+            priority.end()
+        super().connection_lost(exc)
+
+
 async def start_agi_server(
     settings: Settings,
     rating_sink: RatingSink,
@@ -217,6 +247,7 @@ async def start_agi_server(
     directory: Directory | None = None,
     *,
     known: KnownCall | None = None,
+    priority: Priority | None = None,
 ) -> AgiServer:
     """Build and start the FastAGI server of ``[agi]``; ``close()`` undoes everything.
 
@@ -249,6 +280,7 @@ async def start_agi_server(
         # replies on a loaded PBX and the rating route's short wait for the sink.
         deadline=crm.contact_timeout + 3.0,
         closers=closers,
+        priority=priority,
     )
     contact = ContactRoute(client, directory, normalizer, crm.contact_timeout)
     server.add_route("contact", contact, lambda: contact.counts)

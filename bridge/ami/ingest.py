@@ -30,6 +30,7 @@ from typing import Any
 from panoramisk import Manager
 
 from ..backoff import Backoff
+from ..net.priority import Priority
 from ..observability.logs import get_logger
 from .parser import AmiMessage
 from .protocol import FastAmiProtocol
@@ -121,6 +122,7 @@ class AmiIngest:
         login_timeout: float = 10.0,
         wants: Callable[[str, str], bool] | None = None,
         clock: Callable[[], float] = time.time,
+        priority: Priority | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.username, self.secret = username, secret
@@ -136,6 +138,7 @@ class AmiIngest:
         self.logged_in = asyncio.Event()
         self.manager: _Manager | None = None
         self.wants = wants  # the consumer's filter of events (see FastAmiProtocol.wants)
+        self.priority = priority  # look-ups that go first (see FastAmiProtocol.priority)
         self.dropped = 0
         self.skipped = 0
         self.received = 0
@@ -193,6 +196,7 @@ class AmiIngest:
     def _protocol(self) -> FastAmiProtocol:
         protocol = FastAmiProtocol()
         protocol.wants = self.wants
+        protocol.priority = self.priority
         return protocol
 
     @property

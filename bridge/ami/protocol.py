@@ -19,12 +19,14 @@ cannot flood the log.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
+from ..net.priority import Priority
 from ..observability.logs import RateLimitedLog, get_logger
 from .parser import AmiMessage, parse_message
 
@@ -40,12 +42,36 @@ class FastAmiProtocol(AMIProtocol):
     # Most of a busy PBX's traffic (VarSet, Newexten, DeviceStateChange, ...) is of no use
     # to the call tracker, and skipping it unparsed halves the read path's cost.
     wants: Callable[[str, str], bool] | None = None
+    # FastAGI look-ups of the same loop in progress: reading waits for them (a while)
+    priority: Priority | None = None
 
     def connection_made(self, transport):  # type: ignore[no-untyped-def]
         super().connection_made(transport)
         self._buffer = b""
         self.malformed = 0
         self.oversized = 0
+        self._paused = False
+
+    def _step_back(self) -> None:
+        """After a read, while look-ups are in progress: the next read after them."""
+        priority = self.priority
+        if priority is None or not priority.busy or self._paused:
+            return
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self._paused = True
+        transport.pause_reading()
+        self._resume = asyncio.get_running_loop().create_task(self._resume_after(priority))
+
+    async def _resume_after(self, priority: Priority) -> None:
+        try:
+            await priority.turn()
+        finally:
+            self._paused = False
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer + data if self._buffer else data
@@ -82,6 +108,7 @@ class FastAmiProtocol(AMIProtocol):
                     sink(message, now)
                 continue
             self._panoramisk(text)
+        self._step_back()
 
     def _panoramisk(self, text: str) -> None:
         text = text.strip()

@@ -381,7 +381,8 @@ async def test_many_ringing_calls_wait_in_parallel(crm: FakeCrm) -> None:
     crm.delay = 0.2
     for n in range(40):
         crm.contacts[f"7910123{n:04d}"] = json.dumps({"contact_name": f"Customer {n}"})
-    async with serving(settings_for(crm.url)) as server:
+    # a deadline with room for a loaded test machine: what is checked is parallelism
+    async with serving(settings_for(crm.url, crm={"contact_timeout": 3.0})) as server:
         started = time.perf_counter()
         calls = await asyncio.gather(
             *(call_contact(server, env=contact_env(callerid=f"+7910123{n:04d}")) for n in range(40))
@@ -390,7 +391,7 @@ async def test_many_ringing_calls_wait_in_parallel(crm: FakeCrm) -> None:
     assert [c.set_vars.get("CRM_CONTACT_NAME") for c in calls] == [
         f"Customer {n}" for n in range(40)
     ]
-    assert elapsed < 1.0, elapsed  # 40 x 0.2 s = 8 s if the calls were serialised
+    assert elapsed < 2.5, elapsed  # 40 x 0.2 s = 8 s if the calls were serialised
 
 
 async def test_dead_crm_opens_the_breaker_and_a_trial_closes_it() -> None:
