@@ -92,8 +92,9 @@ class AgiServer:
 
     # Concurrent connections at most. A look-up takes a few ms (a cache hit) to the CRM
     # timeout; at the cap, connections that have not sent their environment are closed
-    # for newcomers, and past that newcomers wait in the backlog (see bridge.net).
-    max_connections = 128
+    # for newcomers, and past that newcomers wait in the backlog (see bridge.net). 256:
+    # a CRM that never answers, 100 new calls/s and a 1.5 s deadline keep 150+ in flight.
+    max_connections = 256
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -178,7 +178,7 @@ async def test_idle_crowds_on_either_port_leave_health_and_look_ups_answering(
                 f = figures[name]
                 assert f["readyz"] < 1.0 and f["healthz"] < 1.0, f
                 assert f["look_up_max"] < CONTACT_TIMEOUT, f
-                # capped: HTTP 256 + AGI 128 + the pool and the rest, far from the limit
+                # capped: HTTP 256 + AGI 256 + the pool and the rest, far from the limit
                 assert f["daemon_fds"] < 512, f
             proc.send_signal(signal.SIGTERM)
             async with asyncio.timeout(15):
