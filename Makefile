@@ -4,6 +4,9 @@
 VENV ?= .venv
 PYTHON ?= python3
 PYTEST_ARGS ?=
+# Test processes: most tests wait on sockets, subprocesses and Postgres, so three keep
+# two cores busy (each has its own PostgreSQL cluster); TEST_WORKERS=0 runs them in one.
+TEST_WORKERS ?= 3
 
 BIN := $(VENV)/bin
 # Re-install only when pyproject.toml changes, so `make test` stays quick.
@@ -22,7 +25,7 @@ $(STAMP): pyproject.toml
 
 # pytest exits 5 when it collected no tests: say so, and fail.
 test: setup
-	@status=0; $(BIN)/python -m pytest -q $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
 	exit $$status
 
