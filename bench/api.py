@@ -58,7 +58,6 @@ FROM (
 
 
 async def _serve(conn: Connection, dsn: str) -> None:
-    import asyncpg
     from prometheus_client import CollectorRegistry
 
     from bridge.api.app import create_app
@@ -68,6 +67,7 @@ async def _serve(conn: Connection, dsn: str) -> None:
     from bridge.observability.logs import configure_logging
     from bridge.store.apikeys import KeyRing
     from bridge.store.calls import CallStore
+    from bridge.wiring import open_pool
 
     class _Null:
         def write(self, text: str) -> int:
@@ -78,7 +78,7 @@ async def _serve(conn: Connection, dsn: str) -> None:
 
     configure_logging("info", stream=_Null())  # type: ignore[arg-type]
     settings = Settings(pbx={"id": PBX}, database={"url": dsn})
-    pool = await asyncpg.create_pool(dsn, min_size=4, max_size=10)
+    pool = await open_pool(settings, max_size=10)  # the daemon's own pool
     services = Services(settings, pool, CallStore(pool, PBX), KeyRing(pool, PBX))
 
     async def ready() -> dict[str, bool]:

@@ -99,8 +99,16 @@ async def open_pool(settings: Settings, *, max_size: int | None = None) -> async
         max_size=max_size or db.pool_max,
         timeout=db.connect_timeout,
         command_timeout=db.command_timeout,
+        server_settings=SERVER_SETTINGS,
     )
     return pool
+
+
+# asyncpg prepares every statement, and after five runs PostgreSQL may keep one generic
+# plan for it. The pull APIs' queries select very different slices (one employee's
+# month, a whole year, one number): a plan made for the values at hand was 3x faster on
+# a filtered page of 1,000,000 calls (4 ms against 11-19 ms); planning costs ~0.4 ms.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
 def cel_source_from(settings: Settings) -> CelSource | None:
