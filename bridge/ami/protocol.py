@@ -32,6 +32,9 @@ from .parser import AmiMessage, parse_message
 
 EventSink = Callable[[AmiMessage, float], None]
 SEPARATOR = b"\r\n\r\n"
+# Bytes per read (asyncio's default: 256 KiB, about a thousand events, several ms of
+# parsing in one callback that a FastAGI look-up of the same loop waits behind).
+READ_SIZE = 32 * 1024
 BANNER = "Asterisk Call Manager/"
 bad_input_log = RateLimitedLog(get_logger("bridge.ami"), interval=10.0)
 
@@ -47,6 +50,8 @@ class FastAmiProtocol(AMIProtocol):
 
     def connection_made(self, transport):  # type: ignore[no-untyped-def]
         super().connection_made(transport)
+        if hasattr(transport, "max_size"):  # asyncio's socket transports read that much
+            transport.max_size = READ_SIZE
         self._buffer = b""
         self.malformed = 0
         self.oversized = 0

@@ -18,6 +18,7 @@ import pytest
 
 from bridge.agi import start_agi_server
 from bridge.ami.ingest import AmiIngest
+from bridge.ami.protocol import READ_SIZE
 from bridge.devtools.endless import EndlessReplay
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.traces import traces_dir
@@ -78,6 +79,8 @@ async def test_look_ups_during_an_ami_burst_make_the_ami_side_step_back() -> Non
             while ingest.received < 2000:  # the burst is on
                 await asyncio.sleep(0.001)
         assert server.priority.lookups == 0, "an idle connection is no look-up"
+        assert ingest.manager is not None
+        assert ingest.manager.protocol.transport.max_size == READ_SIZE, "short reads"
         for n in range(20):
             call = await agi_call(server.port, contact_env(), variables=CHANNEL)
             assert call.closed_by_server, n
