@@ -8,13 +8,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
+from bridge.cel.csvlog import CelCsv
+from bridge.cel.rows import CelRow
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.fake_crm import FakeCrm
+from tests.integration.test_cel_store import CEL_TABLE
 from tests.support.continuity import HISTORY_KEYS, Trace, uninterrupted
 from tests.support.daemon import Daemon, Ports, running_daemon, write_config
 from tests.support.traces import TRACES, grammar_violations
@@ -155,12 +160,63 @@ async def test_load_trace_killed_in_the_middle_reports_every_call_once(
     assert backfilled, "calls of the gap came from the CEL"
 
 
+class CelPgsql:
+    """cel_pgsql for the replay: the rows the fake Asterisk appends to its CEL file are
+    inserted into a `cel` table as they appear (zone-less UTC, `usegmtime = yes`)."""
+
+    INSERT = (
+        "INSERT INTO cel (eventtype, eventtime, cid_name, cid_num, exten, context, channame, "
+        "appname, appdata, uniqueid, linkedid, peer, userfield, extra) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    )
+
+    def __init__(self, csv: Path, dsn: str) -> None:
+        self.csv, self.dsn = csv, dsn
+        self.inserted = 0
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await conn.execute(CEL_TABLE.format(name="cel"))
+        finally:
+            await conn.close()
+        self.task = asyncio.create_task(self._mirror())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    async def _mirror(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while True:
+                rows = list(CelCsv(self.csv).rows(0.0))[self.inserted :]
+                if rows:
+                    await conn.executemany(self.INSERT, [self._values(r) for r in rows])
+                    self.inserted += len(rows)
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+    @staticmethod
+    def _values(r: CelRow) -> tuple[Any, ...]:
+        when = datetime.fromtimestamp(r.eventtime, UTC).replace(tzinfo=None)
+        return (
+            r.eventtype, when, r.cid_name, r.cid_num, r.exten, r.context, r.channame,
+            r.appname, r.appdata, r.uniqueid, r.linkedid, r.peer, r.userfield, r.extra or None,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("source", ["csv", "pgsql"])
 async def test_ami_cut_while_talking_then_back_after_the_hang_up(
-    tmp_path: Path, pg_dsn: str
+    tmp_path: Path, pg_dsn: str, source: str
 ) -> None:
     """The same bridge, its AMI socket cut while the customer talks to the first employee
     of a blind transfer, back after everybody hung up: the history is the true one
-    (transferred, answered by the second employee), from the CEL."""
+    (transferred, answered by the second employee), from the CEL (a cel_custom file, or
+    cel_pgsql's table in PostgreSQL)."""
     name = "in_blind_transfer"
     trace = Trace(TRACES, name)
     want = [h for h in uninterrupted(trace, LAB22.tracker()).crm() if h["cmd"] == "history"]
@@ -168,12 +224,17 @@ async def test_ami_cut_while_talking_then_back_after_the_hang_up(
     server = FakeAmiServer(TRACES / f"{name}.ami.jsonl", drop_while_disconnected=True)
     cel = tmp_path / "cel_master.csv"
     server.write_cel(TRACES / f"{name}.cel.csv", cel)
+    table = CelPgsql(cel, pg_dsn)
+    section = cel_section(cel)
+    if source == "pgsql":
+        await table.start()
+        section = section.replace(
+            f'source = "csv"\npath = "{cel}"', f'source = "pgsql"\nurl = "{pg_dsn}"\ntable = "cel"'
+        )
     server.pause_after(position(server, trace, stop))
     crm = FakeCrm(token="tok")
     ports = Ports(ami=await server.start())
-    config = write_config(
-        tmp_path / "bridge.toml", ports, pg_dsn, await crm.start(), cel_section(cel)
-    )
+    config = write_config(tmp_path / "bridge.toml", ports, pg_dsn, await crm.start(), section)
     try:
         async with running_daemon(config, ports) as bridge:
             await server.wait_replayed(position(server, trace, stop))
@@ -190,6 +251,11 @@ async def test_ami_cut_while_talking_then_back_after_the_hang_up(
             assert grammar_problems(crm) == []
             (finished,) = bridge.logs("call_finished")
             assert finished["closed_by"] == "backfill"
+            assert bridge.logs("cel_backfill")
+            assert {line.get("cel") for line in bridge.logs("bridge_tracking")} == {source}
     finally:
+        await table.stop()
         await server.stop()
         await crm.stop()
+    if source == "pgsql":
+        assert table.inserted > 0, "the rows came from the table"
