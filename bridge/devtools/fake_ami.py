@@ -36,7 +36,7 @@ Headers = dict[str, str]
 Responder = Callable[[Headers], Iterable[str]]
 
 # Fields of Asterisk's channel snapshot (ast_manager_build_channel_state_string).
-SNAPSHOT_FIELDS = _SNAPSHOT = (
+SNAPSHOT_FIELDS = (
     "Channel",
     "ChannelState",
     "ChannelStateDesc",
@@ -177,7 +177,7 @@ class AsteriskView:
         self.clock = max(self.clock, t + self._offset)
         event, uid = h.get("Event", ""), h.get("Uniqueid", "")
         if event == "Newchannel" and uid:
-            self.channels[uid] = _Channel({k: h.get(k, "") for k in _SNAPSHOT}, self.clock)
+            self.channels[uid] = _Channel({k: h.get(k, "") for k in SNAPSHOT_FIELDS}, self.clock)
             return h
         if event == "Hangup":
             self.channels.pop(uid, None)
@@ -185,7 +185,7 @@ class AsteriskView:
         for prefix in _PREFIXES:
             other = self.channels.get(h.get(prefix + "Uniqueid", ""))
             if other is not None and prefix + "ChannelState" in h:  # its snapshot
-                other.fields.update({k: h[prefix + k] for k in _SNAPSHOT if prefix + k in h})
+                other.fields.update({k: h[prefix + k] for k in SNAPSHOT_FIELDS if prefix + k in h})
         ch = self.channels.get(uid)
         if event == "DialBegin":
             dest = self.channels.get(h.get("DestUniqueid", ""))

@@ -4,7 +4,6 @@ localhost socket, with a real aiohttp client and API keys made the way operators
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -23,8 +22,7 @@ from bridge.devtools.local_postgres import LocalPostgres
 from bridge.store.apikeys import KeyRing, create_key
 from bridge.store.calls import CallStore
 from tests.support.delivery import store_scenarios
-
-_copies = itertools.count(1)
+from tests.support.pg import fresh_database
 
 
 @dataclass
@@ -77,9 +75,7 @@ def scenarios_template(pg_cluster: LocalPostgres, migrated_template: str) -> str
 @pytest.fixture
 def scenarios_dsn(pg_cluster: LocalPostgres, scenarios_template: str) -> Iterator[str]:
     """DSN of this test's own copy of the scenarios database, dropped after it."""
-    name = f"t{os.getpid()}_{next(_copies)}s"
-    yield pg_cluster.create_database(name, template=scenarios_template)
-    pg_cluster.drop_database(name)
+    yield from fresh_database(pg_cluster, scenarios_template)
 
 
 @pytest.fixture

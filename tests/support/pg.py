@@ -52,18 +52,21 @@ def migrated_template(pg_cluster: LocalPostgres) -> str:
     return name
 
 
+def fresh_database(cluster: LocalPostgres, template: str | None = None) -> Iterator[str]:
+    """A database of one test (a copy of `template`, if given): its DSN, dropped after."""
+    name = f"t{os.getpid()}_{next(_counter)}"
+    yield cluster.create_database(name, template=template)
+    cluster.drop_database(name)
+
+
 @pytest.fixture
 def migrated_dsn(pg_cluster: LocalPostgres, migrated_template: str) -> Iterator[str]:
     """DSN of a new database of this test with the schema in place, dropped after it."""
-    name = f"t{os.getpid()}_{next(_counter)}m"
-    yield pg_cluster.create_database(name, template=migrated_template)
-    pg_cluster.drop_database(name)
+    yield from fresh_database(pg_cluster, migrated_template)
 
 
 @pytest.fixture
 def pg_dsn(pg_cluster: LocalPostgres) -> Iterator[str]:
     """DSN of a new, empty database unique to this test, dropped after it (a session of
     hundreds of tests would otherwise keep gigabytes of databases until its end)."""
-    name = f"t{os.getpid()}_{next(_counter)}"
-    yield pg_cluster.create_database(name)
-    pg_cluster.drop_database(name)
+    yield from fresh_database(pg_cluster)

@@ -65,7 +65,11 @@ def grammar_violations(types: list[str]) -> list[str]:
 
 def compare_with_expected(name: str, payloads: list[dict[str, Any]]) -> list[str]:
     """Everything that differs from `<name>.expected.json`, in plain words."""
-    want = expected(name)["calls"]
+    return expected_problems(expected(name)["calls"], payloads)
+
+
+def expected_problems(want: list[dict[str, Any]], payloads: list[dict[str, Any]]) -> list[str]:
+    """Everything in `payloads` that differs from the expected calls `want`."""
     got = by_call(payloads)
     histories = [c["history"] for c in got.values()]
     problems = [f"{len(h)} histories for one call" for h in histories if len(h) != 1]

@@ -50,6 +50,7 @@ from typing import Any
 
 import pytest
 
+from bridge.devtools.fake_ami import SNAPSHOT_FIELDS
 from bridge.replay import crm_payloads, tracked
 from bridge.tracker.model import CallEvent, CallRecord, Output
 from bridge.tracker.tracker import CallTracker
@@ -493,22 +494,7 @@ def snapshot(evs: Events) -> list[Event]:
     ]
 
 
-_SHOWN_HEADERS = {
-    "Channel",
-    "ChannelState",
-    "ChannelStateDesc",
-    "CallerIDNum",
-    "CallerIDName",
-    "ConnectedLineNum",
-    "ConnectedLineName",
-    "Language",
-    "AccountCode",
-    "Context",
-    "Exten",
-    "Priority",
-    "Uniqueid",
-    "Linkedid",
-}
+_SHOWN_HEADERS = set(SNAPSHOT_FIELDS)  # what CoreShowChannel carries of a snapshot
 
 
 def _dialling(evs: Events) -> int | None:

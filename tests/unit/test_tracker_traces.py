@@ -18,7 +18,7 @@ from bridge.devtools.traces import traces_dir
 from bridge.replay import crm_payloads
 from bridge.tracker.model import CallEvent, CallRecord
 from bridge.tracker.tracker import CallTracker
-from tests.support.traces import EVENT_TYPES, by_call, grammar_violations
+from tests.support.traces import EVENT_TYPES, by_call, expected_problems, grammar_violations
 
 Events = list[tuple[float, dict[str, str]]]
 
@@ -91,37 +91,6 @@ def lab_scenarios() -> list[Any]:
 
 def lab_traces() -> list[Any]:
     return [pytest.param(lab, n, id=f"{lab}-{n}") for lab in LABS for n in lab.traces()]
-
-
-def expected_problems(want: list[dict[str, Any]], payloads: list[dict[str, Any]]) -> list[str]:
-    got = by_call(payloads)
-    histories = [c["history"] for c in got.values()]
-    problems = [f"{len(h)} histories for one call" for h in histories if len(h) != 1]
-    external = [c for c in got.values() if c["history"]]
-    if len(external) != len(want):
-        problems.append(f"{len(external)} calls reported, {len(want)} expected")
-    for exp in want:
-        phone = exp["history"]["phone"]
-        matches = [c for c in external if c["history"][0].get("phone") == phone]
-        if len(matches) != 1:
-            problems.append(f"call from/to {phone}: {len(matches)} reported")
-            continue
-        call = matches[0]
-        h = call["history"][0]
-        eh = exp["history"]
-        for key in ("type", "status", "ext"):
-            if h.get(key) != eh.get(key):
-                problems.append(
-                    f"{phone}: history {key} is {h.get(key)!r}, expected {eh.get(key)!r}"
-                )
-        if "duration" in eh:
-            lo, hi = eh["duration"]
-            if not lo <= int(h["duration"]) <= hi:
-                problems.append(f"{phone}: duration {h['duration']} not in {lo}..{hi}")
-        events = {ext: types for ext, types in call["events"].items()}
-        if events != exp["events"]:
-            problems.append(f"{phone}: events {events}, expected {exp['events']}")
-    return problems
 
 
 def lab_tracker() -> CallTracker:
