@@ -18,6 +18,7 @@ from bridge.devtools.traces import traces_dir
 from bridge.replay import crm_payloads
 from bridge.tracker.model import CallEvent, CallRecord
 from bridge.tracker.tracker import CallTracker
+from tests.support.cdr import read_cdr
 from tests.support.traces import EVENT_TYPES, by_call, expected_problems, grammar_violations
 
 Events = list[tuple[float, dict[str, str]]]
@@ -184,9 +185,12 @@ def test_internal_call_is_kept_but_sends_nothing(lab: Lab) -> None:
     _, outputs = run("internal", lab=lab)
     records = [o for o in outputs if isinstance(o, CallRecord)]
     assert [r.direction for r in records] == ["internal"]
-    # 1002 answered 1001 after 1 s, they talked 2 s (Asterisk's CDR: duration 3, billsec 2)
+    # 1002 answered 1001: as Asterisk's CDR of the call says (wait = duration - billsec)
     (record,) = records
-    assert (record.status, record.ext, record.wait, record.duration) == ("Success", "1001", 1, 2)
+    (row,) = read_cdr(lab.directory / "internal.cdr.csv")
+    assert row.disposition == "ANSWERED"
+    assert (record.status, record.ext) == ("Success", "1001")
+    assert (record.wait, record.duration) == (row.duration - row.billsec, row.billsec)
     assert list(crm_payloads(outputs)) == []
     assert list(crm_payloads(outputs, send_internal=True))[0]["type"] == "internal"
 
