@@ -26,7 +26,8 @@ class Priority:
         self.max_wait = max_wait
         self.lookups = 0  # in progress now
         self.yielded = 0  # times the AMI side waited for them (a figure for stats)
-        self._clear: asyncio.Event | None = None
+        self._clear = asyncio.Event()  # no look-up in progress (bound to a loop at first wait)
+        self._clear.set()
 
     @property
     def busy(self) -> bool:
@@ -34,20 +35,17 @@ class Priority:
 
     def begin(self) -> None:
         self.lookups += 1
-        if self._clear is not None:
-            self._clear.clear()
+        self._clear.clear()
 
     def end(self) -> None:
         self.lookups = max(0, self.lookups - 1)
-        if not self.lookups and self._clear is not None:
+        if not self.lookups:
             self._clear.set()
 
     async def turn(self) -> None:
         """Until no look-up is in progress, or `max_wait`: the AMI side's next step."""
         if not self.lookups:
             return
-        if self._clear is None:  # made here: an Event belongs to the running loop
-            self._clear = asyncio.Event()
         self.yielded += 1
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.max_wait):
