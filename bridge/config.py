@@ -646,6 +646,10 @@ class AgiSettings(_Listener):
     cache_ttl: float = Field(default=300.0, ge=0)  # seconds a CRM answer is served from cache
     breaker_failures: int = Field(default=5, ge=1)  # consecutive failures that open the breaker
     breaker_reset: float = Field(default=30.0, gt=0)  # seconds before asking the CRM again
+    # The server runs in a process of its own (bridge.agi.worker) and the rest of the
+    # daemon at nice `bridge_nice`: on a busy CPU the kernel runs a look-up first.
+    own_process: bool = True
+    bridge_nice: int = Field(default=5, ge=0, le=19)
 
 
 class DeliverySettings(_Section):

@@ -29,6 +29,7 @@ import asyncpg
 from .agi import AgiCollector, AgiServer, Directory, start_agi_server
 from .agi.call_ids import known_by_any
 from .agi.rating_buffer import BufferedRatingSink
+from .agi.worker import AgiWorker, lower_priority
 from .ami.ingest import AmiIngest
 from .ami.originate import AmiDialer
 from .api.app import create_app
@@ -136,7 +137,7 @@ class Bridge:
         self.sync: DirectorySync
         self.dialer: AmiDialer | None = None
         self.provisioning: Provisioning | None = None
-        self.agi: AgiServer | None = None
+        self.agi: AgiServer | AgiWorker | None = None
         # FastAGI look-ups go before AMI reading and tracking on this loop
         self.priority = Priority()
         self.ratings: BufferedRatingSink | None = None
@@ -160,9 +161,13 @@ class Bridge:
         self.sync = DirectorySync(s.pbx, self.pool, self.view)
         known = known_by_any(self._tracker_knows, call_in_store(self.store))
         self.ratings = BufferedRatingSink(OutboxRatingSink(self.store), known)
-        self.agi = await start_agi_server(
-            s, self.ratings, directory=self.directory, known=known, priority=self.priority
-        )
+        if s.agi.own_process:  # look-ups ahead of everything else for the CPU (agi.worker)
+            self.agi = AgiWorker(s, self.ratings, self.directory, known)
+            await self.agi.start()
+        else:
+            self.agi = await start_agi_server(
+                s, self.ratings, directory=self.directory, known=known, priority=self.priority
+            )
         await self._start_http()
         if not s.cel.source:
             log.info(
@@ -462,6 +467,9 @@ async def run_bridge(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, bridge.stopped.set)
     await bridge.start()
+    if settings.agi.own_process and settings.agi.bridge_nice:
+        # after the FastAGI worker started: it keeps the priority the daemon had
+        log.info("bridge_nice", nice=lower_priority(settings.agi.bridge_nice))
     try:
         await bridge.stopped.wait()
     finally:

@@ -8,7 +8,8 @@ a dial string. Unknown values resolve to None and the call goes to the ring grou
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from ..tracker.numbers import PhoneNormalizer
 
@@ -29,11 +30,14 @@ class Directory:
     ) -> None:
         self._normalizer = PhoneNormalizer(region)
         self._learnt: set[str] = set()
+        self.version = 0  # goes up with every change
+        self.on_change: Callable[[], None] | None = None  # told after each change
         self.replace(users, direct)
 
     def replace(self, users: Mapping[str, str], direct: Mapping[str, str] | None = None) -> None:
         """The directory as it is now (the bridge's directory was refreshed); extensions
         learnt meanwhile stay known."""
+        self._direct = dict(direct or {})
         logins = {ext.strip(): login.strip() for ext, login in users.items()}
         by_login = {login.casefold(): ext for ext, login in logins.items()}
         by_number: dict[str, str] = {}
@@ -43,14 +47,29 @@ class Directory:
                 by_number[key] = ext.strip()
         self._logins, self._by_login, self._by_number = logins, by_login, by_number
         self._extensions = set(logins) | set(by_number.values()) | self._learnt
+        self._changed()
 
     def add_extensions(self, extensions: Iterable[str]) -> None:
         """Extensions learnt from the PBX (its endpoints, the phones seen in calls)."""
-        for ext in extensions:
-            ext = ext.strip()
-            if ext:
-                self._learnt.add(ext)
-                self._extensions.add(ext)
+        new = {ext.strip() for ext in extensions} - self._learnt - {""}
+        if new:
+            self._learnt |= new
+            self._extensions |= new
+            self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+        if self.on_change is not None:
+            self.on_change()
+
+    def state(self) -> dict[str, Any]:
+        """What :meth:`load` needs to make an equal directory (JSON-friendly)."""
+        return {"users": self._logins, "direct": self._direct, "learnt": sorted(self._learnt)}
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        """Become a copy of the directory whose :meth:`state` this is."""
+        self._learnt = set(state.get("learnt", ()))
+        self.replace(state.get("users", {}), state.get("direct", {}))
 
     def resolve(self, responsible: str | None) -> str | None:
         """The extension to ring, or None when the value names nobody we know."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
@@ -52,8 +53,10 @@ class AgiServer:
         deadline: float,
         closers: list[Callable[[], Awaitable[None]]] | None = None,
         priority: Priority | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         self.routes: dict[str, Route] = {}
+        self.sock = sock  # listening already (the daemon's, in a worker), else bound here
         # look-ups in progress: the AMI side of the same loop steps back for them
         self.priority = priority if priority is not None else Priority()
         self.host = host
@@ -117,6 +120,7 @@ class AgiServer:
             max_connections=self.max_connections,
             head_timeout=self.deadline,
             on_head_timeout=silent_peer_closed,
+            sock=self.sock,
         )
         self.port = self._listener.port
         self.add_stats("agi_listener", self._listener.stats)
@@ -249,6 +253,7 @@ async def start_agi_server(
     *,
     known: KnownCall | None = None,
     priority: Priority | None = None,
+    sock: socket.socket | None = None,
 ) -> AgiServer:
     """Build and start the FastAGI server of ``[agi]``; ``close()`` undoes everything.
 
@@ -256,8 +261,10 @@ async def start_agi_server(
     server opens and later closes its own. ``directory``: the daemon's, which learns the
     PBX's extensions as it goes (default: ``[pbx] users`` only). ``known``: whether the
     bridge knows a call id (without it, every rating goes to the sink unverified and the
-    sink checks). A sink with ``stats()`` (the BufferedRatingSink) shows in ``stats()``
-    as ``rating_sink_*``; the sink itself is the caller's to close.
+    sink checks). ``sock``: a listening socket to serve instead of binding ``[agi] listen``
+    (the worker process's, bound by the daemon). A sink with ``stats()`` (the
+    BufferedRatingSink) shows in ``stats()`` as ``rating_sink_*``; the sink itself is the
+    caller's to close.
     """
     crm, agi = settings.crm, settings.agi
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -282,6 +289,7 @@ async def start_agi_server(
         deadline=crm.contact_timeout + 3.0,
         closers=closers,
         priority=priority,
+        sock=sock,
     )
     contact = ContactRoute(client, directory, normalizer, crm.contact_timeout)
     server.add_route("contact", contact, lambda: contact.counts)

@@ -426,6 +426,29 @@ class FakeAmiServer:
         await self.wait_replayed(len(self._trace))
 
     # -- internals ---------------------------------------------------------------------
+    async def flood(self, raws: Sequence[str], rate: float | None = None) -> int:
+        """Once a client listens for events: send ``raws`` in big writes, ``rate`` events
+        per second (None: as fast as it reads them), without modelling them
+        (CoreShowChannels will not list their channels). A load test's Asterisk: a few
+        syscalls per hundred events, as a C program's cost, not this replayer's per-event
+        bookkeeping. Returns the bytes sent."""
+        await self._wait(lambda: self._listener() is not None)
+        conn = self._listener()
+        assert conn is not None
+        frames = [_frame(raw) for raw in raws]
+        loop = asyncio.get_running_loop()
+        tick = 0.01  # seconds between two writes at a set rate
+        step = max(1, int(rate * tick)) if rate else 500
+        started, sent = loop.time(), 0
+        for n, start in enumerate(range(0, len(frames), step), 1):
+            data = b"".join(frames[start : start + step])
+            conn.writer.write(data)
+            sent += len(data)
+            await conn.writer.drain()
+            if rate:
+                await asyncio.sleep(max(0.0, started + n * tick - loop.time()))
+        return sent
+
     def _poke(self) -> None:
         event, self._changed = self._changed, asyncio.Event()
         event.set()

@@ -505,9 +505,12 @@ async def start_listener(
     wait_for_head: bool = True,
     is_idle: IdleProbe | None = None,
     backlog: int = DEFAULT_BACKLOG,
+    sock: socket.socket | None = None,
 ) -> CappedListener:
-    """Bind ``host:port`` and start accepting; ``close()`` undoes it (see CappedListener)."""
-    sock = await bind_tcp(host, port, backlog=backlog)
+    """Bind ``host:port`` (or take ``sock``, bound and listening) and start accepting;
+    ``close()`` undoes it (see CappedListener)."""
+    if sock is None:
+        sock = await bind_tcp(host, port, backlog=backlog)
     listener = CappedListener(
         sock,
         protocol_factory,

@@ -1,0 +1,145 @@
+"""The FastAGI server in its own process (`[agi] own_process`): a real child process
+(`python -m bridge.agi.worker`) on the port the daemon bound, a real CRM, real sockets.
+
+What the daemon keeps (the ratings' sink, which calls it knows, the directory) is asked
+for over the link; what the worker counts comes back for /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
+
+from bridge.agi import AgiCollector, Directory
+from bridge.agi.metrics import ROUND_TRIP_METRIC
+from bridge.agi.worker import AgiWorker
+from tests.integration.test_agi import (
+    CHANNEL,
+    LINKEDID,
+    PHONE,
+    USERS,
+    KnownCalls,
+    RecordingSink,
+    contact_env,
+    rating_env,
+    settings_for,
+    until,
+)
+from tests.support.agi_client import FakeCrm, agi_call
+
+
+@pytest.fixture
+async def crm() -> AsyncIterator[FakeCrm]:
+    server = await FakeCrm().start()
+    yield server
+    await server.stop()
+
+
+@asynccontextmanager
+async def worker_for(
+    crm: FakeCrm, sink: RecordingSink, known: KnownCalls, directory: Directory
+) -> AsyncIterator[AgiWorker]:
+    worker = AgiWorker(settings_for(crm.url), sink, directory, known)
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.close()
+
+
+def worker_pid(worker: AgiWorker) -> int:
+    assert worker._process is not None
+    return worker._process.pid
+
+
+async def test_look_ups_ratings_and_directory_go_through_the_worker(crm: FakeCrm) -> None:
+    crm.contacts[PHONE] = json.dumps({"contact_name": "Ivan Petrov", "responsible": "anna"})
+    sink, known = RecordingSink(), KnownCalls(LINKEDID)
+    directory = Directory(USERS, region="RU")
+    async with worker_for(crm, sink, known, directory) as worker:
+        assert worker_pid(worker) != os.getpid()
+        call = await agi_call(worker.port, contact_env(), variables=CHANNEL)
+        # "anna" is nobody yet: no CRM_RESPONSIBLE, only known extensions are dialled
+        assert call.set_vars == {"CALLERID(name)": "Ivan Petrov", "CRM_CONTACT_NAME": "Ivan Petrov"}
+
+        # the daemon's directory learns anna; the worker's copy follows
+        directory.replace({**USERS, "103": "anna"})
+        await asyncio.sleep(0.5)
+        call = await agi_call(worker.port, contact_env(), variables=CHANNEL)
+        assert call.set_vars["CRM_RESPONSIBLE"] == "103"
+
+        # ratings: the daemon's `known` decides, the daemon's sink stores
+        await agi_call(worker.port, rating_env("5"))
+        await agi_call(worker.port, rating_env("4", linkedid="1763805600.999"))
+        await until(lambda: len(sink.ratings) == 1)
+        assert sink.ratings == [(LINKEDID, 5, PHONE, "101")]
+        assert known.asked == [LINKEDID, "1763805600.999"]
+
+        # the worker's counters and histograms reach the daemon's /metrics
+        await until(lambda: worker.stats().get("agi_completed", 0) >= 4)
+        registry = CollectorRegistry()
+        registry.register(AgiCollector(worker.stats, lambda: worker.latency))
+        families = {
+            f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+        }
+        counts = {
+            s.labels["route"]: s.value
+            for s in families[ROUND_TRIP_METRIC].samples
+            if s.name == f"{ROUND_TRIP_METRIC}_count"
+        }
+        assert counts == {"contact": 2.0, "other": 0.0, "rating": 2.0}
+        assert families["bridge_crm_contact_cache_entries"].samples[0].value == 1
+    assert worker._process is not None and worker._process.returncode == 0
+
+
+async def test_a_dead_worker_is_replaced_on_the_same_port(crm: FakeCrm) -> None:
+    crm.contacts[PHONE] = json.dumps({"contact_name": "Ivan Petrov"})
+    directory = Directory(USERS, region="RU")
+    with capture_logs() as logs:
+        async with worker_for(crm, RecordingSink(), KnownCalls(), directory) as worker:
+            first = worker_pid(worker)
+            os.kill(first, signal.SIGKILL)
+            # Asterisk's connection waits in the kernel's backlog until the new worker is up
+            call = await agi_call(worker.port, contact_env(), variables=CHANNEL, limit=15)
+            assert call.set_vars["CRM_CONTACT_NAME"] == "Ivan Petrov"
+            assert worker_pid(worker) != first and worker.restarts == 1
+            await until(lambda: worker.stats().get("agi_worker_restarts") == 1.0)
+    (exited,) = [e for e in logs if e["event"] == "agi_worker_exited"]
+    assert exited["code"] == -signal.SIGKILL
+
+
+async def test_the_worker_ends_with_the_daemon(crm: FakeCrm) -> None:
+    """A daemon killed without its stop: the link closes and the worker exits by itself."""
+    directory = Directory(USERS, region="RU")
+    worker = AgiWorker(settings_for(crm.url), RecordingSink(), directory, KnownCalls())
+    await worker.start()
+    process = worker._process
+    assert process is not None
+    assert worker._supervisor is not None
+    worker._stopping = True  # as if the daemon were gone: nobody restarts it
+    worker._supervisor.cancel()
+    assert worker._writer is not None
+    worker._writer.transport.abort()  # the daemon's end of the link, closed by the kernel
+    assert await asyncio.wait_for(process.wait(), 10) == 0
+    await worker.close()
+
+
+async def test_a_port_in_use_fails_at_start_in_the_daemon(crm: FakeCrm) -> None:
+    directory = Directory(USERS, region="RU")
+    first = AgiWorker(settings_for(crm.url), RecordingSink(), directory, KnownCalls())
+    await first.start()
+    try:
+        settings = settings_for(crm.url, agi={"listen": f"127.0.0.1:{first.port}"})
+        with pytest.raises(OSError):
+            await AgiWorker(settings, RecordingSink(), directory, KnownCalls()).start()
+    finally:
+        await first.close()
