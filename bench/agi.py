@@ -1,18 +1,23 @@
 """FastAGI ``contact`` route: round trips/s and latency, cached, uncached, CRM that never answers.
 
-Three processes, as on a PBX: this one plays Asterisk (one TCP connection per ``AGI()``,
-the environment of the sample dialplan's line, ``GET VARIABLE`` answered like res_agi),
-one runs the bridge's AGI server (``start_agi_server``, logging JSON at info to a null
-stream, so log formatting is paid for; ``gc.freeze()`` after start-up), one runs a local
-aiohttp CRM. A round trip is
-connect -> environment -> commands -> the server closes the socket, i.e. how long the
-dialplan is held.
+Processes as on a PBX:
 
-A fourth process plays an Asterisk busy on AMI: it floods the bridge's AMI link with
-recorded calls (rewritten to new ids, as fast as the socket takes them), and the AGI
-server's process runs the daemon's real AMI ingest, tracker and pipeline (storing into a
-null sink) on the same event loop, so the "during an AMI burst" row shows what a burst of
-tracking costs a ringing call's look-up.
+- this one plays Asterisk as res_agi does it: each ``AGI()`` is a thread with blocking
+  I/O (connect, the environment of the sample dialplan's line in one write, then read a
+  command and answer it until the server closes). A round trip is connect -> close: how
+  long the dialplan is held;
+- the daemon: its FastAGI server as ``[agi]`` says (by default the worker process of
+  ``bridge.agi.worker``, the daemon lowered to ``bridge_nice``; ``BENCH_AGI_SHARED=1``:
+  ``own_process = false``, the server on the daemon's loop), logging JSON at info to a
+  null stream (log formatting is paid for), ``gc.freeze()`` after start-up; for the
+  burst rows it also runs the daemon's real AMI ingest, tracker and pipeline (storing
+  into a null sink);
+- a local aiohttp CRM, and in the same process the baseline: a bare FastAGI server with
+  no logic doing the same exchange (three ``SET VARIABLE``). Every latency row is also
+  given as its p99 over the bare server's in the same conditions, so a slow moment of a
+  shared machine shows in both;
+- a busy Asterisk on AMI: recorded calls rewritten to new ids, sent in big writes at
+  ``BURST_RATE`` events/s once the bridge logs in.
 
 Targets (issue 3, issue 7): cached p99 <= 5 ms, quiet and during an AMI burst; with a
 CRM that never answers, p99 <= the deadline (``contact_timeout``, 1.5 s) + 100 ms. For
@@ -212,6 +217,10 @@ async def _serve_agi(conn: Connection, crm_url: str, port: int, ami_port: int) -
 
 
 def _agi_main(conn: Connection, crm_url: str, port: int, ami_port: int) -> None:
+    # the worker process logs to its stdout as in the daemon: written, to /dev/null here
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
     asyncio.run(_serve_agi(conn, crm_url, port, ami_port))
 
 
@@ -480,7 +489,8 @@ def agi_report() -> str:
             process.join(5)
     return "\n".join(
         [
-            "FastAGI contact route (Asterisk side, AGI server, CRM, busy AMI: four processes; "
+            f"FastAGI contact route ({'own process' if OWN_PROCESS else 'shared loop'}; "
+            "Asterisk side, daemon, CRM and bare server, busy AMI; "
             f"deadline {CONTACT_TIMEOUT} s; AMI burst of {burst_events:,} events; "
             f"{seconds:.1f} s)",
             _table(rows),
