@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from bridge.agi import AgiCollector, Directory
 from bridge.agi.metrics import ROUND_TRIP_METRIC
 from bridge.agi.worker import AgiWorker
+from tests.integration import test_agi
 from tests.integration.test_agi import (
     CHANNEL,
     LINKEDID,
@@ -36,12 +37,7 @@ from tests.integration.test_agi import (
 )
 from tests.support.agi_client import FakeCrm, agi_call
 
-
-@pytest.fixture
-async def crm() -> AsyncIterator[FakeCrm]:
-    server = await FakeCrm().start()
-    yield server
-    await server.stop()
+crm = test_agi.crm  # the fixture: a CRM answering `contact`, as in test_agi
 
 
 @asynccontextmanager
