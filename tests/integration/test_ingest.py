@@ -123,7 +123,10 @@ async def test_reconnect_keeps_a_live_call(pool: asyncpg.Pool) -> None:
             await settle(ingest, pipeline)
             server.cut()
             await server.wait_logins(2)
-            await asyncio.sleep(0.1)  # the resync after the second login
+            # the resync after the second login has asked for the channels (on a loaded
+            # machine that takes more than any fixed sleep; the call must still be up)
+            while [a.get("Action") for a in server.actions].count("CoreShowChannels") < 2:
+                await asyncio.sleep(0.01)
             server.resume()
             await replayed_and_closed(server, ingest, tracker, pipeline)
     (row,) = await calls(pool)
