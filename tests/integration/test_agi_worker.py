@@ -69,8 +69,11 @@ async def test_look_ups_ratings_and_directory_go_through_the_worker(crm: FakeCrm
 
         # the daemon's directory learns anna; the worker's copy follows
         directory.replace({**USERS, "103": "anna"})
-        await asyncio.sleep(0.5)
-        call = await agi_call(worker.port, contact_env(), variables=CHANNEL)
+        looked_up = 1
+        async with asyncio.timeout(5):  # pushed at once; a loaded machine may take a while
+            while "CRM_RESPONSIBLE" not in call.set_vars:
+                call = await agi_call(worker.port, contact_env(), variables=CHANNEL)
+                looked_up += 1
         assert call.set_vars["CRM_RESPONSIBLE"] == "103"
 
         # ratings: the daemon's `known` decides, the daemon's sink stores
@@ -81,7 +84,7 @@ async def test_look_ups_ratings_and_directory_go_through_the_worker(crm: FakeCrm
         assert known.asked == [LINKEDID, "1763805600.999"]
 
         # the worker's counters and histograms reach the daemon's /metrics
-        await until(lambda: worker.stats().get("agi_completed", 0) >= 4)
+        await until(lambda: worker.stats().get("agi_completed", 0) >= looked_up + 2)
         registry = CollectorRegistry()
         registry.register(AgiCollector(worker.stats, lambda: worker.latency))
         families = {
@@ -92,7 +95,7 @@ async def test_look_ups_ratings_and_directory_go_through_the_worker(crm: FakeCrm
             for s in families[ROUND_TRIP_METRIC].samples
             if s.name == f"{ROUND_TRIP_METRIC}_count"
         }
-        assert counts == {"contact": 2.0, "other": 0.0, "rating": 2.0}
+        assert counts == {"contact": float(looked_up), "other": 0.0, "rating": 2.0}
         assert families["bridge_crm_contact_cache_entries"].samples[0].value == 1
     assert worker._process is not None and worker._process.returncode == 0
 
