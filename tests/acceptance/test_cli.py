@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -262,6 +263,20 @@ listen = "127.0.0.1:{api_port}"
     return path
 
 
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux's /proc)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in text.split()]
+
+
+def command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def running(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
 def endpoints(*names: str):  # type: ignore[no-untyped-def]
     """Asterisk's answer to PJSIPShowEndpoints (EndpointList events)."""
 
@@ -377,6 +392,13 @@ async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, t
             "5",
             "1002",
         )
+        # the look-ups came from the FastAGI worker, which kept the priority the daemon
+        # lowered for itself ([agi] bridge_nice, 5 by default)
+        (worker,) = children(proc.pid)
+        assert "bridge.agi.worker" in command_line(worker)
+        ours = os.getpriority(os.PRIO_PROCESS, os.getpid())
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == min(19, ours + 5)
+        assert os.getpriority(os.PRIO_PROCESS, worker) == ours
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(15):
             out, _ = await proc.communicate()
@@ -386,6 +408,7 @@ async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, t
         await server.stop()
         await crm.stop()
     assert proc.returncode == 0
+    assert not running(worker), "the worker ended with the daemon"
     lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
     finished = [x for x in lines if x.get("event") == "call_finished"]
     assert finished and finished[0]["callid"] and finished[0]["status"] == "Success"
