@@ -121,11 +121,13 @@ async def test_reconnect_keeps_a_live_call(pool: asyncpg.Pool) -> None:
             server.pause_after(120)
             await server.wait_replayed(120)
             await settle(ingest, pipeline)
+            # one resync per login, each done while the call is up (a loaded machine may
+            # replay the 120 events before the first one, or resume before the second)
+            while ingest.resyncs < 1:
+                await asyncio.sleep(0.01)
             server.cut()
             await server.wait_logins(2)
-            # the resync after the second login has asked for the channels (on a loaded
-            # machine that takes more than any fixed sleep; the call must still be up)
-            while [a.get("Action") for a in server.actions].count("CoreShowChannels") < 2:
+            while ingest.resyncs < 2:
                 await asyncio.sleep(0.01)
             server.resume()
             await replayed_and_closed(server, ingest, tracker, pipeline)
