@@ -164,8 +164,8 @@ async def _follow_ami(ami_port: int, priority: Any) -> Any:
 
 async def _serve_agi(conn: Connection, crm_url: str, port: int, ami_port: int) -> None:
     """The daemon's FastAGI server as ``[agi]`` says, and, once told, its AMI side."""
-    from bridge.agi import Directory, start_agi_server
-    from bridge.agi.worker import AgiWorker, lower_priority
+    from bridge.agi import Directory
+    from bridge.agi.worker import lower_priority, serve_agi
     from bridge.config import Settings
     from bridge.net.priority import Priority
     from bridge.observability.logs import configure_logging
@@ -193,15 +193,11 @@ async def _serve_agi(conn: Connection, crm_url: str, port: int, ami_port: int) -
             "own_process": OWN_PROCESS,
         },
     )
-    server: Any
-    if settings.agi.own_process:  # as the daemon does: the worker first, then lower itself
-        server = AgiWorker(settings, _Sink(), Directory(settings.pbx.users))
-        await server.start()
+    # as the daemon does: the server as [agi] says, then the rest at bridge_nice
+    priority = Priority()  # the AMI side's, behind this loop's look-ups if any
+    server = await serve_agi(settings, _Sink(), Directory(settings.pbx.users), None, priority)
+    if settings.agi.own_process:
         lower_priority(settings.agi.bridge_nice)
-        priority = Priority()  # nobody's look-ups on this loop
-    else:
-        server = await start_agi_server(settings, _Sink())
-        priority = server.priority
     # As the daemon does once started: start-up objects (pydantic, aiohttp, phonenumbers)
     # leave the collector's view; otherwise each gen-2 pass scans them all, a ~40 ms stall
     # every few thousand calls that shows up as p99 when calls arrive at 200/s.

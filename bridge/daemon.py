@@ -26,10 +26,10 @@ from typing import Any
 
 import asyncpg
 
-from .agi import AgiCollector, AgiServer, Directory, start_agi_server
+from .agi import AgiCollector, AgiServer, Directory
 from .agi.call_ids import known_by_any
 from .agi.rating_buffer import BufferedRatingSink
-from .agi.worker import AgiWorker, lower_priority
+from .agi.worker import AgiWorker, lower_priority, serve_agi
 from .ami.ingest import AmiIngest
 from .ami.originate import AmiDialer
 from .api.app import create_app
@@ -161,13 +161,7 @@ class Bridge:
         self.sync = DirectorySync(s.pbx, self.pool, self.view)
         known = known_by_any(self._tracker_knows, call_in_store(self.store))
         self.ratings = BufferedRatingSink(OutboxRatingSink(self.store), known)
-        if s.agi.own_process:  # look-ups ahead of everything else for the CPU (agi.worker)
-            self.agi = AgiWorker(s, self.ratings, self.directory, known)
-            await self.agi.start()
-        else:
-            self.agi = await start_agi_server(
-                s, self.ratings, directory=self.directory, known=known, priority=self.priority
-            )
+        self.agi = await serve_agi(s, self.ratings, self.directory, known, self.priority)
         await self._start_http()
         if not s.cel.source:
             log.info(

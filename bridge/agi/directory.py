@@ -30,7 +30,6 @@ class Directory:
     ) -> None:
         self._normalizer = PhoneNormalizer(region)
         self._learnt: set[str] = set()
-        self.version = 0  # goes up with every change
         self.on_change: Callable[[], None] | None = None  # told after each change
         self.replace(users, direct)
 
@@ -47,7 +46,8 @@ class Directory:
                 by_number[key] = ext.strip()
         self._logins, self._by_login, self._by_number = logins, by_login, by_number
         self._extensions = set(logins) | set(by_number.values()) | self._learnt
-        self._changed()
+        if self.on_change is not None:
+            self.on_change()
 
     def add_extensions(self, extensions: Iterable[str]) -> None:
         """Extensions learnt from the PBX (its endpoints, the phones seen in calls)."""
@@ -55,12 +55,8 @@ class Directory:
         if new:
             self._learnt |= new
             self._extensions |= new
-            self._changed()
-
-    def _changed(self) -> None:
-        self.version += 1
-        if self.on_change is not None:
-            self.on_change()
+            if self.on_change is not None:
+                self.on_change()
 
     def state(self) -> dict[str, Any]:
         """What :meth:`load` needs to make an equal directory (JSON-friendly)."""

@@ -40,12 +40,14 @@ from typing import Any
 
 from ..config import Settings
 from ..net.listener import bind_tcp
+from ..net.priority import Priority
 from ..observability.logs import get_logger
 from .directory import Directory
 from .latency import Histogram
 from .ports import KnownCall, RatingSink
+from .server import AgiServer, start_agi_server
 
-__all__ = ["AgiWorker", "lower_priority"]
+__all__ = ["AgiWorker", "lower_priority", "serve_agi"]
 
 log = get_logger("bridge.agi")
 
@@ -63,7 +65,26 @@ def _line(message: Mapping[str, Any]) -> bytes:
 def lower_priority(nice: int) -> int:
     """Add ``nice`` to this process's niceness (its FastAGI worker keeps its own);
     returns the niceness now."""
-    return os.nice(nice) if nice else os.nice(0)
+    return os.nice(nice)
+
+
+async def serve_agi(
+    settings: Settings,
+    sink: RatingSink,
+    directory: Directory,
+    known: KnownCall | None = None,
+    priority: Priority | None = None,
+) -> AgiServer | AgiWorker:
+    """The FastAGI server as ``[agi]`` says: in a worker process (``own_process``), else
+    on this event loop, where look-ups go before ``priority``'s AMI side. Started; the
+    caller lowers its own priority afterwards (:func:`lower_priority`)."""
+    if settings.agi.own_process:
+        worker = AgiWorker(settings, sink, directory, known)
+        await worker.start()
+        return worker
+    return await start_agi_server(
+        settings, sink, directory=directory, known=known, priority=priority
+    )
 
 
 # ------------------------------------------------------------------ the daemon's side
@@ -74,7 +95,7 @@ class AgiWorker:
     ``latency``, ``close()``) while the server runs in a child process.
 
     ``sink`` takes the ratings the worker receives, ``known`` answers whether a call is
-    known, ``directory`` is copied to the worker whenever its ``version`` changes.
+    known, ``directory`` is copied to the worker whenever it changes.
     """
 
     def __init__(
@@ -95,7 +116,6 @@ class AgiWorker:
         self._sock: socket.socket | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._sent_version = -1
         self._directory_queued = False
         self._supervisor: asyncio.Task[None] | None = None
         self._requests: set[asyncio.Task[None]] = set()
@@ -169,8 +189,7 @@ class AgiWorker:
         self._writer = writer
         settings = self.settings.model_dump(mode="json")
         writer.write(_line({"op": "settings", "settings": settings}))
-        self._sent_version = -1  # a new worker: the whole directory, now
-        self._send_directory()
+        self._send_directory()  # a new worker: the whole directory, now
         try:
             async with asyncio.timeout(READY_WITHIN):
                 while True:
@@ -236,11 +255,10 @@ class AgiWorker:
     def _send_directory(self) -> None:
         self._directory_queued = False
         writer = self._writer
-        if writer is None or writer.is_closing() or self._sent_version == self.directory.version:
+        if writer is None or writer.is_closing():
             return
         try:
             writer.write(_line({"op": "directory", "state": self.directory.state()}))
-            self._sent_version = self.directory.version
         except Exception:  # the worker keeps its copy; the next change is sent
             log.exception("agi_worker_directory_not_sent")
 
@@ -365,7 +383,7 @@ async def _read_link(reader: asyncio.StreamReader, directory: Directory, link: _
     link.gone()
 
 
-async def _send_stats(server: Any, writer: asyncio.StreamWriter) -> None:
+async def _send_stats(server: AgiServer, writer: asyncio.StreamWriter) -> None:
     while not writer.is_closing():
         latency = {route: (h.counts, h.total) for route, h in server.latency.items()}
         writer.write(_line({"op": "stats", "stats": server.stats(), "latency": latency}))
@@ -374,7 +392,6 @@ async def _send_stats(server: Any, writer: asyncio.StreamWriter) -> None:
 
 async def _work(listen_fd: int, link_fd: int, nice: int) -> None:
     from ..observability.logs import configure_logging
-    from .server import start_agi_server
 
     link_sock = socket.socket(fileno=link_fd)
     reader, writer = await asyncio.open_connection(sock=link_sock, limit=LINK_LIMIT)

@@ -425,7 +425,6 @@ class FakeAmiServer:
     async def wait_done(self) -> None:
         await self.wait_replayed(len(self._trace))
 
-    # -- internals ---------------------------------------------------------------------
     async def flood(self, raws: Sequence[str], rate: float | None = None) -> int:
         """Once a client listens for events: send ``raws`` in big writes, ``rate`` events
         per second (None: as fast as it reads them), without modelling them
@@ -449,6 +448,7 @@ class FakeAmiServer:
                 await asyncio.sleep(max(0.0, started + n * tick - loop.time()))
         return sent
 
+    # -- internals ---------------------------------------------------------------------
     def _poke(self) -> None:
         event, self._changed = self._changed, asyncio.Event()
         event.set()

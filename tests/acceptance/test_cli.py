@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -19,6 +18,7 @@ from bridge.cli import main as crm_bridge_main
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.fake_crm import FakeCrm
 from tests.support.agi_client import agi_call, asterisk_env, dialplan_agi
+from tests.support.processes import children, command_line, running
 from tests.support.traces import (
     LAB_CONFIG,
     TRACES,
@@ -261,20 +261,6 @@ listen = "127.0.0.1:{api_port}"
 """
     )
     return path
-
-
-def children(pid: int) -> list[int]:
-    """The processes ``pid`` started (Linux's /proc)."""
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return [int(child) for child in text.split()]
-
-
-def command_line(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-
-
-def running(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
 
 
 def endpoints(*names: str):  # type: ignore[no-untyped-def]

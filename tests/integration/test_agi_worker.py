@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -36,6 +37,7 @@ from tests.integration.test_agi import (
     until,
 )
 from tests.support.agi_client import FakeCrm, agi_call
+from tests.support.processes import children, command_line, running
 
 crm = test_agi.crm  # the fixture: a CRM answering `contact`, as in test_agi
 
@@ -116,20 +118,45 @@ async def test_a_dead_worker_is_replaced_on_the_same_port(crm: FakeCrm) -> None:
     assert exited["code"] == -signal.SIGKILL
 
 
-async def test_the_worker_ends_with_the_daemon(crm: FakeCrm) -> None:
-    """A daemon killed without its stop: the link closes and the worker exits by itself."""
-    directory = Directory(USERS, region="RU")
-    worker = AgiWorker(settings_for(crm.url), RecordingSink(), directory, KnownCalls())
+# A daemon side alone in a process: the worker it starts, then waits.
+DAEMON = """
+import asyncio
+from bridge.agi import Directory
+from bridge.agi.worker import AgiWorker
+from tests.integration.test_agi import USERS, KnownCalls, RecordingSink, settings_for
+
+async def main():
+    settings = settings_for({url!r})
+    worker = AgiWorker(settings, RecordingSink(), Directory(USERS), KnownCalls())
     await worker.start()
-    process = worker._process
-    assert process is not None
-    assert worker._supervisor is not None
-    worker._stopping = True  # as if the daemon were gone: nobody restarts it
-    worker._supervisor.cancel()
-    assert worker._writer is not None
-    worker._writer.transport.abort()  # the daemon's end of the link, closed by the kernel
-    assert await asyncio.wait_for(process.wait(), 10) == 0
-    await worker.close()
+    print("port", worker.port, flush=True)  # among the worker's log lines
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_the_worker_ends_with_a_killed_daemon(crm: FakeCrm) -> None:
+    """kill -9 of the daemon: no stop, no SIGTERM; the link closes and the worker exits."""
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", DAEMON.format(url=crm.url), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert daemon.stdout is not None
+        async with asyncio.timeout(30):
+            while not (line := await daemon.stdout.readline()).startswith(b"port "):
+                assert line, "the daemon side ended"
+        port = int(line.split()[1])
+        (worker,) = children(daemon.pid)
+        assert "bridge.agi.worker" in command_line(worker)
+        call = await agi_call(port, contact_env(), variables=CHANNEL)
+        assert call.closed_by_server  # it serves
+    finally:
+        daemon.kill()
+        await daemon.wait()
+    async with asyncio.timeout(10):
+        while running(worker):  # reparented to init, which reaps it once it exits
+            await asyncio.sleep(0.05)
 
 
 async def test_a_port_in_use_fails_at_start_in_the_daemon(crm: FakeCrm) -> None:

@@ -67,6 +67,20 @@ async def replayed_and_closed(server, ingest, tracker, pipeline) -> None:  # typ
     await settle(ingest, pipeline)
 
 
+async def resynced(ingest: AmiIngest, count: int) -> None:
+    """Until ``count`` resyncs are done (each after a login)."""
+    while ingest.resyncs < count:
+        await asyncio.sleep(0.01)
+
+
+async def events_by_ext(pool: asyncpg.Pool) -> dict[str, list[str]]:
+    """The stored call events' types, per extension, in order."""
+    per_ext: dict[str, list[str]] = {}
+    for r in await pool.fetch("SELECT ext, type FROM call_events ORDER BY seq"):
+        per_ext.setdefault(r["ext"], []).append(r["type"])
+    return per_ext
+
+
 async def calls(pool: asyncpg.Pool) -> list[asyncpg.Record]:
     return await pool.fetch("SELECT * FROM calls ORDER BY started_at")
 
@@ -123,21 +137,15 @@ async def test_reconnect_keeps_a_live_call(pool: asyncpg.Pool) -> None:
             await settle(ingest, pipeline)
             # one resync per login, each done while the call is up (a loaded machine may
             # replay the 120 events before the first one, or resume before the second)
-            while ingest.resyncs < 1:
-                await asyncio.sleep(0.01)
+            await resynced(ingest, 1)
             server.cut()
             await server.wait_logins(2)
-            while ingest.resyncs < 2:
-                await asyncio.sleep(0.01)
+            await resynced(ingest, 2)
             server.resume()
             await replayed_and_closed(server, ingest, tracker, pipeline)
     (row,) = await calls(pool)
     assert (row["status"], row["ext"], row["closed_by"]) == ("Success", "1002", "hangup")
-    rows = await pool.fetch("SELECT ext, type FROM call_events ORDER BY seq")
-    per_ext: dict[str, list[str]] = {}
-    for r in rows:
-        per_ext.setdefault(r["ext"], []).append(r["type"])
-    assert per_ext == expected("in_queue")["calls"][0]["events"]
+    assert await events_by_ext(pool) == expected("in_queue")["calls"][0]["events"]
     assert [a.get("Action") for a in server.actions].count("CoreShowChannels") == 2
 
 
@@ -257,15 +265,10 @@ async def test_a_reconnect_while_a_resync_hangs_resyncs_the_new_link(pool) -> No
             assert ingest.resyncs == 0
             server.cut()
             await server.wait_logins(2)
-            while ingest.resyncs < 1:
-                await asyncio.sleep(0.01)
+            await resynced(ingest, 1)
             server.resume()
             await replayed_and_closed(server, ingest, tracker, pipeline)
     assert len(asked) == 2
     (row,) = await calls(pool)
     assert (row["status"], row["ext"], row["closed_by"]) == ("Success", "1002", "hangup")
-    rows = await pool.fetch("SELECT ext, type FROM call_events ORDER BY seq")
-    per_ext: dict[str, list[str]] = {}
-    for r in rows:
-        per_ext.setdefault(r["ext"], []).append(r["type"])
-    assert per_ext == expected("in_queue")["calls"][0]["events"]
+    assert await events_by_ext(pool) == expected("in_queue")["calls"][0]["events"]
