@@ -161,6 +161,11 @@ class AgiWorker:
             self._sock.close()
         log.info("agi_closed", port=self.port)
 
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id (None before the first start)."""
+        return None if self._process is None else self._process.pid
+
     def stats(self) -> dict[str, float]:
         """The worker's last counters, and the link's own."""
         return {**self._stats, "agi_worker_restarts": float(self.restarts)}
