@@ -9,7 +9,8 @@ Processes as on a PBX:
 - the daemon: its FastAGI server as ``[agi]`` says (by default the worker process of
   ``bridge.agi.worker``, the daemon lowered to ``bridge_nice``; ``BENCH_AGI_SHARED=1``:
   ``own_process = false``, the server on the daemon's loop), logging JSON at info to a
-  null stream (log formatting is paid for), ``gc.freeze()`` after start-up; for the
+  null stream (log formatting is paid for; the worker's lines reach it through the
+  daemon, as in production), ``gc.freeze()`` after start-up; for the
   burst rows it also runs the daemon's real AMI ingest, tracker and pipeline (storing
   into a null sink);
 - a local aiohttp CRM, and in the same process the baseline: a bare FastAGI server with
@@ -218,10 +219,6 @@ async def _serve_agi(conn: Connection, crm_url: str, port: int, ami_port: int) -
 
 
 def _agi_main(conn: Connection, crm_url: str, port: int, ami_port: int) -> None:
-    # the worker process logs to its stdout as in the daemon: written, to /dev/null here
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.close(null)
     asyncio.run(_serve_agi(conn, crm_url, port, ami_port))
 
 

@@ -15,9 +15,16 @@ reach the daemon every second, for ``/metrics``.
 
 The link is a socket pair carrying JSON, one object per line:
 
-- daemon -> worker: ``settings`` (first), ``directory``, ``reply`` (``id``, ``value``);
+- daemon -> worker: ``settings`` (first, with the daemon's log level and format),
+  ``directory``, ``reply`` (``id``, ``value``);
 - worker -> daemon: ``ready``, ``known`` and ``rating`` (each with an ``id`` the reply
-  carries back), ``stats``.
+  carries back), ``stats``, ``log``.
+
+The worker's log lines go over the link too, and the daemon writes them where its own go
+(journald, under systemd). The worker never writes to a file or a pipe itself: when
+journald stalls, the daemon blocks on its writes, the worker's lines wait in the link
+(``LOG_BACKLOG`` at most, then they are dropped and counted:
+``bridge_agi_worker_log_lines_dropped_total``), and look-ups go on being answered.
 
 When the daemon goes away the worker's end of the link closes and it exits; when the worker
 dies the daemon logs it and starts another. The listening socket stays open in the daemon
@@ -29,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import io
 import itertools
 import json
 import os
@@ -41,7 +49,7 @@ from typing import Any
 from ..config import Settings
 from ..net.listener import bind_tcp
 from ..net.priority import Priority
-from ..observability.logs import get_logger
+from ..observability.logs import get_logger, log_setup, write_rendered
 from .directory import Directory
 from .latency import Histogram
 from .ports import KnownCall, RatingSink
@@ -56,6 +64,8 @@ STATS_EVERY = 1.0  # seconds between two stats messages of the worker
 READY_WITHIN = 60.0  # seconds a new worker may take to import and start
 ASK_TIMEOUT = 30.0  # seconds the worker waits for the daemon's answer, at most
 RESTART_PAUSE = (0.5, 5.0)  # seconds before starting a worker again: first, at most
+LOG_BACKLOG = 1024 * 1024  # bytes of the worker's log lines waiting in the link, at most
+MAX_LOG_TEXT = 64 * 1024  # a longer log line (a huge traceback) is cut
 
 
 def _line(message: Mapping[str, Any]) -> bytes:
@@ -121,6 +131,7 @@ class AgiWorker:
         self._requests: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._nice = os.nice(0)  # what workers run at, whatever the daemon lowers itself to
+        self._log_dropped = 0.0  # the worker's count, last seen
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -153,6 +164,10 @@ class AgiWorker:
                     process.kill()
                 await process.wait()
         if self._supervisor is not None:
+            # it reads the worker's last lines (their log lines too) up to the end of the
+            # link, then returns by itself
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._supervisor), grace)
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
         if self._requests:  # answers the worker will never read: let them end anyway
@@ -193,7 +208,8 @@ class AgiWorker:
         reader, writer = await asyncio.open_connection(sock=ours, limit=LINK_LIMIT)
         self._writer = writer
         settings = self.settings.model_dump(mode="json")
-        writer.write(_line({"op": "settings", "settings": settings}))
+        logs = log_setup()._asdict()
+        writer.write(_line({"op": "settings", "settings": settings, "log": logs}))
         self._send_directory()  # a new worker: the whole directory, now
         try:
             async with asyncio.timeout(READY_WITHIN):
@@ -269,8 +285,21 @@ class AgiWorker:
 
     def _handle(self, message: Mapping[str, Any]) -> None:
         op = message.get("op")
-        if op == "stats":
+        if op == "log":
+            # where the daemon's own lines cannot go, the worker's cannot either
+            with contextlib.suppress(OSError, ValueError):
+                write_rendered(str(message.get("text", "")))
+        elif op == "stats":
             self._stats = {str(k): float(v) for k, v in message.get("stats", {}).items()}
+            dropped = self._stats.get(LOG_DROPPED, 0.0)
+            if dropped > self._log_dropped:
+                log.warning(
+                    "agi_worker_log_lines_dropped",
+                    dropped=int(dropped - self._log_dropped),
+                    total=int(dropped),
+                    backlog_bytes=LOG_BACKLOG,
+                )
+            self._log_dropped = dropped
             self.latency = {
                 route: _histogram(counts, total)
                 for route, (counts, total) in message.get("latency", {}).items()
@@ -388,10 +417,33 @@ async def _read_link(reader: asyncio.StreamReader, directory: Directory, link: _
     link.gone()
 
 
-async def _send_stats(server: AgiServer, writer: asyncio.StreamWriter) -> None:
+class LinkLog(io.TextIOBase):
+    """The worker's log stream: each line rendered here is sent to the daemon, which writes
+    it with its own. Never blocks; while more than ``backlog`` bytes wait in the link (the
+    daemon not reading: journald stalled), lines are dropped and counted."""
+
+    def __init__(self, writer: asyncio.StreamWriter, backlog: int = LOG_BACKLOG) -> None:
+        self.writer = writer
+        self.backlog = backlog
+        self.dropped = 0
+
+    def write(self, text: str) -> int:
+        transport = self.writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > self.backlog:
+            self.dropped += 1
+        else:
+            self.writer.write(_line({"op": "log", "text": text[:MAX_LOG_TEXT]}))
+        return len(text)
+
+
+LOG_DROPPED = "agi_worker_log_lines_dropped"  # the stats key (a counter on /metrics)
+
+
+async def _send_stats(server: AgiServer, writer: asyncio.StreamWriter, logs: LinkLog) -> None:
     while not writer.is_closing():
         latency = {route: (h.counts, h.total) for route, h in server.latency.items()}
-        writer.write(_line({"op": "stats", "stats": server.stats(), "latency": latency}))
+        stats = {**server.stats(), LOG_DROPPED: logs.dropped}
+        writer.write(_line({"op": "stats", "stats": stats, "latency": latency}))
         await asyncio.sleep(STATS_EVERY)
 
 
@@ -402,7 +454,14 @@ async def _work(listen_fd: int, link_fd: int, nice: int) -> None:
     reader, writer = await asyncio.open_connection(sock=link_sock, limit=LINK_LIMIT)
     first = json.loads(await reader.readline())
     settings = Settings.model_validate(first["settings"])
-    configure_logging(settings.log.level, cache_loggers=True)
+    logs = LinkLog(writer)
+    setup = first.get("log") or {}
+    configure_logging(
+        setup.get("level", settings.log.level),
+        json=setup.get("json", True),
+        stream=logs,  # type: ignore[arg-type]  # write() and flush() are what it uses
+        cache_loggers=True,
+    )
     now = _restore_priority(nice)
     directory = Directory({}, region=settings.pbx.region)
     state = json.loads(await reader.readline())
@@ -420,7 +479,7 @@ async def _work(listen_fd: int, link_fd: int, nice: int) -> None:
     following.add_done_callback(lambda _: stopped.set())
     gc.freeze()  # start-up objects live for ever: keep the collector's passes short
     writer.write(_line({"op": "ready", "nice": now}))
-    reporting = asyncio.create_task(_send_stats(server, writer))
+    reporting = asyncio.create_task(_send_stats(server, writer, logs))
     await stopped.wait()
     await server.close()  # look-ups in progress finish, ratings reach the daemon
     for task in (reporting, following):

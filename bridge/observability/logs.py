@@ -22,17 +22,20 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Hashable
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor
 
 __all__ = [
+    "LogSetup",
     "RateLimitFilter",
     "RateLimitedLog",
     "RateLimiter",
     "configure_logging",
     "get_logger",
+    "log_setup",
+    "write_rendered",
 ]
 
 _LEVELS: dict[str, int] = {
@@ -47,6 +50,28 @@ _LEVELS: dict[str, int] = {
 # Marks the root handler we install, so a second configure_logging() replaces it instead
 # of doubling every line, while handlers others added (pytest's caplog) stay.
 _HANDLER_MARK = "_bridge_logs_handler"
+
+
+class LogSetup(NamedTuple):
+    """What configure_logging() was last told: a child process renders its lines alike."""
+
+    level: str = "info"
+    json: bool = True
+
+
+_setup = LogSetup()
+_output: TextIO | None = None  # where configure_logging() sends lines (None: sys.stdout)
+
+
+def log_setup() -> LogSetup:
+    return _setup
+
+
+def write_rendered(text: str) -> None:
+    """Write lines rendered elsewhere (the FastAGI worker's) where this process's go."""
+    out = _output if _output is not None else sys.stdout
+    out.write(text)
+    out.flush()
 
 
 class _NamedWriteLogger(structlog.WriteLogger):
@@ -266,8 +291,10 @@ def configure_logging(
     ``cache_loggers`` speeds up hot loggers but freezes them to this configuration; keep it
     off where logging is reconfigured or captured (tests), turn it on in the daemon.
     """
+    global _setup, _output
     threshold = _level_number(level)
     out: TextIO = stream if stream is not None else sys.stdout
+    _setup, _output = LogSetup(level, json), out
 
     # Shared by both paths, so stdlib records get the same keys as structlog events.
     shared: list[Processor] = [

@@ -8,9 +8,11 @@ for over the link; what the worker counts comes back for /metrics.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +24,8 @@ from structlog.testing import capture_logs
 
 from bridge.agi import AgiCollector, Directory
 from bridge.agi.metrics import ROUND_TRIP_METRIC
-from bridge.agi.worker import AgiWorker
+from bridge.agi.worker import LINK_LIMIT, AgiWorker, LinkLog
+from bridge.observability.logs import configure_logging
 from tests.integration import test_agi
 from tests.integration.test_agi import (
     CHANNEL,
@@ -169,3 +172,60 @@ async def test_a_port_in_use_fails_at_start_in_the_daemon(crm: FakeCrm) -> None:
             await AgiWorker(settings, RecordingSink(), directory, KnownCalls()).start()
     finally:
         await first.close()
+
+
+# --------------------------------------------------------------------------- log lines
+
+
+@pytest.mark.usefixtures("restore_logging")
+async def test_the_workers_log_lines_are_written_with_the_daemons(crm: FakeCrm) -> None:
+    crm.contacts[PHONE] = json.dumps({"contact_name": "Ivan Petrov"})
+    out = io.StringIO()
+    configure_logging("info", stream=out)  # the daemon's; the worker is told at its start
+    async with worker_for(crm, RecordingSink(), KnownCalls(), Directory(USERS)) as worker:
+        await agi_call(worker.port, contact_env(), variables=CHANNEL)
+        await until(lambda: '"agi_contact"' in out.getvalue())
+        pid = worker_pid(worker)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    (contact,) = [x for x in lines if x["event"] == "agi_contact"]
+    assert (contact["callid"], contact["logger"], contact["source"]) == (
+        LINKEDID,
+        "bridge.agi",
+        "crm",
+    )
+    # the worker's last line too (its server closing), before close() returned
+    closed = [x for x in lines if x["event"] == "agi_closed"]
+    assert len(closed) == 2, "the worker's server, then the daemon's side"
+    assert any(x["event"] == "agi_worker_started" and x["pid"] == pid for x in lines)
+
+    out = io.StringIO()
+    configure_logging("warning", json=False, stream=out)  # and the daemon's threshold
+    async with worker_for(crm, RecordingSink(), KnownCalls(), Directory(USERS)) as worker:
+        await agi_call(worker.port, contact_env(), variables=CHANNEL)
+        await until(lambda: worker.stats().get("agi_completed") == 1.0)
+    assert "agi_contact" not in out.getvalue()
+
+
+async def test_log_lines_wait_in_the_link_then_are_dropped_and_counted() -> None:
+    ours, theirs = socket.socketpair()
+    _, writer = await asyncio.open_connection(sock=ours)
+    logs = LinkLog(writer, backlog=64 * 1024)
+    line = json.dumps({"event": "agi_contact", "pad": "x" * 1000}) + "\n"
+    for _ in range(2000):  # 2 MB while the daemon reads nothing (journald stalled)
+        assert logs.write(line) == len(line)
+    assert 0 < logs.dropped < 2000
+    assert writer.transport.get_write_buffer_size() <= 64 * 1024 + 2 * len(line)
+
+    # the daemon reads again: what waited arrives whole, then lines pass again
+    reader, daemon_end = await asyncio.open_connection(sock=theirs, limit=LINK_LIMIT)
+    received = 0
+    while writer.transport.get_write_buffer_size() > 0 or received < 2000 - logs.dropped:
+        message = json.loads(await asyncio.wait_for(reader.readline(), 5))
+        assert message == {"op": "log", "text": line}
+        received += 1
+    dropped = logs.dropped
+    logs.write(line)
+    assert json.loads(await asyncio.wait_for(reader.readline(), 5))["text"] == line
+    assert logs.dropped == dropped
+    writer.close()
+    daemon_end.close()

@@ -204,12 +204,16 @@ async def agi_call(
     hangup_at = None if hangup_after is None else started + hangup_after
     dead = False
     try:
-        while time.perf_counter() - started < limit:
-            wait = None if hangup_at is None or dead else max(0.0, hangup_at - time.perf_counter())
+        while (left := limit - (time.perf_counter() - started)) > 0:
+            wait = left  # a silent server fails the call at `limit` too
+            if hangup_at is not None and not dead:
+                wait = min(left, max(0.0, hangup_at - time.perf_counter()))
             try:
                 async with asyncio.timeout(wait):
                     raw = await reader.readline()
             except TimeoutError:
+                if hangup_at is None or dead or time.perf_counter() < hangup_at:
+                    continue  # the limit: the loop's condition says so
                 writer.write(b"HANGUP\n")
                 await writer.drain()
                 dead = True
