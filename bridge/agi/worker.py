@@ -210,6 +210,7 @@ class AgiWorker:
         settings = self.settings.model_dump(mode="json")
         logs = log_setup()._asdict()
         writer.write(_line({"op": "settings", "settings": settings, "log": logs}))
+        self._log_dropped = 0.0  # a new worker counts from zero
         self._send_directory()  # a new worker: the whole directory, now
         try:
             async with asyncio.timeout(READY_WITHIN):
