@@ -46,6 +46,7 @@ import sys
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
+from ..backoff import Backoff
 from ..config import Settings
 from ..net.listener import bind_tcp
 from ..net.priority import Priority
@@ -232,24 +233,24 @@ class AgiWorker:
         return reader, writer
 
     async def _supervise(self, link: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
-        pause = RESTART_PAUSE[0]
+        backoff = Backoff(*RESTART_PAUSE)
         while True:
             await self._serve(*link)
             process = self._process
             code = await process.wait() if process is not None else None
             if self._stopping:
                 return
+            pause = backoff.next()
             log.error("agi_worker_exited", code=code, restart_in=pause)
             await asyncio.sleep(pause)
-            pause = min(pause * 2, RESTART_PAUSE[1])
             while True:
                 try:
                     link = await self._spawn()
                     break
                 except Exception as exc:
+                    pause = backoff.next()
                     log.error("agi_worker_start_failed", error=repr(exc), retry_in=pause)
                     await asyncio.sleep(pause)
-                    pause = min(pause * 2, RESTART_PAUSE[1])
             self.restarts += 1
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
