@@ -85,6 +85,15 @@ class Daemon:
                         found.append(record)
         return found
 
+    def stop_reading(self) -> None:
+        """Read no more of its stdout, as a stalled journald: once the pipe and the
+        reader's buffer are full, the daemon's writes block."""
+        self._reader.cancel()
+
+    def resume_reading(self) -> None:
+        if self._reader.done():
+            self._reader = asyncio.create_task(self._read())
+
     async def get(self, path: str, within: float = 5.0) -> tuple[int, Any]:
         url = f"http://127.0.0.1:{self.ports.api}{path}"
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=within)) as http:
@@ -103,6 +112,7 @@ class Daemon:
                 await asyncio.sleep(0.05)
 
     async def stop(self) -> int:
+        self.resume_reading()  # its last lines, and room to write them
         if self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
