@@ -144,24 +144,30 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .daemon import run_bridge
-    from .observability.logs import configure_logging
+    from .observability.logs import close_output, configure_logging
 
     settings = _load(args.config, for_daemon=True, command=args.command)
-    configure_logging(settings.log.level, cache_loggers=True)
-    asyncio.run(run_bridge(settings))
+    configure_logging(settings.log.level, cache_loggers=True, background=True)
+    try:
+        asyncio.run(run_bridge(settings))
+    finally:
+        close_output()
     return 0
 
 
 def cmd_deliver(args: argparse.Namespace) -> int:
     from .daemon import run_delivery
-    from .observability.logs import configure_logging
+    from .observability.logs import close_output, configure_logging
 
     settings = _load(args.config, for_daemon=False, command=args.command)  # no AMI needed
     if not settings.database.url:
         print("crm-bridge deliver: no [database] url in the config", file=sys.stderr)
         return 2
-    configure_logging(settings.log.level, cache_loggers=True)
-    asyncio.run(run_delivery(settings))
+    configure_logging(settings.log.level, cache_loggers=True, background=True)
+    try:
+        asyncio.run(run_delivery(settings))
+    finally:
+        close_output()
     return 0
 
 

@@ -42,7 +42,7 @@ from .delivery.rating import OutboxRatingSink, call_in_store
 from .delivery.service import Delivery
 from .directory_sync import DirectorySync, DirectoryView
 from .net.priority import Priority
-from .observability.logs import get_logger
+from .observability.logs import dropped_lines, get_logger
 from .observability.metrics import (
     BacklogCollector,
     pipeline_figures,
@@ -439,6 +439,7 @@ class Bridge:
             stats,
         )
         figures["leader"] = float(term is not None)
+        figures["log_dropped"] = dropped_lines()
         return figures
 
     async def _systemd_watchdog(self, interval: float) -> None:

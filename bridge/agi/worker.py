@@ -21,8 +21,9 @@ The link is a socket pair carrying JSON, one object per line:
   carries back), ``stats``, ``log``.
 
 The worker's log lines go over the link too, and the daemon writes them where its own go
-(journald, under systemd). The worker never writes to a file or a pipe itself: when
-journald stalls, the daemon blocks on its writes, the worker's lines wait in the link
+(journald, under systemd), through the same thread that never lets a stalled journal block
+an event loop (bridge.observability.log_output). The worker never writes to a file or a
+pipe itself; should the daemon be slow to read the link, the worker's lines wait there
 (``LOG_BACKLOG`` at most, then they are dropped and counted:
 ``bridge_agi_worker_log_lines_dropped_total``), and look-ups go on being answered.
 

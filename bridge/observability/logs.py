@@ -27,12 +27,16 @@ from typing import Any, NamedTuple, TextIO
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor
 
+from .log_output import BackgroundOutput
+
 __all__ = [
     "LogSetup",
     "RateLimitFilter",
     "RateLimitedLog",
     "RateLimiter",
+    "close_output",
     "configure_logging",
+    "dropped_lines",
     "get_logger",
     "log_setup",
     "write_rendered",
@@ -72,6 +76,22 @@ def write_rendered(text: str) -> None:
     out = _output if _output is not None else sys.stdout
     out.write(text)
     out.flush()
+
+
+def dropped_lines() -> int:
+    """Lines a background output (``configure_logging(background=True)``) dropped."""
+    return _output.dropped if isinstance(_output, BackgroundOutput) else 0
+
+
+def close_output(timeout: float = 2.0) -> None:
+    """At exit: write what a background output holds, waiting at most ``timeout`` s."""
+    if isinstance(_output, BackgroundOutput):
+        _output.close(timeout)
+
+
+def _warn_dropped(dropped: int, total: int) -> None:
+    """Called by the background output's thread once the output takes lines again."""
+    get_logger(__name__).warning("log_lines_dropped", dropped=dropped, total=total)
 
 
 class _NamedWriteLogger(structlog.WriteLogger):
@@ -284,16 +304,22 @@ def configure_logging(
     json: bool = True,
     stream: TextIO | None = None,
     cache_loggers: bool = False,
+    background: bool = False,
 ) -> None:
     """Send structlog and stdlib logging to ``stream`` (default: the current sys.stdout).
 
     ``json=False`` renders human-readable lines (the demo, a developer's terminal).
     ``cache_loggers`` speeds up hot loggers but freezes them to this configuration; keep it
     off where logging is reconfigured or captured (tests), turn it on in the daemon.
+    ``background`` (the daemons): a thread writes the lines (:mod:`.log_output`), so a
+    stalled journal never blocks the event loop; call :func:`close_output` at exit.
     """
     global _setup, _output
     threshold = _level_number(level)
     out: TextIO = stream if stream is not None else sys.stdout
+    close_output()  # a previous configuration's thread: its lines first
+    if background:
+        out = BackgroundOutput(out, on_dropped=_warn_dropped)  # type: ignore[assignment]
     _setup, _output = LogSetup(level, json), out
 
     # Shared by both paths, so stdlib records get the same keys as structlog events.

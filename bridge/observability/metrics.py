@@ -44,6 +44,12 @@ _PIPELINE = (
         "counter",
         "cel_calls",
     ),
+    (
+        "log_lines_dropped",
+        "Log lines dropped while the log output (journald) took none",
+        "counter",
+        "log_dropped",
+    ),
 )
 
 

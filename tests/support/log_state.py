@@ -19,6 +19,7 @@ def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(logs, "_setup", logs.log_setup())
     monkeypatch.setattr(logs, "_output", logs._output)
     yield
+    logs.close_output(0.5)  # a background output's thread, if the test started one
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.captureWarnings(False)
