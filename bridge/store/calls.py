@@ -167,7 +167,9 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
         if isinstance(out, CallEvent):
             answered = _ts(out.at) if out.type == "ACCEPTED" else None
             previous = opened.get(out.callid)
-            if previous is None or (answered is not None and previous[7] is None):
+            if previous is None:
+                # the call's real start (its first channel), not this event's ringing
+                start = out.facts.start if out.facts is not None else out.at
                 opened[out.callid] = (
                     pbx,
                     out.callid,
@@ -175,7 +177,21 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
                     out.phone,
                     out.diversion,
                     out.group,
-                    _ts(out.at),
+                    _ts(start),
+                    answered,
+                )
+            elif answered is not None and previous[7] is None:
+                # its answer in the same batch: as the upsert does, keep the start and
+                # fill what was still empty
+                _, _, direction, phone, diversion, group, start_ts, _ = previous
+                opened[out.callid] = (
+                    pbx,
+                    out.callid,
+                    direction,
+                    phone or out.phone,
+                    diversion or out.diversion,
+                    group or out.group,
+                    start_ts,
                     answered,
                 )
             if out.facts is not None:

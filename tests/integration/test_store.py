@@ -112,3 +112,35 @@ async def test_open_calls_come_back_after_a_restart(pool: asyncpg.Pool) -> None:
     assert open_call.sessions == {"1001": "INCOMING", "1002": "ACCEPTED"}
     assert open_call.answered is not None and open_call.group == "sales"
     assert open_call.last_seq == 3
+
+
+@pytest.mark.parametrize("batch", [1, 1000], ids=["event by event", "one batch"])
+async def test_a_call_up_shows_its_real_start_however_events_are_batched(
+    pool: asyncpg.Pool, batch: int
+) -> None:
+    """Ringing and answer stored together or apart, the open row starts when the call did
+    (its first channel), as its history will."""
+    tracker = lab_tracker()
+    store = CallStore(pool, "lab")
+    events = list(trace_events(TRACES / "in_answered.ami.jsonl"))
+    pending: list = []
+    answered_at = None
+    for i, (t, ev) in enumerate(events):
+        pending.extend(tracker.feed(ev, t))
+        if any(getattr(o, "type", "") == "ACCEPTED" for o in pending) or len(pending) >= batch:
+            await store.save(pending)
+            answered = [o for o in pending if getattr(o, "type", "") == "ACCEPTED"]
+            pending = []
+            if answered:
+                answered_at = answered[0].at
+                rest = events[i + 1 :]
+                break
+    assert answered_at is not None
+    (open_row,) = await pool.fetch("SELECT * FROM calls WHERE status IS NULL")
+    assert open_row["answered_at"].timestamp() == pytest.approx(answered_at)
+    for t, ev in rest:
+        pending.extend(tracker.feed(ev, t))
+    await store.save(pending)
+    (done,) = await pool.fetch("SELECT * FROM calls WHERE callid = $1", open_row["callid"])
+    assert done["status"] == "Success"
+    assert open_row["started_at"] == done["started_at"] < open_row["answered_at"]
