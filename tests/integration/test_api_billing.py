@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import timedelta
+from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
+from bridge.cli import build_parser
 from bridge.store import logins
 from tests.support.api import Api
 
 pytestmark = pytest.mark.integration
 
 EMAIL, PASSWORD = "billing@example.com", "correct horse battery"
-UNAUTHENTICATED = {"message": "Unauthenticated."}
+# what every failure carries, as the API's documentation gives its error format
+FAILED = {"success": False, "data": ""}
+UNAUTHENTICATED = {"message": "Unauthenticated.", **FAILED}
 INVALID = "The given data was invalid."
 
 # Every field of a CDR object, in the order of the API's documentation.
@@ -84,7 +88,7 @@ async def test_wrong_credentials_are_200_invalid_credentials(api: Api, email, pa
     await make_login(api)
     async with api.http.post("/api/login", json={"email": email, "password": password}) as r:
         assert r.status == 200
-        assert await r.json() == {"message": "Invalid credentials.", "success": False}
+        assert await r.json() == {"message": "Invalid credentials.", **FAILED}
 
 
 async def test_a_login_for_another_dialect_cannot_log_in_here(api: Api) -> None:
@@ -206,6 +210,44 @@ async def test_register_is_closed(api: Api) -> None:
         assert r.status == 403 and (await r.json())["success"] is False
 
 
+def test_the_readme_says_register_is_closed_and_how_logins_are_made() -> None:
+    """Whoever sets up a billing client reads README "Pull APIs": it says `/api/register`
+    is closed and gives the command that makes a login, one the CLI takes as written."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = " ".join(readme.split("\n## Pull APIs\n", 1)[1].split("\n## ", 1)[0].split())
+    assert "`POST /api/register` is closed" in section and "403" in section
+    command = re.search(r"`crm-bridge (login add [^`]*)`", section)
+    assert command is not None, "the README names the command that makes a login"
+    words = command.group(1).replace("NAME", EMAIL).replace("FILE", "bridge.toml").split()
+    args = build_parser().parse_args([*words, "--dialect", "billing"])
+    assert (args.action, args.name, args.password_stdin) == ("add", EMAIL, True)
+
+
+async def test_every_failure_comes_in_the_documented_error_format(api: Api) -> None:
+    """`{"message": string, "success": bool, "data": string}` (and 422's `errors`)."""
+    await make_login(api)
+    token = await log_in(api)
+    requests = [
+        ("GET", "/api/calls?domain_name=lab", {}, 401),
+        ("GET", "/api/nothing-here", bearer(token), 404),
+        ("GET", "/api/login", {}, 405),
+        ("GET", "/api/calls", bearer(token), 422),
+        ("POST", "/api/register", {}, 403),
+        ("POST", "/api/login?email=nobody@example.com&password=x", {}, 200),
+    ]
+    for method, path, headers, status in requests:
+        async with api.http.request(method, path, headers=headers) as r:
+            assert r.status == status, path
+            body = await r.json()
+        assert isinstance(body.pop("message"), str), path
+        body.pop("errors", None)  # 422's
+        assert body == FAILED, path
+    huge = io.BytesIO(b"{" + b" " * (2 << 20))
+    json_type = {"Content-Type": "application/json"}
+    async with api.http.post("/api/login", data=huge, headers=json_type) as r:
+        assert r.status == 413 and await r.json() == {"message": "Request body too large", **FAILED}
+
+
 async def test_calls_answers_every_call_of_the_domain(api: Api) -> None:
     await make_login(api)
     token = await log_in(api)
@@ -267,7 +309,7 @@ async def test_domain_name_is_required_and_names_this_pbx_only(api: Api) -> None
     ):
         async with api.http.get(f"/api/calls{query}", headers=bearer(token)) as r:
             assert r.status == 422, query
-            assert await r.json() == {"message": INVALID, "errors": errors}
+            assert await r.json() == {"message": INVALID, "errors": errors, **FAILED}
     async with api.http.get("/api/calls?domain_name=lab", headers=bearer(token)) as r:
         assert all(c["domain_name"] == "lab" for c in await r.json())
         assert "x.1" not in await r.text()
@@ -307,6 +349,67 @@ async def test_call_range_filters_on_the_end_both_bounds_included(api: Api) -> N
     assert await count("2030-01-01", "2020-01-01") == 0, "a reversed range is empty, not an error"
 
 
+async def test_call_range_reads_dates_as_php_does(api: Api) -> None:
+    """Laravel's `date` rule (strtotime) and PostgreSQL take `Y/m/d`, the American `m/d/Y`
+    and `Y-m-d H:i:s` with or without an offset; naive times are UTC, like ISO ones."""
+    await make_login(api)
+    token = await log_in(api)
+    ends = await api.pool.fetch(
+        "SELECT ended_at FROM calls WHERE pbx_id = 'lab' AND status IS NOT NULL ORDER BY 1"
+    )
+    first, last = ends[0]["ended_at"], ends[-1]["ended_at"]
+    assert first.date() == last.date() == date(2026, 11, 22)
+
+    async def answer(frm: str, to: str) -> tuple[int, object]:
+        params = {"domain_name": "lab", "from": frm, "to": to}
+        async with api.http.get("/api/call_range", params=params, headers=bearer(token)) as r:
+            return r.status, await r.json()
+
+    every = len(ends)
+    for frm, to, count in (
+        ("2000/01/01", "2030/01/01", every),
+        ("01/01/2000", "01/01/2030", every),
+        ("2026/11/22", "11/23/2026", every),
+        ("2026/11/23", "2026/11/24", 0),
+        ("11/21/2026", "11/22/2026", 0),  # a date is its midnight
+        ("2026/11/22 00:00:00", "2026/11/22 23:59:59", every),
+        ("11/22/2026 00:00", "11/22/2026 23:59:59", every),
+        # naive: UTC; an offset (written or sent as a space, as an unencoded "+") counts
+        (first.strftime("%Y-%m-%d %H:%M:%S.%f"), "2026-11-23 00:00:00", every),
+        ((first + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S.%f+03:00"), "2030/1/1", every),
+        ((first + timedelta(hours=3)).strftime("%Y/%m/%d %H:%M:%S.%f 03:00"), "2030/1/1", every),
+        (
+            (last + timedelta(hours=3)).strftime("%Y-%m-%d %H:%M:%S.%f+0300"),
+            "2030/1/1",
+            sum(e["ended_at"] == last for e in ends),
+        ),
+        ("2026-11-22 23:00:00-05:00", "2030-01-01", 0),
+        ("2026/11/22", "9999-12-31 23:59:59.999999", every),  # the last moment: no 500
+    ):
+        status, body = await answer(frm, to)
+        assert status == 200 and isinstance(body, list), (frm, to, body)
+        assert len(body) == count, (frm, to)
+    for wrong in ("22/11/2026", "2026/13/01", "13/01/2026", "2026/11/22 25:00", "2026/11"):
+        status, body = await answer(wrong, "2030-01-01")
+        assert status == 422 and body["errors"] == {"from": ["The from is not a valid date."]}
+
+
+async def test_hangup_cause_q850_is_a_q850_code(api: Api) -> None:
+    """As FreeSWITCH's switch_channel_cause_q850(): the cause up to INTERWORKING (127),
+    NORMAL_CLEARING (16) for its own causes above, such as ORIGINATOR_CANCEL (487)."""
+    await make_login(api)
+    token = await log_in(api)
+    async with api.http.get("/api/calls?domain_name=lab", headers=bearer(token)) as r:
+        cdrs = await r.json()
+    codes: dict[str, set[str]] = {}
+    for c in cdrs:
+        codes.setdefault(c["hangup_cause"], set()).add(c["hangup_cause_q850"])
+    assert codes["ORIGINATOR_CANCEL"] == {"16"}
+    assert codes["NORMAL_CLEARING"] == {"16"} and codes["USER_BUSY"] == {"17"}
+    assert codes["NO_ANSWER"] == {"19"} and codes["UNALLOCATED_NUMBER"] == {"1"}
+    assert all(1 <= int(code) <= 127 for found in codes.values() for code in found)
+
+
 @pytest.mark.parametrize(
     ("query", "errors"),
     [
@@ -333,7 +436,7 @@ async def test_call_range_validates_its_input(api: Api, query, errors) -> None:
     token = await log_in(api)
     async with api.http.get(f"/api/call_range?{query}", headers=bearer(token)) as r:
         assert r.status == 422
-        assert await r.json() == {"message": INVALID, "errors": errors}
+        assert await r.json() == {"message": INVALID, "errors": errors, **FAILED}
 
 
 async def test_unknown_paths_and_methods_are_json(api: Api) -> None:

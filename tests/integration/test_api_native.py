@@ -463,6 +463,40 @@ async def test_a_recording_is_served_with_ranges_from_the_recordings_folder(
     await get_json(api, f"/api/v1/calls/{callid}/recording", h, 404)
 
 
+async def test_a_range_that_is_not_one_is_ignored_and_one_past_the_end_is_a_json_416(
+    api: Api, tmp_path: Path
+) -> None:
+    """RFC 9110 (14.2): a Range header that is not a byte range is ignored (200, the whole
+    file); an unsatisfiable one is 416 with `Content-Range: bytes */<size>`, its body the
+    native API's JSON error (the document says so)."""
+    h = await client(api)
+    api_settings = api.services.settings.api.model_copy(update={"recordings_dir": str(tmp_path)})
+    api.services.settings = api.services.settings.model_copy(update={"api": api_settings})
+    audio = bytes(range(256)) * 16
+    (tmp_path / "call.wav").write_bytes(audio)
+    callid = await api.pool.fetchval("SELECT callid FROM calls ORDER BY started_at LIMIT 1")
+    await api.pool.execute("UPDATE calls SET recording = 'call.wav' WHERE callid = $1", callid)
+    url = f"/api/v1/calls/{callid}/recording"
+    for ignored in ("bytes=abc", "bytes=", "bytes=200-100", "items=0-9", "bytes=0-1,5-6"):
+        async with api.http.get(url, headers={**h, "Range": ignored}) as resp:
+            assert resp.status == 200 and resp.content_type == "audio/wav", ignored
+            assert "Content-Range" not in resp.headers and await resp.read() == audio
+    for past in (f"bytes={len(audio)}-", "bytes=5000-", "bytes=5000-6000"):
+        async with api.http.get(url, headers={**h, "Range": past}) as resp:
+            assert resp.status == 416 and resp.content_type == "application/json", past
+            assert resp.headers["Content-Range"] == f"bytes */{len(audio)}"
+            assert (await resp.json())["message"]
+    async with api.http.get(url, headers={**h, "Range": "bytes=-100"}) as resp:
+        assert resp.status == 206 and await resp.read() == audio[-100:]
+    async with api.http.get(url, headers={**h, "Range": "bytes=4000-5000"}) as resp:
+        assert resp.status == 206 and await resp.read() == audio[4000:]
+    responses = document()["paths"]["/calls/{callid}/recording"]["get"]["responses"]
+    assert responses["416"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
+    assert "Content-Range" in responses["416"]["headers"]
+
+
 # ---------------------------------------------------------------- directory
 
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from bridge.ami.trace import trace_events
 from bridge.api.app import create_app
 from bridge.api.native.openapi import document
 from bridge.api.services import Services
@@ -32,6 +33,8 @@ from bridge.store.migrations import migrate
 from tests.integration.test_api_native import FakeDialer, seed_dead_letters, seed_directory
 from tests.support.api import api_settings, ready
 from tests.support.delivery import store_scenarios
+from tests.support.traces import TRACES
+from tests.unit.test_tracker_traces import lab_tracker
 
 pytestmark = pytest.mark.integration
 
@@ -132,3 +135,30 @@ def test_the_api_keeps_its_document(case: schemathesis.Case, live: LiveApi) -> N
         timeout=30,
         excluded_checks=[positive_data_acceptance] if refused_by_data(case) else [],
     )
+
+
+async def store_call_still_up(pool: asyncpg.Pool) -> str:
+    """in_queue as the bridge stores it until an employee answers (in place of its
+    finished copy): the call a client asks for while it is up, e.g. the callid `/dial`
+    just gave."""
+    tracker, outputs = lab_tracker(), []
+    for t, ev in trace_events(TRACES / "in_queue.ami.jsonl"):
+        outputs.extend(tracker.feed(ev, t))
+        if any(s.accepted for c in tracker.calls.values() for s in c.sessions.values()):
+            break
+    callid: str = outputs[0].callid
+    for table in ("call_events", "call_legs", "calls"):
+        await pool.execute(f"DELETE FROM {table} WHERE pbx_id = 'lab' AND callid = $1", callid)
+    await CallStore(pool, "lab").save(outputs)
+    return callid
+
+
+def test_a_call_still_up_keeps_the_served_document(live: LiveApi) -> None:
+    callid = asyncio.run_coroutine_threadsafe(store_call_still_up(live.pool), live.loop).result(60)
+    served = schemathesis.openapi.from_url(f"{live.url}/api/v1/openapi.json")
+    case = served["/calls/{callid}"]["GET"].Case(path_parameters={"callid": callid})
+    response = case.call_and_validate(
+        base_url=live.url + "/api/v1", headers={"X-API-Key": live.key}, timeout=30
+    )
+    body = response.json()
+    assert body["status"] is None and body["end"] is None and body["events"], body

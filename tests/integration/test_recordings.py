@@ -67,6 +67,11 @@ async def test_recorded_call_gets_a_link_that_plays(pg_dsn: str, tmp_path: Path)
             async with http.get(link) as resp:
                 assert resp.status == 200 and resp.content_type == "audio/wav"
                 assert await resp.read() == wav.read_bytes()
+            async with http.get(link, headers={"Range": "bytes=abc"}) as resp:
+                assert resp.status == 200 and await resp.read() == wav.read_bytes()
+            async with http.get(link, headers={"Range": "bytes=1000-"}) as resp:
+                assert resp.status == 416 and resp.headers["Content-Range"] == "bytes */26"
+                assert (await resp.json())["message"]
             async with http.get(link.replace("sig=", "sig=x")) as resp:
                 assert resp.status == 403 and (await resp.json())["message"] == "bad signature"
             expired = recording_link(base, SECRET, record.callid, int(time.time()) - 1)

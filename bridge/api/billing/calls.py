@@ -4,7 +4,8 @@ Both answer a bare JSON array of CDR objects (`cdr.py`), oldest call first, stre
 a server-side cursor so "every call of the domain" stays flat in memory. `call_range`
 filters on the call's end, both bounds included, as the original's
 `whereBetween('end_stamp', [from, to])` does (`to=2026-11-22` means its midnight, not the
-whole day); times without an offset are UTC.
+whole day); times without an offset are UTC, and `2026/11/22` or `11/22/2026` are read as
+PHP reads them (`laravel.parse_date`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from aiohttp import web
 
 from ...store import directory, history
 from ...store.queries import QUERIES
-from ..params import parse_time
 from ..services import Services, services_of
 from .cdr import cdr
-from .laravel import ValidationFailed, date, read_input, validate
+from .laravel import ValidationFailed, date, parse_date, read_input, validate
 
 CHUNK = 500  # calls whose legs are read in one query
 _INCLUSIVE = timedelta(microseconds=1)
@@ -47,10 +47,20 @@ async def call_range(request: web.Request) -> web.StreamResponse:
     s = services_of(request)
     data = validate(await read_input(request), {"domain_name": (), "from": (date,), "to": (date,)})
     domain = _domain(s, data)
-    since: datetime = parse_time(data["from"])
-    until: datetime = parse_time(data["to"])
-    q = history.CallQuery(ended_since=since, ended_until=until + _INCLUSIVE, descending=False)
+    since: datetime = parse_date(data["from"])
+    q = history.CallQuery(
+        ended_since=since, ended_until=_just_after(parse_date(data["to"])), descending=False
+    )
     return await _answer(request, s, domain, q)
+
+
+def _just_after(to: datetime) -> datetime | None:
+    """The exclusive bound that includes `to`; none after the last moment Python can hold
+    (`9999-12-31T23:59:59.999999`), which nothing ends after."""
+    try:
+        return to + _INCLUSIVE
+    except OverflowError:
+        return None
 
 
 async def _answer(

@@ -16,7 +16,8 @@ call):
   returns as strings), `*_stamp` the same moments as `YYYY-MM-DD HH:MM:SS+00` (UTC).
 
 `hangup_cause` names the Q.850 cause the way FreeSWITCH does (NORMAL_CLEARING, NO_ANSWER,
-USER_BUSY, ORIGINATOR_CANCEL, ...), see `hangup_cause`.
+USER_BUSY, ORIGINATOR_CANCEL, ...), see `hangup_cause`; `hangup_cause_q850` is its Q.850
+code, see `q850_code`.
 """
 
 from __future__ import annotations
@@ -136,6 +137,13 @@ def hangup_cause(
     return _BY_STATUS.get(status or "", ("NORMAL_CLEARING", 16))
 
 
+def q850_code(cause: int) -> int:
+    """The Q.850 code of a FreeSWITCH cause, as switch_channel_cause_q850() gives it:
+    FreeSWITCH's own causes above INTERWORKING (127), such as ORIGINATOR_CANCEL (487),
+    are not Q.850 and count as NORMAL_CLEARING (16)."""
+    return cause if cause <= 127 else 16
+
+
 _MS = timedelta(milliseconds=1)
 
 
@@ -231,7 +239,7 @@ def cdr(
     duration, mduration = _seconds(end, start)
     billsec, billmsec = _seconds(end, answer) if answer is not None else (0, 0)
     customer = _customer_leg(call, legs)
-    cause, q850 = hangup_cause(
+    cause, code = hangup_cause(
         call["status"],
         answer is not None,
         customer["cause"] if customer is not None else None,
@@ -305,7 +313,7 @@ def cdr(
         "digits_dialed": None,
         "pin_number": None,
         "hangup_cause": cause,
-        "hangup_cause_q850": str(q850),
+        "hangup_cause_q850": str(q850_code(code)),
         "sip_hangup_disposition": None,
         "xml": None,
     }

@@ -4,7 +4,10 @@
   [messages]}}` with Laravel's own wording (`The email field is required.`, `The from is
   not a valid date.`, `The selected domain name is invalid.`);
 - no or a bad token: 401 `{"message": "Unauthenticated."}`;
-- other errors: `{"message": ...}`.
+- other errors: `{"message": ...}`;
+- every failure also carries `"success": false, "data": ""`: the API's documentation
+  gives one error format (`{"message": string, "success": bool, "data": string}`), so a
+  client may read `success` or `data` of any failure.
 
 Input is read the way `$request->all()` reads it: the query string, then the body as JSON
 (an unreadable or non-object body counts as no input) or as a form.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +28,8 @@ from ..params import parse_time
 INVALID = "The given data was invalid."
 UNAUTHENTICATED = "Unauthenticated."
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+# PHP's slashed dates, `Y/m/d` and the American `m/d/Y`, each maybe followed by a time
+_SLASHED = re.compile(r"(?:(\d{4})/(\d{1,2})/(\d{1,2})|(\d{1,2})/(\d{1,2})/(\d{4}))( .+)?")
 
 Rule = Callable[[str, Any], str | None]
 
@@ -43,11 +49,17 @@ async def validation_errors(
     try:
         return await handler(request)
     except ValidationFailed as failed:
-        return web.json_response({"message": INVALID, "errors": failed.errors}, status=422)
+        body = {**laravel_shape(422, INVALID), "errors": failed.errors}
+        return web.json_response(body, status=422)
 
 
-def laravel_shape(status: int, message: str) -> dict[str, str]:
-    return {"message": message}
+def laravel_shape(status: int, message: str) -> dict[str, Any]:
+    return failure(message)
+
+
+def failure(message: str) -> dict[str, Any]:
+    """A failure as the API's documentation describes every one (`data` holds nothing)."""
+    return {"message": message, "success": False, "data": ""}
 
 
 def _words(field: str) -> str:
@@ -63,12 +75,29 @@ def email(field: str, value: Any) -> str | None:
     return None if ok else f"The {_words(field)} must be a valid email address."
 
 
+def parse_date(value: str) -> datetime:
+    """A date as billing clients send it to Laravel's `date` rule (PHP's strtotime) and
+    the original hands on to PostgreSQL: ISO 8601 (`2026-11-22`, `2026-11-22 10:00:00`,
+    with or without an offset), `2026/11/22` and the American `11/22/2026`, those two
+    with a time too. Naive times are UTC, like the stamps this API answers. ValueError
+    (or OverflowError: year 1 with an offset) when it is none of these."""
+    text = value.strip()
+    slashed = _SLASHED.fullmatch(text)
+    if slashed is not None:
+        year, month, day, us_month, us_day, us_year, rest = slashed.groups()
+        ymd = (int(year or us_year), int(month or us_month), int(day or us_day))
+        text = "{:04d}-{:02d}-{:02d}".format(*ymd) + (rest or "")
+    parsed = parse_time(text)
+    parsed.astimezone(UTC)  # representable in UTC, as PostgreSQL compares it
+    return parsed
+
+
 def date(field: str, value: Any) -> str | None:
     if isinstance(value, str) and len(value) <= 64:
         try:
-            parse_time(value)
+            parse_date(value)
             return None
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     return f"The {_words(field)} is not a valid date."
 

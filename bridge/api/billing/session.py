@@ -2,9 +2,9 @@
 
 As the FusionPBX billing API (Laravel 8, Sanctum 2) answers them:
 - login: 201 `{"user": {...}, "token": "<id>|<secret>", "success": true}`; wrong e-mail
-  or password: 200 `{"message": "Invalid credentials.", "success": false}` (the original
-  returns `response()->json(...)` without a status, hence 200); missing or malformed
-  fields: 422 with Laravel's validation errors;
+  or password: 200 `{"message": "Invalid credentials.", "success": false, "data": ""}`
+  (the original returns `response()->json(...)` without a status, hence 200); missing or
+  malformed fields: 422 with Laravel's validation errors;
 - logout: 200 `{"message": "Logged out successfully.", "success": true}`; the token used
   stops working (the original deletes every token of the user: this deletes the one
   presented, as its documentation says, so another client of the same login stays in);
@@ -20,7 +20,7 @@ from aiohttp import web
 
 from ...store import logins
 from ..services import services_of
-from .laravel import email, read_input, string, validate
+from .laravel import email, failure, read_input, string, validate
 
 SESSION = web.RequestKey("billing_session", logins.Session)
 DIALECT = "billing"
@@ -47,7 +47,7 @@ async def login(request: web.Request) -> web.Response:
     s = services_of(request)
     found = await logins.authenticate(s.pool, s.pbx_id, data["email"], data["password"], DIALECT)
     if found is None:
-        return web.json_response({"message": "Invalid credentials.", "success": False})
+        return web.json_response(failure("Invalid credentials."))
     token = await logins.issue_token(s.pool, found, DIALECT)
     return web.json_response(
         {"user": user_json(found), "token": token, "success": True}, status=201
@@ -61,11 +61,7 @@ async def logout(request: web.Request) -> web.Response:
 
 async def register(request: web.Request) -> web.Response:
     return web.json_response(
-        {
-            "message": "Registration is closed: logins are made by the PBX's operator.",
-            "success": False,
-        },
-        status=403,
+        failure("Registration is closed: logins are made by the PBX's operator."), status=403
     )
 
 

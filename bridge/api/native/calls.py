@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -19,6 +20,7 @@ from ...store import directory, history
 from ...store.queries import QUERIES
 from ..errors import not_found
 from ..params import Params
+from ..recordings import recording_response, regular_file
 from ..services import Services, services_of
 from . import cursor
 from .query import FILTER_LISTS, FILTERS, ORDERING, PAGING, call_query, user_names
@@ -148,8 +150,8 @@ async def export_csv(request: web.Request) -> web.Response:
 
 
 async def recording(request: web.Request) -> web.StreamResponse:
-    """The call's recording file (Range requests answered by FileResponse); only files
-    under `[api] recordings_dir` are served."""
+    """The call's recording file (Range requests as `recordings.recording_response`
+    answers them); only files under `[api] recordings_dir` are served."""
     s, _ = params(request, ())
     callid = path_text(request, "callid", "call")
     stored: str | None = await s.pool.fetchval(QUERIES["call_recording"], s.pbx_id, callid)
@@ -159,17 +161,21 @@ async def recording(request: web.Request) -> web.StreamResponse:
         raise not_found("No recording for this call")
     root = Path(s.settings.api.recordings_dir)
 
-    def locate() -> Path | None:
+    def locate() -> tuple[Path, os.stat_result] | None:
         base = root.resolve()
         file = (base / stored).resolve()  # an absolute stored path stays itself
-        return file if file.is_relative_to(base) and file.is_file() else None
+        found = regular_file(file) if file.is_relative_to(base) else None
+        return (file, found) if found is not None else None
 
-    file = await asyncio.to_thread(locate)
-    if file is None:  # outside the recordings folder (never served) or not written (yet)
+    located = await asyncio.to_thread(locate)
+    if located is None:  # outside the recordings folder (never served) or not written (yet)
         raise not_found("Recording file not found")
-    return web.FileResponse(
+    file, found = located
+    return recording_response(
+        request,
         file,
-        headers={
+        found,
+        {
             "Content-Type": AUDIO_TYPES.get(file.suffix.lower(), "application/octet-stream"),
             "Content-Disposition": f'inline; filename="{_SAFE_NAME.sub("_", file.name)}"',
         },

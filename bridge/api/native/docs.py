@@ -19,11 +19,16 @@ th{font-weight:600;color:#555}.req{color:#c33}small{color:#666}
 """
 
 
+def _value(v: Any) -> str:
+    """An enum's value as JSON writes it ('' quoted so that it shows)."""
+    return "null" if v is None else repr(v) if v == "" else str(v)
+
+
 def _type(schema: dict[str, Any]) -> str:
     if "$ref" in schema:
         return schema["$ref"].rsplit("/", 1)[-1]
     if "enum" in schema:
-        return " | ".join(repr(v) if v == "" else str(v) for v in schema["enum"])
+        return " | ".join(_value(v) for v in schema["enum"])
     if schema.get("type") == "array":
         return f"list of {_type(schema.get('items', {}))}"
     kind = schema.get("type", "object")

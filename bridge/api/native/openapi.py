@@ -217,10 +217,16 @@ SUB_NAME = path("name", {"type": "string"}, "The subscription's name.")
 
 # ---------------------------------------------------------------- schemas
 
+# `GET /calls/{callid}` answers a call still in progress too (the callid `/dial` gave)
+UP = "null while the call is up"
 CALL: dict[str, Schema] = {
     "callid": {"type": "string", "description": "The call id (Asterisk Linkedid)."},
     "direction": {"type": "string", "enum": list(DIRECTIONS)},
-    "status": {"type": "string", "enum": list(STATUSES)},
+    "status": {
+        "type": ["string", "null"],
+        "enum": [*STATUSES, None],
+        "description": f"How the call ended: {UP} (lists hold finished calls only).",
+    },
     "caller": {
         "type": "string",
         "description": "Inbound the customer's number, else the employee's extension.",
@@ -236,8 +242,8 @@ CALL: dict[str, Schema] = {
     "ext": {"type": "string", "description": "The employee's extension."},
     "group": {"type": "string", "description": "The queue or ring group the call went through."},
     "start": {"type": "string", "format": "date-time"},
-    "answered": nullable("string", format="date-time"),
-    "end": nullable("string", format="date-time"),
+    "answered": nullable("string", format="date-time", description="null until answered."),
+    "end": nullable("string", format="date-time", description=f"{UP}."),
     "duration": {"type": "integer", "description": "Conversation, whole seconds."},
     "wait": {"type": "integer", "description": "Seconds until the answer (or the end)."},
     "recorded": {"type": "boolean", "description": "Whether a recording was made."},
@@ -551,14 +557,23 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": op(
             "The call's recording file (HTTP Range requests answered with 206)",
             "calls",
-            {"description": "The recording.", "content": AUDIO},
+            {
+                "description": "The recording (also for a Range header that is not a byte "
+                "range: it is ignored).",
+                "content": AUDIO,
+            },
             params=[CALLID],
             errors={"404": "No such call, no recording, or its file is not there."},
             more={
                 "206": {
                     "description": "The part of the recording the Range asked for.",
                     "content": AUDIO,
-                }
+                },
+                "416": answer(
+                    "The Range starts past the end of the file.",
+                    ref("Error"),
+                    **{"Content-Range": "`bytes */<size>`: the file's size."},
+                ),
             },
         )
     },
