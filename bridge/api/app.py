@@ -1,7 +1,8 @@
 """The HTTP application: health and metrics, recording links, and the pull-API dialects.
 
-`create_app` is the factory: one root application with request ids, an access log line
-per API request and JSON errors for unknown paths, and one sub-application per dialect
+`create_app` is the factory: one root application with repeated slashes in paths read as
+one, request ids, an access log line per API request and JSON errors for unknown paths, and
+one sub-application per dialect
 (`/api/v1`, `/crmapi/v1`, ...), each with its own authentication and error shape over the
 same query layer.
 """
@@ -34,6 +35,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 MAX_BODY = 1 << 20  # bytes of a request body; more answers 413
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SLASHES = re.compile(r"//+")
 QUIET = frozenset({"/healthz", "/readyz", "/metrics"})  # polled often: not logged
 
 # prefix -> factory of each dialect's sub-application
@@ -45,6 +47,26 @@ DIALECTS: dict[str, Dialect] = {
     "/pbxapi": create_issabel_app,
     "/api": create_billing_app,  # after /api/v1: the longer prefix is tried first
 }
+
+
+@web.middleware
+async def merged_slashes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`//admin/api/x//y` is `/admin/api/x/y`, as Apache (FreePBX, Issabel) reads it: the
+    Sangoma module's own examples use a base URL ending in `/`.
+
+    Served in place, never redirected: many clients (PHP curl by default) do not follow
+    redirects, and aiohttp's `normalize_path_middleware` only redirects. aiohttp picks the
+    route before any middleware runs, so a path with repeated slashes is routed again,
+    merged (query string kept), through `Application._handle`: the one private name used,
+    as it is what aiohttp's server calls for every request and no public one routes a
+    request. Outermost, so every other middleware (request ids, the dialect's auth and
+    error shape) runs once, on the merged path only.
+    """
+    path = request.rel_url.raw_path
+    if "//" not in path:
+        return await handler(request)
+    merged = request.rel_url.with_path(_SLASHES.sub("/", path), encoded=True, keep_query=True)
+    return await request.app._handle(request.clone(rel_url=merged))
 
 
 @web.middleware
@@ -90,7 +112,7 @@ def create_app(
 ) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[request_ids, error_middleware(message_shape)],
+        middlewares=[merged_slashes, request_ids, error_middleware(message_shape)],
     )
     app[SERVICES] = services
     add_health_routes(app, ready, registry, info=info, soft=soft)

@@ -11,7 +11,7 @@ Lengths are whole seconds rounded down, as in Asterisk's CDR: `duration` the who
 `billsec` from the answer (an employee's, or the customer's on outbound calls; never an
 IVR's or queue's) to the end. A webhook body is the call object plus `"event": "start"` or
 `"end"`. At start the call is still up: `answer`, `end`, `duration`, `disposition` and
-`status` are null, and `start` is when the call reached its first employee.
+`status` are null; `start` is the call's start (its first channel) in both.
 """
 
 from __future__ import annotations
@@ -77,9 +77,12 @@ class CallFacts:
 
     @classmethod
     def of_event(cls, ev: CallEvent) -> CallFacts:
-        """The call as its first CRM event shows it: up, ringing its first employee."""
+        """The call as its first CRM event shows it: up, ringing its first employee. Its
+        start is the call's (the tracker's facts, stamped on every event), as the end
+        webhook and `calls/{uuid}` give it, not when that employee's phone rang."""
+        start = ev.facts.start if ev.facts is not None else ev.at
         return cls(
-            ev.callid, ev.direction, ev.phone, ev.diversion, ev.ext, ev.user, ev.group, ev.at
+            ev.callid, ev.direction, ev.phone, ev.diversion, ev.ext, ev.user, ev.group, start
         )
 
     @classmethod

@@ -12,11 +12,11 @@ Three files, written into `[provision] config_dir` and #included once by the adm
   `remove_existing = yes`), so `PJSIP/<ext>` reaches the phone as `SIP/<ext>` does.
 - `extensions_crm_bridge.conf`: each provisioned employee's extension (ring time, voicemail
   when unanswered or busy, do-not-disturb), each provisioned ring group (ringall, hunt or
-  memoryhunt, ring time, no-answer destination) and each provisioned company number's route
-  (an employee, a group or queue, an IVR context; a disabled number refuses its calls with
-  cause 21). The logic lives in the helper contexts of config/asterisk/crm_bridge_dialplan.conf
-  (crm-bridge-dial-user, crm-bridge-dial-group, crm-bridge-screen, crm-bridge-record): the
-  rendered file only says who is where.
+  memoryhunt: the nearest to its strategy; ring time, no-answer destination) and each
+  provisioned company number's route (an employee, a group or queue, an IVR context; a
+  disabled number refuses its calls with cause 21). The logic lives in the helper contexts
+  of config/asterisk/crm_bridge_dialplan.conf (crm-bridge-dial-user, crm-bridge-dial-group,
+  crm-bridge-screen, crm-bridge-record): the rendered file only says who is where.
 
 Recording rules travel on the phone's own channel variables (`set_var` / `setvar`), which
 Asterisk sets on every channel of that endpoint, ringing or calling: the helpers read the
@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..store.directory import Group, Snapshot, User
-from .rules import RenderError, group_problems, number_problems, user_problems
+from .rules import STRATEGIES, RenderError, group_problems, number_problems, user_problems
 
 PJSIP_FILE = "pjsip_crm_bridge.conf"
 SIP_FILE = "sip_crm_bridge.conf"
@@ -321,9 +321,11 @@ def render_dialplan(
                 where.warnings.append(f"group {g.id} ({g.name}): member {login!r} has no extension")
             elif member.ext not in members:
                 members.append(member.ext)
-        ringing = f"{g.strategy} {g.ring_time} s, members {' '.join(members)}"
+        rung = STRATEGIES[g.strategy]
+        how = g.strategy if rung == g.strategy else f"{g.strategy} (rung as {rung})"
+        ringing = f"{how} {g.ring_time} s, members {' '.join(members)}"
         out.append(f"; ring group {g.id}: {g.name}; " + (ringing if members else "no members"))
-        args = f"{g.strategy},{g.ring_time},{tech},{'&'.join(members)}"
+        args = f"{rung},{g.ring_time},{tech},{'&'.join(members)}"
         dial = [f"Gosub(crm-bridge-dial-group,{g.ext},1({args}))"] if members else []
         out += _lines(g.ext, [*dial, *where.noanswer(g)])
 

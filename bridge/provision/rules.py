@@ -18,7 +18,24 @@ import re
 
 from ..store.directory import RECORDING_RULES, Group, Number, User
 
-STRATEGIES = ("ringall", "hunt", "memoryhunt")
+# Issabel's (FreePBX's) ring strategies -> the one crm-bridge-dial-group rings. The group
+# keeps the strategy its client sent; Asterisk gets the nearest the helper has. It cannot
+# tell a phone in use from a free one (it only leaves out members in do-not-disturb), so:
+# a -prim variant (nobody else rings while the first member is in use) is its base
+# strategy; firstavailable and firstnotonphone (ring only the first member free to take
+# the call) are hunt, which rings the members in order and passes at once over one that
+# is busy or unreachable, so the first free member rings first as they want; unlike them
+# it goes on to the next member when that one does not answer.
+STRATEGIES = {
+    "ringall": "ringall",
+    "ringall-prim": "ringall",
+    "hunt": "hunt",
+    "hunt-prim": "hunt",
+    "memoryhunt": "memoryhunt",
+    "memoryhunt-prim": "memoryhunt",
+    "firstavailable": "hunt",
+    "firstnotonphone": "hunt",
+}
 NOANSWER_KINDS = ("hangup", "busy", "user", "group", "voicemail", "number", "ivr")
 MAX_RING_TIME = 600  # seconds
 

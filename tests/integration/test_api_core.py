@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -121,3 +122,49 @@ async def test_one_call_with_its_legs_and_events(api: Api) -> None:
     assert body["legs"] and body["events"]
     assert [e["seq"] for e in body["events"]] == sorted(e["seq"] for e in body["events"])
     assert json.dumps(body)  # plain JSON all the way
+
+
+async def raw_get(api: Api, target: str, **headers: str) -> tuple[int, dict[str, str], object]:
+    """GET `target` exactly as written (client libraries may merge slashes themselves):
+    (status, headers, JSON body)."""
+    port = api.server.port
+    assert port is not None
+    lines = [f"GET {target} HTTP/1.1", "Host: pbx", "Connection: close"]
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    status_line, *fields = head.decode().split("\r\n")
+    found = {k.lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
+    return int(status_line.split()[1]), found, json.loads(body)
+
+
+async def test_repeated_slashes_are_one_without_a_redirect(api: Api) -> None:
+    """Sangoma's examples use a base URL ending in `/` (`http://pbx//admin/api/...`), which
+    Apache serves: so does the bridge, in place, for every route."""
+    key = await api.key("crm")
+    rest = "/admin/api/sangomacrm/rest"
+    status, headers, call = await raw_get(
+        api, f"/{rest}//calls/1795346445.14", Token=key, X_Request_Id="slashes-1"
+    )
+    assert status == 200 and isinstance(call, dict) and call["uuid"] == "1795346445.14"
+    assert headers["x-request-id"] == "slashes-1"
+    _, _, page = await raw_get(api, "//api/v1/calls?limit=2", X_API_Key=key)
+    assert isinstance(page, dict) and len(page["items"]) == 2, "the query string is kept"
+    # each dialect's own auth and error shape, the root's for paths no dialect owns
+    status, _, body = await raw_get(api, f"/{rest}/calls/list")
+    assert (status, body) == (401, {"status": False, "message": "A Token header is needed"})
+    status, _, body = await raw_get(api, "//pbxapi//extensions")
+    assert status == 403 and isinstance(body, dict) and body["status"] == "fail"
+    status, _, body = await raw_get(api, "//api/v1//calls")
+    assert (status, body) == (
+        401,
+        {"message": "An API key is needed (Authorization: Bearer <key>)"},
+    )
+    status, _, body = await raw_get(api, "//no//such/path")
+    assert status == 404 and isinstance(body, dict) and body["message"]
+    assert (await raw_get(api, "//healthz"))[0] == 200

@@ -416,8 +416,9 @@ async def test_ring_groups_are_written_with_issabel_fields(lab: Lab) -> None:
 
     for bad, detail in (
         (
-            {"strategy": "firstavailable"},
-            "Not in list of allowed values (ringall, hunt, memoryhunt)",
+            {"strategy": "random"},
+            "Not in list of allowed values (ringall, ringall-prim, hunt, hunt-prim, memoryhunt, "
+            "memoryhunt-prim, firstavailable, firstnotonphone)",
         ),
         ({"ring_time": 301}, "Valid range: 1-300"),
         ({"extension_list": ["999"]}, "Not an extension of this PBX: 999"),
@@ -434,6 +435,36 @@ async def test_ring_groups_are_written_with_issabel_fields(lab: Lab) -> None:
     deleted = await issabel(lab, "DELETE", "ringgroups/600,601", 200, token)
     assert deleted["results"] == ["600", "601"]
     assert "600" not in lab.view.groups and "exten => 600" not in lab.read(DIALPLAN_FILE)
+
+
+async def test_every_documented_strategy_is_kept_and_rung_as_its_nearest(lab: Lab) -> None:
+    """Issabel's eight strategies are stored and shown as sent; Asterisk gets the nearest
+    the bridge's dialplan rings: the -prim variants as their base, firstavailable and
+    firstnotonphone as hunt (the first member that can take the call rings first)."""
+    token = await lab.token()
+    for ext in ("200", "201"):
+        await issabel(lab, "PUT", f"extensions/{ext}", 201, token, json={"name": f"E{ext}"})
+    rung = {
+        "ringall": "ringall",
+        "ringall-prim": "ringall",
+        "hunt": "hunt",
+        "hunt-prim": "hunt",
+        "memoryhunt": "memoryhunt",
+        "memoryhunt-prim": "memoryhunt",
+        "firstavailable": "hunt",
+        "firstnotonphone": "hunt",
+    }
+    for number, (strategy, base) in enumerate(rung.items(), start=600):
+        sent = {"strategy": strategy, "extension_list": ["200", "201"]}
+        await issabel(lab, "PUT", f"ringgroups/{number}", 201, token, json=sent)
+        shown = await issabel(lab, "GET", f"ringgroups/{number}", 200, token)
+        assert shown["results"][0]["strategy"] == strategy
+        dial = f"exten => {number},1,Gosub(crm-bridge-dial-group,{number},1({base},20,"
+        assert dial in lab.read(DIALPLAN_FILE), strategy
+    await issabel(lab, "PUT", "ringgroups/600", 200, token, json={"strategy": "firstnotonphone"})
+    shown = await issabel(lab, "GET", "ringgroups/600?fields=strategy", 200, token)
+    assert shown["results"][0]["strategy"] == "firstnotonphone"
+    assert "600,1(hunt,20,PJSIP,200&201))" in lab.read(DIALPLAN_FILE)
 
 
 # ------------------------------------------------------------------ hostile input

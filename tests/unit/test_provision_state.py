@@ -196,6 +196,23 @@ def test_the_shipped_dialplan_lines_are_well_formed() -> None:
         assert named <= labels, (name, named - labels)
 
 
+def test_the_shipped_dialplan_leaves_a_message_only_in_a_mailbox_that_exists() -> None:
+    """Issabel's `voicemail: default` names `<ext>@default` whether or not voicemail.conf
+    has it, and VoiceMail() hangs up on a mailbox it does not have: so crm-bridge-dial-user
+    asks VM_INFO (Asterisk 14+) first and, without one, returns to the no-answer path."""
+    text = SHIPPED.read_text(encoding="utf-8")
+    body = text.split("\n[crm-bridge-dial-user]\n")[1].split("\n\n")[0]
+    lines = [line for line in body.splitlines() if not line.startswith(";")]
+    check = ' same => n,GotoIf($["${VM_INFO(${ARG3},exists)}" = "0"]?done)'
+    voicemail = [i for i, line in enumerate(lines) if "VoiceMail(" in line]
+    assert voicemail, "the helper leaves messages"
+    for i in voicemail:
+        assert check in lines[:i], "VM_INFO is asked before VoiceMail()"
+        asked = lines.index(check)
+        assert not any("Goto(" in line or "n(" in line for line in lines[asked + 1 : i])
+    assert any(re.fullmatch(r" same => n\(done\),Return\(\)", line) for line in lines)
+
+
 def test_the_directory_shows_no_provisioning_field_where_it_did_not_before() -> None:
     from bridge.store.directory import Group, Number, User
 

@@ -4,8 +4,9 @@ A ring group is a group of the directory (kind ringgroup), named by its extensio
 
     extension                   ext (POST: the next free number from 600 when not given)
     name (or description)       name: the call's groupRealName
-    strategy                    ringall, hunt or memoryhunt (what the bridge renders; the
-                                -prim variants, firstavailable and firstnotonphone: 422)
+    strategy                    any of Issabel's eight, kept as sent; rung as the nearest
+                                the bridge renders (rules.STRATEGIES: ringall, hunt or
+                                memoryhunt)
     ring_time                   ring_time, 1 to 300 seconds as Issabel allows (ringall: in all;
                                 hunt, memoryhunt: per step)
     extension_list              members: each an extension of this PBX, kept as its login
@@ -183,7 +184,7 @@ def changes(fields: body.Fields, where: Where) -> dict[str, Any]:
         name = body.text(fields, "description")
     if name is not None:
         found["name"] = name
-    strategy = body.choice(fields, "strategy", STRATEGIES)
+    strategy = body.choice(fields, "strategy", tuple(STRATEGIES))
     if strategy is not None:
         found["strategy"] = strategy
     ring = body.whole(fields, "ring_time", 1, 300)

@@ -1,15 +1,17 @@
-"""Calls: `calls/{uuid}`, `calls/list/{both|inbound|outbound}[/{since}[/{limit}[/{offset}]]]`,
-`calls/recording/{uuid}` and `calls/voicemail/{uuid}` (octet streams).
+"""Calls: `calls/{uuid}`, `calls/list/{both|inbound|outbound}[/{since}[/{limit}[/{offset}]]]`
+(or `?since=&limit=&offset=`), `calls/recording/{uuid}` and `calls/voicemail/{uuid}`
+(octet streams).
 
 `{uuid}` is any Asterisk UniqueID of any channel of the call (its first channel's is the
 call id). Lists are the finished calls, oldest first (so `since` plus `offset` pages
 through a growing history without skipping or repeating), `since` a Unix time (UTC) the
-calls started at or after, `limit` 999 by default.
+calls started at or after, `limit` 999 by default and at most 10000.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,42 +29,57 @@ DEFAULT_LIMIT = 999
 MAX_SINCE = 10**11  # a Unix time past year 5000 is a mistake
 
 
-def _whole(value: str, name: str, *, minimum: int, maximum: int) -> int:
-    if not value.isascii() or not value.isdigit() or len(value) > 12:
+def _whole(value: str, name: str, *, minimum: int, maximum: int, cap: bool = False) -> int:
+    """`value` as a whole number from `minimum` to `maximum`: a 400 outside, or `maximum`
+    above it with `cap`."""
+    if not value.isascii() or not value.isdigit():
         raise bad_request(f"{name} must be a whole number, not {value[:40]!r}")
-    number = int(value)
+    digits = value.lstrip("0") or "0"
+    # longer is past any maximum here (and Python refuses int() of thousands of digits)
+    number = int(digits) if len(digits) <= 12 else 10**12
+    if cap:
+        number = min(number, maximum)
     if not minimum <= number <= maximum:
         raise bad_request(f"{name} must be between {minimum} and {maximum}")
     return number
 
 
-def list_query(rest: str) -> history.CallQuery:
-    """The query of `calls/list<rest>`; 400 on a bad path part, 404 on too many."""
-    parts = rest.removeprefix("/").split("/") if rest not in ("", "/") else []
+def list_query(rest: str, query: Mapping[str, str]) -> history.CallQuery:
+    """The query of `calls/list<rest>?<query>`; 400 on a bad part, 404 on too many.
+
+    `since`, `limit` and `offset` are path segments in the reference; a client may give
+    them as a query string instead (each one the path leaves out), and a trailing slash
+    adds nothing. `limit` is capped, not refused: the reference sets no maximum, so a
+    client asking for more than one page of the bridge gets that page."""
+    parts = rest.split("/")[1:]
+    if parts and parts[-1] == "":
+        parts.pop()
     if len(parts) > 4:
         raise not_found("No such path")
-    direction = parts[0] if parts else "both"
+    direction, *given = parts or ["both"]
     if direction not in LIST_DIRECTIONS:
         raise bad_request(f"direction must be both, inbound or outbound, not {direction[:40]!r}")
-    since = _whole(parts[1], "since", minimum=0, maximum=MAX_SINCE) if len(parts) > 1 else 0
-    limit = (
-        _whole(parts[2], "limit", minimum=1, maximum=history.MAX_LIMIT)
-        if len(parts) > 2
-        else DEFAULT_LIMIT
+    since, limit, offset = (
+        given[i] if i < len(given) else query.get(name)
+        for i, name in enumerate(("since", "limit", "offset"))
     )
-    offset = _whole(parts[3], "offset", minimum=0, maximum=10**9) if len(parts) > 3 else 0
+    start = _whole(since, "since", minimum=0, maximum=MAX_SINCE) if since is not None else 0
     return history.CallQuery(
-        since=datetime.fromtimestamp(since, UTC) if since else None,
+        since=datetime.fromtimestamp(start, UTC) if start else None,
         directions=LIST_DIRECTIONS[direction],
         descending=False,
-        limit=limit,
-        offset=offset,
+        limit=(
+            _whole(limit, "limit", minimum=1, maximum=history.MAX_LIMIT, cap=True)
+            if limit is not None
+            else DEFAULT_LIMIT
+        ),
+        offset=_whole(offset, "offset", minimum=0, maximum=10**9) if offset is not None else 0,
     )
 
 
 async def list_calls(request: web.Request) -> web.Response:
     s = services_of(request)
-    q = list_query(request.match_info["rest"])
+    q = list_query(request.match_info["rest"], request.query)
     rows = await history.search_calls(s.pool, s.pbx_id, q)
     return web.json_response([call_object(CallFacts.of_row(r)) for r in rows])
 
