@@ -157,7 +157,7 @@ class Bridge:
     async def start(self) -> None:
         s = self.settings
         self.pool = await open_pool(s)  # connects lazily: never fails here
-        self.store = call_store_from(self.pool, s, self.view.number_names)
+        self.store = call_store_from(self.pool, s, self.view.number_names, self.view.direct_numbers)
         self.sync = DirectorySync(s.pbx, self.pool, self.view)
         known = known_by_any(self._tracker_knows, call_in_store(self.store))
         self.ratings = BufferedRatingSink(OutboxRatingSink(self.store), known)

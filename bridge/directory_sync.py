@@ -149,7 +149,8 @@ class DirectoryView:
     """The directory in memory, as this bridge last read it (the config until then).
 
     Its mappings are updated in place, so whoever was handed one (the outbox's
-    `number_names`, the tracker's `users` and `groups`) sees every refresh."""
+    `number_names` and `direct_numbers`, the tracker's `users` and `groups`) sees every
+    refresh."""
 
     def __init__(self, pbx: PbxSettings, agi: Directory | None = None) -> None:
         self.config_groups = dict(pbx.groups)
@@ -158,6 +159,7 @@ class DirectoryView:
         self.logins: dict[str, str] = {}  # ext -> login (the webhooks' `user`)
         self.groups: dict[str, str] = {}  # queue name / ring-group ext / DID -> name
         self.number_names: dict[str, str] = {}  # company number -> its name (`telnum_name`)
+        self.direct_numbers: dict[str, str] = {}  # ext -> employee's direct number (`telnum`)
         self.techs: dict[str, str] = {}  # ext -> PJSIP / SIP, as Asterisk listed it
         self._users: dict[str, User] = {}  # by login
         self.default_tech = _first_tech(pbx.extensions)
@@ -205,6 +207,7 @@ class DirectoryView:
         _replace(self.logins, {u.ext: u.login for u in users if u.ext})
         _replace(self.groups, {**self.config_groups, **{g.ext: g.name for g in groups if g.ext}})
         _replace(self.number_names, {n.telnum: n.name for n in numbers if n.name})
+        _replace(self.direct_numbers, {u.ext: u.telnum for u in users if u.ext and u.telnum})
         if self.agi is not None:
             direct = {u.telnum: u.ext for u in users if u.telnum and u.ext}
             self.agi.replace(self.logins, direct)

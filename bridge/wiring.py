@@ -62,10 +62,13 @@ def recording_links(settings: Settings) -> Callable[[CallRecord], str] | None:
 
 
 def outbox_rows_from(
-    settings: Settings, number_names: Mapping[str, str] | None = None
+    settings: Settings,
+    number_names: Mapping[str, str] | None = None,
+    direct_numbers: Mapping[str, str] | None = None,
 ) -> OutboxRows:
-    """`number_names`: company number -> name for `telnum_name` (the directory's, kept up
-    to date in place); by default the config's `[pbx] numbers`."""
+    """`number_names`: company number -> name for `telnum_name`, by default the config's
+    `[pbx] numbers`; `direct_numbers`: extension -> the employee's direct number for
+    `telnum` (the config has none). Both the directory's, kept up to date in place."""
     if number_names is None:
         number_names = {n: e.name for n, e in settings.pbx.numbers.items() if e.name}
     return OutboxRows(
@@ -74,16 +77,20 @@ def outbox_rows_from(
         send_internal=settings.pbx.send_internal,
         link_for=recording_links(settings),
         number_names=number_names,
+        direct_numbers=direct_numbers,
     )
 
 
 def call_store_from(
-    pool: asyncpg.Pool, settings: Settings, number_names: Mapping[str, str] | None = None
+    pool: asyncpg.Pool,
+    settings: Settings,
+    number_names: Mapping[str, str] | None = None,
+    direct_numbers: Mapping[str, str] | None = None,
 ) -> CallStore:
     return CallStore(
         pool,
         settings.pbx.id,
-        outbox_rows_from(settings, number_names),
+        outbox_rows_from(settings, number_names, direct_numbers),
         callback_window=settings.pbx.callback_window,
     )
 

@@ -270,6 +270,28 @@ class PbxReader:
         return queues_from(messages, self.classify, known)
 
 
+# ------------------------------------------------------------------ registration
+
+# device states of a phone Asterisk cannot reach: not registered or failing its qualify
+# (UNAVAILABLE), or nothing known of it
+_OFFLINE = frozenset({"UNAVAILABLE", "UNKNOWN", "INVALID"})
+
+
+async def online_phones(ami: AmiLink, classify: Classify, within: float) -> set[str]:
+    """Extensions whose phone Asterisk can reach now, from `DeviceStateList`
+    (res/res_manager_devicestate.c: a `DeviceStateChange` event per device it knows,
+    `Device: PJSIP/1001`, `State: NOT_INUSE`, then `DeviceStateListComplete`); a phone it
+    does not list is not online. Raises Refused, TimeoutError, ConnectionError."""
+    online: set[str] = set()
+    for m in await ask(ami, {"Action": "DeviceStateList"}, within):
+        if m.get("Event") != "DeviceStateChange" or m.get("State", "").upper() in _OFFLINE:
+            continue
+        ext = ext_of(classify, m.get("Device", ""))
+        if ext:
+            online.add(ext)
+    return online
+
+
 @dataclass(frozen=True, slots=True)
 class _Either:
     first: Container[str]

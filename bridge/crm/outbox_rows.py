@@ -80,6 +80,7 @@ class OutboxRows:
         send_internal: bool = False,
         link_for: Callable[[CallRecord], str] | None = None,
         number_names: Mapping[str, str] | None = None,
+        direct_numbers: Mapping[str, str] | None = None,
     ) -> None:
         self.pbx_id = pbx_id
         self.event_ttl = event_ttl  # seconds a ringing pop-up stays worth sending
@@ -87,6 +88,10 @@ class OutboxRows:
         self.link_for = link_for  # the recording link of a finished call, or None
         # company number -> its name (`telnum_name`); the directory's, updated in place
         self.number_names: Mapping[str, str] = number_names if number_names is not None else {}
+        # extension -> the employee's direct number (`telnum`); the directory's, in place
+        self.direct_numbers: Mapping[str, str] = (
+            direct_numbers if direct_numbers is not None else {}
+        )
 
     def rows(
         self,
@@ -100,18 +105,19 @@ class OutboxRows:
         for out in outputs:
             rows.extend(self.sangoma_rows(out, targets))
             fields: Fields
+            telnum = self.direct_numbers.get(out.ext, "") if out.ext else ""
             if isinstance(out, CallEvent):
                 cmd, key, ttl = "event", f"event:{out.seq}", self.event_ttl
-                # telnum: the company number of the call (its diversion), and its name
+                # telnum_name: the name of the company number the call came through
                 name = self.number_names.get(out.diversion, "") if out.diversion else ""
-                fields = event_fields(out, telnum=out.diversion, telnum_name=name)
+                fields = event_fields(out, telnum=telnum, telnum_name=name)
             elif isinstance(out, CallRecord):
                 if not (out.external or self.send_internal):
                     continue
                 cmd, key, ttl = "history", "history", None
                 link = self.link_for(out) if self.link_for and out.recording else ""
                 missed = "2" if out.callid in callbacks else ""
-                fields = history_fields(out, link=link, telnum=out.diversion, missed_status=missed)
+                fields = history_fields(out, link=link, telnum=telnum, missed_status=missed)
             else:  # pragma: no cover
                 continue
             rows.extend(self.rows_for(targets, out.callid, cmd, key, out.direction, fields, ttl))

@@ -5,11 +5,14 @@
   read only one of them);
 - `vpbx-legacy`: the 2017 spec's strict receivers answer 400 to any field they do not
   know, so exactly the newer fields are left out, and they never get `rating`;
-- `json`: the `vpbx` fields as a JSON object;
+- `json`: the `vpbx` fields as a JSON object, with `duration`, `wait`, `rating` and
+  `missedStatus` as JSON numbers (the spec types them as numbers, its example sends
+  `"duration": 124`: a typed receiver refuses `"124"` or `""`), and those left out when
+  empty (a history has no rating yet, most calls no missedStatus);
 - `sangoma`: a Sangoma CRM REST webhook subscription: the call object of `sangoma_call.py`
   as a JSON body at call start and/or end (commands `call_start`, `call_end`), no token.
 Every field of the profile is sent, empty or not (receivers index them blindly), except
-`second_callid`, which only TRANSFERRED carries.
+`second_callid`, which only TRANSFERRED carries, and the empty numbers of `json`.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "rating": ("cmd", "crm_token", "callid", "rating", "phone", "user", "ext"),
 }
 
+NUMBERS = frozenset({"duration", "wait", "rating", "missedStatus"})  # numbers in `json`
+
 LEGACY_LEFT_OUT: dict[str, frozenset[str]] = {
     "history": frozenset({"rating", "wait", "missedStatus"}),
     "event": frozenset({"direction", "telnum_name", "second_callid"}),
@@ -99,15 +104,28 @@ def wire_fields(profile: str, fields: dict[str, object], token: str) -> dict[str
     return out
 
 
+def json_fields(fields: dict[str, object], token: str) -> dict[str, str | int]:
+    """The `json` profile's object: the `vpbx` fields with the numbers as numbers, an
+    empty number left out."""
+    typed: dict[str, str | int] = {}
+    for name, value in wire_fields("json", fields, token).items():
+        if name not in NUMBERS:
+            typed[name] = value
+        elif value:
+            typed[name] = int(value)
+    return typed
+
+
 def encode(profile: str, fields: dict[str, object], token: str) -> WireRequest:
     if profile not in PROFILES:
         raise ValueError(f"unknown CRM profile {profile!r}")
     if profile == "sangoma":  # the call object as it is; Sangoma subscriptions carry no token
         body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
         return WireRequest(body, "application/json", {})
-    wire = wire_fields(profile, fields, token)
     headers = {"X-CRM-Token": token} if token else {}
     if profile == "json":
-        body = json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode()
+        typed = json_fields(fields, token)
+        body = json.dumps(typed, ensure_ascii=False, separators=(",", ":")).encode()
         return WireRequest(body, "application/json", headers)
+    wire = wire_fields(profile, fields, token)
     return WireRequest(urlencode(wire).encode(), "application/x-www-form-urlencoded", headers)

@@ -152,6 +152,20 @@ async def test_subscriptions_list_add_delete(api: Api) -> None:
         assert r.status == 404 and await r.json() == {"message": "Subscription not found"}
 
 
+async def test_a_subscription_is_added_with_put_as_well(api: Api) -> None:
+    """Section 17's badge for adding a subscription is the one it uses for PUT."""
+    key = await api.key("crm")
+    url = "https://crm2.example.com/pbx"
+    async with api.http.put(
+        "/crmapi/v1/webhook", json={"url": url}, headers={"X-API-KEY": key}
+    ) as r:
+        assert r.status == 200, await r.text()
+        added = await r.json()
+    assert (added["type"], added["url"]) == ("crm", url)
+    assert await webhooks(api, key) == [added]
+    assert await post(api, "webhook", key, 200, json={"url": url}) == added
+
+
 async def test_a_subscription_gets_the_primary_crms_webhooks(api: Api) -> None:
     key = await api.key("crm")
     added = await post(api, "webhook", key, 200, json={"url": "https://crm2.example.com/hook"})

@@ -3,10 +3,14 @@ it, lists paged and searched as section 3.2 says."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 
+from bridge.ami.ingest import AmiIngest
+from bridge.devtools.fake_ami import FakeAmiServer
 from tests.support.api import Api
 from tests.support.vpbx import USERS, seed_directory
 
@@ -68,6 +72,74 @@ async def test_users_list_and_one_user(api: Api) -> None:
     assert await get(api, "users/anna", key) == anna
     assert await get(api, "users/1001", key) == anna, "a short number finds its employee"
     assert await get(api, "users/nobody", key, 404) == {"message": "User not found"}
+
+
+def device_state_list(states: dict[str, str]) -> Callable[[dict[str, str]], Iterable[str]]:
+    """`DeviceStateList` as res_manager_devicestate.c answers it."""
+
+    def answer(headers: dict[str, str]) -> list[str]:
+        id_line = f"ActionID: {headers['ActionID']}\r\n"
+        return [
+            f"Response: Success\r\n{id_line}EventList: start\r\n"
+            "Message: Device State Changes will follow\r\n",
+            *(
+                f"Event: DeviceStateChange\r\n{id_line}Device: {device}\r\nState: {state}\r\n"
+                for device, state in states.items()
+            ),
+            f"Event: DeviceStateListComplete\r\n{id_line}EventList: Complete\r\n"
+            f"ListItems: {len(states)}\r\n",
+        ]
+
+    return answer
+
+
+async def test_with_status_is_whether_the_employees_phone_is_registered(api: Api) -> None:
+    """6.1 and 6.2 `with=status`: online while Asterisk can reach the phone (its device
+    state), offline when not or without a phone, unknown while Asterisk cannot say."""
+    key = await api.key("crm")
+    await seed_directory(api.pool)
+    plain = await get(api, "users", key)
+    assert all("status" not in u for u in plain["items"])
+    standby = await get(api, "users", key, **{"with": "status"})
+    assert {u["status"] for u in standby["items"]} == {"unknown"}, "no AMI link"
+    ami = FakeAmiServer()
+    states = {
+        "PJSIP/1001": "NOT_INUSE",
+        "PJSIP/1002": "INUSE",
+        "PJSIP/1003": "UNAVAILABLE",
+        "PJSIP/1004": "UNKNOWN",
+        "PJSIP/trunk-main": "NOT_INUSE",
+        "Queue:sales": "NOT_INUSE",
+    }
+    ami.respond_with("DeviceStateList", device_state_list(states))
+    ingest = AmiIngest("127.0.0.1", await ami.start(), "bridge", "bridge", ping_interval=60)
+    await ingest.start()
+    try:
+        async with asyncio.timeout(5):
+            await ingest.logged_in.wait()
+        api.services.ami = lambda: ingest
+        body = await get(api, "users", key, **{"with": "status"})
+        online = {u["login"] for u in body["items"] if u["status"] == "online"}
+        assert online == {"anna", "boris"}
+        assert {u["status"] for u in body["items"]} == {"online", "offline"}
+        anna = next(u for u in plain["items"] if u["login"] == "anna")
+        assert await get(api, "users/1001", key, **{"with": "status"}) == {
+            **anna,
+            "status": "online",
+        }
+        assert [a["Action"] for a in ami.actions if a["Action"] == "DeviceStateList"] == [
+            "DeviceStateList"
+        ] * 2, "Asterisk is asked once per request"
+        unknown = "Message: Invalid/unknown command: DeviceStateList\r\n"
+        ami.respond_with(
+            "DeviceStateList",
+            lambda h: [f"Response: Error\r\nActionID: {h['ActionID']}\r\n{unknown}"],
+        )
+        refused = await get(api, "users/anna", key, **{"with": "status"})
+        assert refused["status"] == "unknown", "res_manager_devicestate not loaded"
+    finally:
+        await ingest.stop()
+        await ami.stop()
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 7, 50])

@@ -97,7 +97,7 @@ async def test_every_external_call_once_newest_first(api: Api, monkeypatch) -> N
             assert isinstance(c[name], kind), (name, c)
         assert ISO.match(c["start"]), c["start"]
         assert c["type"] in ("in", "out") and c["account"] == c["user"]
-        assert c["rating"] is None and c["missedStatus"] is None
+        assert "rating" not in c and "missedStatus" not in c, "left out when empty"
         assert c["user_name"] == "" and c["record"] == ""
         assert (c["duration"] > 0) == (c["status"] == "success"), c
 
@@ -192,6 +192,23 @@ async def test_missed_status_filters(api: Api, monkeypatch) -> None:
     assert await history(api, key, missedStatus="3") == []
 
 
+async def test_rating_and_missed_status_are_numbers_left_out_when_empty(
+    api: Api, monkeypatch
+) -> None:
+    """Section 4.2 types both as numbers and its example has neither: no nulls."""
+    set_clock(monkeypatch, CALLS_DAY)
+    key = await api.key("crm")
+    every = await history(api, key)
+    assert all("rating" not in c and "missedStatus" not in c for c in every)
+    uid = every[0]["uid"]
+    await api.pool.execute(
+        "UPDATE calls SET rating = 4, missed_status = 2 WHERE pbx_id = 'lab' AND callid = $1",
+        uid,
+    )
+    rated = {c["uid"]: c for c in await history(api, key)}[uid]
+    assert (rated["rating"], rated["missedStatus"]) == (4, 2)
+
+
 def started(calls: list[dict[str, Any]], since: str, until: str) -> list[dict[str, Any]]:
     """The calls a half-open window holds (bounds in whole seconds, ISO with Z)."""
     return [c for c in calls if since <= c["start"] < until]
@@ -282,7 +299,24 @@ async def test_periods(api: Api, monkeypatch, now, period, all_of_them) -> None:
     assert len(calls) == (sum(want().values()) if all_of_them else 0)
 
 
-async def test_csv_has_the_columns_of_section_4_1(api: Api, monkeypatch) -> None:
+@pytest.mark.parametrize(("alias", "period"), [("week", "this_week"), ("month", "this_month")])
+async def test_week_and_month_as_the_documentations_example_sends_them(
+    api: Api, monkeypatch, alias, period
+) -> None:
+    set_clock(monkeypatch, datetime(2026, 11, 22, 23, 59, tzinfo=UTC))  # a Sunday
+    key = await api.key("crm")
+    calls = await history(api, key, period=period)
+    assert len(calls) == sum(want().values())
+    assert await history(api, key, period=alias) == calls
+    async with api.http.post(
+        "/crmapi/v1/history/json",
+        json={"period": alias, "type": "all"},
+        headers={"X-API-KEY": key},
+    ) as resp:
+        assert resp.status == 200 and await resp.json() == calls
+
+
+async def test_csv_has_the_nine_columns_of_section_4_1(api: Api, monkeypatch) -> None:
     set_clock(monkeypatch, CALLS_DAY)
     key = await api.key("crm")
     calls = await history(api, key)
@@ -294,8 +328,8 @@ async def test_csv_has_the_columns_of_section_4_1(api: Api, monkeypatch) -> None
     assert len(rows) == len(calls), "one line per call, no header line"
     assert not text.startswith("uid,")
     for row, c in zip(rows, calls, strict=True):
-        assert len(row) == 10, row
-        uid, kind, client, account, via, start, wait, duration, record, rating = row
+        assert len(row) == 9, row
+        uid, kind, client, account, via, start, wait, duration, record = row
         missed = c["type"] == "in" and c["status"] == "missed"
         assert kind == ("missed" if missed else c["type"])
         assert (uid, client, account, via, start) == (
@@ -305,7 +339,7 @@ async def test_csv_has_the_columns_of_section_4_1(api: Api, monkeypatch) -> None
             c["diversion"],
             c["start"],
         )
-        assert (int(wait), int(duration), record, rating) == (c["wait"], c["duration"], "", "")
+        assert (int(wait), int(duration), record) == (c["wait"], c["duration"], "")
     missed = await get(api, "history/csv", key, type="missed")
     assert {r[1] for r in csv.reader(io.StringIO(missed))} == {"missed"}
     assert await get(api, "history/csv", key, limit="2") == "".join(text.splitlines(True)[:2])
@@ -387,7 +421,7 @@ async def test_inner_history(api: Api, monkeypatch) -> None:
 @pytest.mark.parametrize(
     "query",
     [
-        "period=week",
+        "period=fortnight",
         "type=incoming",
         "start=yesterday",
         "end=2026-13-01",

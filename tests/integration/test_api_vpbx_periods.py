@@ -63,7 +63,14 @@ def test_the_five_rules() -> None:
     with pytest.raises(ValueError, match="start"):
         history_window(None, end, start, now, UTC)
     with pytest.raises(ValueError, match="period"):
-        period_window("week", now, UTC)
+        period_window("fortnight", now, UTC)
+
+
+def test_week_and_month_are_this_week_and_this_month() -> None:
+    """The documentation's request example sends `"period": "week"`."""
+    at = utc(2026, 10, 25, 12)
+    assert period_window("week", at, BERLIN) == period_window("this_week", at, BERLIN)
+    assert period_window("month", at, BERLIN) == period_window("this_month", at, BERLIN)
 
 
 def test_the_pbx_time_zone_is_the_hosts(monkeypatch) -> None:

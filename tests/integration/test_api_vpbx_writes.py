@@ -109,7 +109,7 @@ async def test_deleting_an_employee_takes_them_out_of_groups_and_astdb(lab: Lab)
     group = await vpbx(
         lab, "POST", "groups", 200, json={"name": "Sales", "users": [{"login": "1001"}, "1002"]}
     )
-    await vpbx(lab, "PUT", "users/1001/dnd", 204)
+    await vpbx(lab, "DELETE", "users/1001/dnd", 204)
     assert lab.asterisk.astdb == {"/crm-bridge/dnd/1001": "1"}
 
     assert await vpbx(lab, "DELETE", "users/1001", 204) is None
@@ -124,16 +124,22 @@ async def test_deleting_an_employee_takes_them_out_of_groups_and_astdb(lab: Lab)
     assert "learnt from Asterisk's own config" in refused["message"]
 
 
-async def test_dnd_is_read_and_set(lab: Lab) -> None:
+async def test_dnd_state_is_whether_the_employee_receives_calls(lab: Lab) -> None:
+    """6.9: `state` is "status of receiving calls"; PUT enables receiving calls (DND off),
+    DELETE disables it (DND on: the AstDB key the dialplan reads)."""
     await seed(lab)
-    assert await vpbx(lab, "GET", "users/1001/dnd", 200) == {"state": False}
-    assert await vpbx(lab, "PUT", "users/1001/dnd", 204) is None
-    assert lab.actions("DBPut")[-1]["Family"] == "crm-bridge/dnd"
     assert await vpbx(lab, "GET", "users/1001/dnd", 200) == {"state": True}
     assert await vpbx(lab, "DELETE", "users/1001/dnd", 204) is None
-    assert await vpbx(lab, "GET", "users/1001/dnd", 200) == {"state": False}
-    await vpbx(lab, "POST", "users/1001/dnd", 204, json={"state": True})
+    assert lab.actions("DBPut")[-1]["Family"] == "crm-bridge/dnd"
     assert lab.asterisk.astdb == {"/crm-bridge/dnd/1001": "1"}
+    assert await vpbx(lab, "GET", "users/1001/dnd", 200) == {"state": False}
+    assert await vpbx(lab, "PUT", "users/1001/dnd", 204) is None
+    assert lab.asterisk.astdb == {}
+    assert await vpbx(lab, "GET", "users/1001/dnd", 200) == {"state": True}
+    await vpbx(lab, "POST", "users/1001/dnd", 204, json={"state": False})
+    assert lab.asterisk.astdb == {"/crm-bridge/dnd/1001": "1"}
+    await vpbx(lab, "DELETE", "users/1001/dnd", 204, json={"state": True})
+    assert lab.asterisk.astdb == {}
     assert await vpbx(lab, "GET", "users/nobody/dnd", 404) == {"message": "User not found"}
 
 
@@ -362,9 +368,9 @@ async def test_while_asterisk_is_away_writes_are_stored_and_say_so(lab: Lab) -> 
     body = await vpbx(lab, "POST", "groups", 202, json={"name": "Night", "users": ["1001"]})
     assert body["message"].startswith("stored, not applied: Asterisk is not reachable over AMI")
     assert body["name"] == "Night" and lab.view.groups[body["ext"]] == "Night"
-    dnd = await vpbx(lab, "PUT", "users/1001/dnd", 202)
+    dnd = await vpbx(lab, "DELETE", "users/1001/dnd", 202)
     assert dnd == {"message": dnd["message"]} and "stored, not applied" in dnd["message"]
-    assert await vpbx(lab, "GET", "users/1001/dnd", 200) == {"state": True}
+    assert await vpbx(lab, "GET", "users/1001/dnd", 200) == {"state": False}
     assert lab.ami.actions == []
 
     lab.ami_up = True
@@ -451,17 +457,19 @@ async def test_a_huge_body_is_413(lab: Lab) -> None:
 
 
 async def test_every_reader_of_the_directory_sees_a_write_at_once(lab: Lab) -> None:
-    """The tracker's `user`/`groupRealName`, the outbox's `telnum_name` and the AGI
-    `responsible` routing read the view this process reloads after each write."""
+    """The tracker's `user`/`groupRealName`, the outbox's `telnum`/`telnum_name` and the
+    AGI `responsible` routing read the view this process reloads after each write."""
     from bridge.crm.outbox_rows import OutboxRows
     from bridge.tracker.tracker import CallTracker
 
     await seed(lab)
     tracker = CallTracker(["PJSIP/trunk-*"], ["PJSIP/*"])
     lab.view.attach(tracker)
-    outbox = OutboxRows(PBX, number_names=lab.view.number_names)
+    view = lab.view
+    outbox = OutboxRows(PBX, number_names=view.number_names, direct_numbers=view.direct_numbers)
 
-    await vpbx(lab, "POST", "users", 200, json={"name": "Anna", "login": "anna", "ext": "1020"})
+    anna = {"name": "Anna", "login": "anna", "ext": "1020", "telnum": "74957650020"}
+    await vpbx(lab, "POST", "users", 200, json=anna)
     group = await vpbx(
         lab, "POST", "groups", 200, json={"name": "Night shift", "ext": "650", "users": ["anna"]}
     )
@@ -476,6 +484,7 @@ async def test_every_reader_of_the_directory_sees_a_write_at_once(lab: Lab) -> N
     assert tracker.users["1020"] == "anna"
     assert tracker.groups["650"] == "Night shift"
     assert outbox.number_names[MAIN] == "Ads line"
+    assert outbox.direct_numbers["1020"] == "74957650020"
     assert lab.agi.resolve("anna") == "1020"
 
 

@@ -193,6 +193,31 @@ async def test_profiles_and_signatures(pg_dsn, profile: str) -> None:
         await crm.stop()
 
 
+async def test_json_profile_sends_numbers_as_numbers(pg_dsn, crm) -> None:
+    """The spec types duration and rating as numbers (`"duration": 124`, `"rating": 4`):
+    in JSON they are numbers, and an empty rating or missedStatus is left out."""
+    pool, outbox = await prepare(pg_dsn, crm.url, "json")
+    delivery = Delivery(pool, pg_dsn, settings(pg_dsn, crm.url), policy=RetryPolicy(**FAST))
+    try:
+        await store_scenarios(pool, outbox, ["in_noanswer", "click_to_call"])
+        callback = await pool.fetchval("SELECT callid FROM calls WHERE direction = 'out'")
+        await CallStore(pool, "lab", outbox).save_rating(callback, 4)
+        await delivery.start()
+        await crm.wait_count("history", 2, timeout=10)
+        await crm.wait_count("rating", 1, timeout=10)
+    finally:
+        await delivery.stop()
+        await pool.close()
+    bodies = {(r.cmd, r.fields["callid"]): json.loads(r.body) for r in crm.received}
+    missed = next(b for (cmd, c), b in bodies.items() if cmd == "history" and c != callback)
+    assert (missed["duration"], type(missed["wait"])) == (0, int)
+    assert "rating" not in missed and "missedStatus" not in missed
+    called_back = bodies[("history", callback)]
+    assert called_back["missedStatus"] == 2 and called_back["duration"] > 0
+    assert "rating" not in called_back, "the rating comes later, in its own command"
+    assert bodies[("rating", callback)]["rating"] == 4
+
+
 # ----------------------------------------------------------------- whole processes
 
 

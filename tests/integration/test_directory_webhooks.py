@@ -1,7 +1,7 @@
 """The directory as CRMs see it, through the whole daemon: the webhooks' `user` is the
-directory's login and `telnum` / `telnum_name` the company number the call came in on
-and its name. Fake AMI over TCP (the lab's recorded call and config), real PostgreSQL,
-a CRM receiving the POSTs."""
+directory's login, `telnum` the employee's direct number and `telnum_name` the name of the
+company number the call came in on (`diversion`). Fake AMI over TCP (the lab's recorded
+call and config), real PostgreSQL, a CRM receiving the POSTs."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 PBX = {"users": {"1001": "ivanov"}, "numbers": {"74957654321": "Main line"}}
 
 
-async def test_webhooks_name_the_company_number_and_the_directory_login(pg_dsn: str) -> None:
+async def test_webhooks_carry_the_direct_number_and_the_directory_login(pg_dsn: str) -> None:
     server = FakeAmiServer(TRACES / "in_answered.ami.jsonl")
     server.pbx = FakePbx.from_config(traces_dir() / "asterisk-config")
     server.pause_after(0)  # the call starts once the directory was read
@@ -32,10 +32,11 @@ async def test_webhooks_name_the_company_number_and_the_directory_login(pg_dsn: 
     try:
         async with running_bridge(settings) as bridge:
             await leading(bridge)
-            # an API client renames ivanov's phone; the next refresh reaches the tracker
+            # an API client renames ivanov's phone and gives him a direct number; the next
+            # refresh reaches the tracker and the outbox
             assert bridge.pool is not None
             await store.upsert_user(
-                bridge.pool, "lab", User("i.petrov", "Ivan", "1001", source="api")
+                bridge.pool, "lab", User("i.petrov", "Ivan", "1001", "74957650001", source="api")
             )
             await bridge.sync.reload()
             server.resume()
@@ -46,9 +47,13 @@ async def test_webhooks_name_the_company_number_and_the_directory_login(pg_dsn: 
         await crm.stop()
     assert [e.fields["type"] for e in events] == ["INCOMING", "ACCEPTED", "COMPLETED"]
     for e in events:
-        assert (e.fields["telnum"], e.fields["telnum_name"]) == ("74957654321", "Main line")
-        assert (e.fields["user"], e.fields["ext"]) == ("i.petrov", "1001")
-    assert (history.fields["telnum"], history.fields["diversion"]) == ("74957654321", "74957654321")
+        assert (e.fields["telnum"], e.fields["telnum_name"]) == ("74957650001", "Main line")
+        assert (e.fields["diversion"], e.fields["user"], e.fields["ext"]) == (
+            "74957654321",
+            "i.petrov",
+            "1001",
+        )
+    assert (history.fields["telnum"], history.fields["diversion"]) == ("74957650001", "74957654321")
     assert (history.fields["user"], history.fields["status"]) == ("i.petrov", "Success")
 
 

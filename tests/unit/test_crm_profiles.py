@@ -106,11 +106,19 @@ def test_legacy_receivers_get_no_rating_command() -> None:
     assert not profiles.sends("vpbx-legacy", "rating")
 
 
-def test_json_profile_is_the_same_fields_as_json() -> None:
+def test_json_profile_is_the_same_fields_with_numbers_as_numbers() -> None:
     request = profiles.encode("json", history_fields(RECORD), "tok")
     assert request.content_type == "application/json"
     body = json.loads(request.body)
-    assert body == dict(form(profiles.encode("vpbx", history_fields(RECORD), "tok")))
+    sent = dict(form(profiles.encode("vpbx", history_fields(RECORD), "tok")))
+    assert (body["duration"], body["wait"]) == (2, 1)
+    assert "rating" not in body and "missedStatus" not in body, "empty numbers left out"
+    assert {k: str(v) for k, v in body.items()} == {
+        k: v for k, v in sent.items() if k not in ("rating", "missedStatus")
+    }
+    marked = history_fields(RECORD, rating="4", missed_status="2")
+    body = json.loads(profiles.encode("json", marked, "tok").body)
+    assert (body["rating"], body["missedStatus"]) == (4, 2)
 
 
 def test_unknown_profile_is_refused() -> None:

@@ -1,5 +1,6 @@
-"""`telnum` / `telnum_name` of the webhooks: the call's company number and its name in the
-directory (a mapping the directory updates in place)."""
+"""`telnum` / `telnum_name` of the webhooks: the employee's direct number ("User direct
+phone number VPBX") and the name of the company number the call came through, both from
+the directory (mappings it updates in place)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,22 @@ def payloads(name: str, rows: OutboxRows, profile: str = "vpbx") -> list[dict[st
     ]
 
 
-def test_inbound_call_carries_its_company_number_and_name() -> None:
+def test_an_inbound_call_carries_the_direct_number_and_the_company_numbers_name() -> None:
     names = {"74957654321": "Main line"}
-    sent = payloads("in_answered", OutboxRows("lab", number_names=names))
+    direct = {"1001": "74957650001"}
+    sent = payloads("in_answered", OutboxRows("lab", number_names=names, direct_numbers=direct))
     assert [p["cmd"] for p in sent] == ["event", "event", "event", "history"]
     for p in sent:
-        assert p["telnum"] == p["diversion"] == "74957654321"
+        assert (p["ext"], p["telnum"], p["diversion"]) == ("1001", "74957650001", "74957654321")
     assert {p["telnum_name"] for p in sent if p["cmd"] == "event"} == {"Main line"}
+
+
+def test_a_new_direct_number_is_sent_at_once() -> None:
+    direct: dict[str, str] = {}
+    rows = OutboxRows("lab", direct_numbers=direct)
+    assert {p["telnum"] for p in payloads("in_answered", rows)} == {""}
+    direct["1001"] = "74957650001"  # the directory was refreshed
+    assert {p["telnum"] for p in payloads("in_answered", rows)} == {"74957650001"}
 
 
 def test_a_renamed_number_is_sent_with_its_new_name() -> None:
@@ -46,8 +56,9 @@ def test_a_renamed_number_is_sent_with_its_new_name() -> None:
 
 def test_unknown_numbers_have_no_name_and_legacy_receivers_get_none() -> None:
     sent = payloads("in_answered", OutboxRows("lab"))
-    assert sent[0]["telnum"] == "74957654321" and sent[0]["telnum_name"] == ""
-    legacy = payloads(
-        "in_answered", OutboxRows("lab", number_names={"74957654321": "x"}), "vpbx-legacy"
+    assert sent[0]["telnum"] == "" and sent[0]["telnum_name"] == ""
+    rows = OutboxRows(
+        "lab", number_names={"74957654321": "x"}, direct_numbers={"1001": "74957650001"}
     )
-    assert "telnum_name" not in legacy[0] and legacy[0]["telnum"] == "74957654321"
+    legacy = payloads("in_answered", rows, "vpbx-legacy")
+    assert "telnum_name" not in legacy[0] and legacy[0]["telnum"] == "74957650001"

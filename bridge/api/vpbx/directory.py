@@ -15,12 +15,13 @@ time; BYORDER, WATERFALL: a turn per member) and `timeout.target` where an unans
 goes (user, group, telnum, msg_busy, voicemail with the employee whose mailbox it is;
 none when the call ends there).
 An employee's `record` is false when their conversations are never recorded (the
-recording exception); a number's `disabled` whether it refuses its calls.
+recording exception); a number's `disabled` whether it refuses its calls. `with=status`
+adds the employee's registration `status` (`presence`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from ..errors import not_found
 from ..params import Params
 from ..services import services_of
 from . import names as names_mod
+from . import presence
 from .names import Names
 from .paging import listing
 
@@ -198,14 +200,27 @@ def _group(names: Names, request: web.Request) -> Group:
     return g
 
 
+async def _user_shape(
+    request: web.Request, p: Params, names: Names
+) -> Callable[[User], dict[str, Any]]:
+    """`user_json`, with `status` when `with=status` asks for it (Asterisk asked once)."""
+    if not presence.wanted(p):
+        return lambda u: user_json(u, names)
+    phones = await presence.online(services_of(request))
+    return lambda u: user_json(u, names) | {"status": presence.status(u, phones)}
+
+
 async def list_users(request: web.Request) -> web.Response:
     p, names = await _context(request)
-    return web.json_response(listing(p, names.users, user_fields, lambda u: user_json(u, names)))
+    shape = await _user_shape(request, p, names)
+    return web.json_response(listing(p, names.users, user_fields, shape))
 
 
 async def get_user(request: web.Request) -> web.Response:
-    _, names = await _context(request)
-    return web.json_response(user_json(_user(names, request), names))
+    p, names = await _context(request)
+    user = _user(names, request)
+    shape = await _user_shape(request, p, names)
+    return web.json_response(shape(user))
 
 
 async def groups_of_user(request: web.Request) -> web.Response:

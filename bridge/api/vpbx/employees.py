@@ -10,8 +10,9 @@
   the new extension when `ext` changes.
 - `DELETE users/{login}`: 204; the employee leaves the ring groups API clients made, and
   their DND and recording exception leave AstDB.
-- `GET users/{login}/dnd`: `{"state": true}` while in do-not-disturb; `PUT` (or `POST`)
-  turns it on, `DELETE` off (a body `{"state": false}` sets what it says). 204.
+- `GET users/{login}/dnd`: `state` is whether the employee receives calls, as 6.9 names
+  it: `true` while do-not-disturb is off. `PUT` (or `POST`) enables receiving calls (DND
+  off), `DELETE` disables it (DND on); a body `{"state": false}` sets what it says. 204.
 
 An employee Asterisk's own config names (learnt from it) may be renamed and given contact
 fields here (it becomes the API client's); deleting one is refused (400): the next sync
@@ -217,16 +218,18 @@ async def delete_user(request: web.Request) -> web.Response:
 
 
 async def get_dnd(request: web.Request) -> web.Response:
+    """`state`: receiving calls, the opposite of the AstDB key (`dnd/<ext>`: DND on)."""
     u = _employee(await _names(request), request)
-    return web.json_response({"state": await provisioning(request).get_dnd(u.login)})
+    return web.json_response({"state": not await provisioning(request).get_dnd(u.login)})
 
 
 async def set_dnd(request: web.Request) -> web.Response:
+    """PUT/POST enable receiving calls (DND off), DELETE disables it; `state` wins."""
     u = _employee(await _names(request), request)
     fields = await body.read_fields(request)
     state = body.boolean(fields, "state")
-    on = request.method != "DELETE" if state is None else state
-    return answer(Outcome.of(await provisioning(request).set_dnd(u.login, on)))
+    receiving = request.method != "DELETE" if state is None else state
+    return answer(Outcome.of(await provisioning(request).set_dnd(u.login, not receiving)))
 
 
 def add_routes(app: web.Application) -> None:

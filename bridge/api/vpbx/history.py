@@ -22,9 +22,12 @@ no limit, is streamed from a cursor, so an export of any size holds no memory):
   a number routed to an IVR), `hello` (missed before reaching anyone otherwise).
 - Besides the documented fields, rows carry `via` (= `diversion`, the CSV's name) and
   `telnum_name` (the company number's name, as the `event` webhook has it).
-- CSV (section 4.1): no header line, the columns `uid,type,client,account,via,start,wait,
-  duration,record,rating`; `type` there is `in`, `out` or `missed` (the `type` filter's
-  words: the CSV has no status column).
+- CSV (section 4.1): no header line, the nine columns of its example rows, `uid,type,
+  client,account,via,start,wait,duration,record` (report scripts name exactly nine: no
+  rating); `type` there is `in`, `out` or `missed` (the `type` filter's words: the CSV has
+  no status column).
+- JSON: `rating` and `missedStatus` are numbers, left out when the call has none (the
+  documentation's example has neither; a typed client reads no null).
 
 Internal history (`history/inner/*`): `type` `all`, `success` or `noanswer` (`missed` is
 taken for `noanswer`), `user`; rows `uid,status,from,to,from_name,to_name,start,wait,
@@ -80,7 +83,6 @@ CSV_COLUMNS = (
     "wait",
     "duration",
     "record",
-    "rating",
 )
 INNER_CSV_COLUMNS = ("uid", "status", "from", "to", "start", "wait", "duration", "record")
 CHUNK = 200  # rows per write
@@ -115,7 +117,7 @@ async def request_params(request: web.Request, region: str) -> Params:
 
 
 def window(p: Params) -> periods.Window:
-    period = p.choice("period", periods.PERIODS, "") or None
+    period = p.choice("period", (*periods.PERIODS, *periods.ALIASES), "") or None
     start, end = p.time("start"), p.time("end")
     try:
         return periods.history_window(period, start, end, periods.now(), periods.zone())
@@ -199,7 +201,7 @@ def destination(row: asyncpg.Record, user: str) -> str:
 def external_item(row: asyncpg.Record, links: Links) -> dict[str, Any]:
     """A call row of NAMED_COLUMNS as section 4.2 shows it."""
     user = row["directory_login"] or row["user_login"] or row["ext"]
-    return {
+    item: dict[str, Any] = {
         "uid": row["callid"],
         "type": row["direction"],
         "status": status_name(row["status"]),
@@ -216,9 +218,9 @@ def external_item(row: asyncpg.Record, links: Links) -> dict[str, Any]:
         "wait": row["wait"],
         "duration": row["duration"],
         "record": links(row["callid"], row["recording"]),
-        "rating": row["rating"],
-        "missedStatus": row["missed_status"],
     }
+    marks = {"rating": row["rating"], "missedStatus": row["missed_status"]}
+    return item | {name: value for name, value in marks.items() if value is not None}
 
 
 def csv_type(item: dict[str, Any]) -> str:
@@ -226,18 +228,7 @@ def csv_type(item: dict[str, Any]) -> str:
 
 
 def external_csv_row(item: dict[str, Any]) -> list[Any]:
-    return [
-        item["uid"],
-        csv_type(item),
-        item["client"],
-        item["account"],
-        item["via"],
-        item["start"],
-        item["wait"],
-        item["duration"],
-        item["record"],
-        "" if item["rating"] is None else item["rating"],
-    ]
+    return [csv_type(item) if c == "type" else item[c] for c in CSV_COLUMNS]
 
 
 def inner_item(row: asyncpg.Record, links: Links) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 - `period` set: that period, whatever `start` and `end` say;
 - else `start`/`end`; no `end`: now; no `start`: the start of `end`'s day;
 - none of the three: today.
+`week` and `month` are `this_week` and `this_month`: the documentation's own request
+example sends `"period": "week"`, so clients copied from it do too.
 
 Days, weeks (Monday to Sunday) and months are the PBX's: the local time zone of the host
 the bridge runs on, which is the one Asterisk writes its CDRs in (the `TZ` environment
@@ -22,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PERIODS = ("today", "yesterday", "this_week", "last_week", "this_month", "last_month")
+ALIASES = {"week": "this_week", "month": "this_month"}
 
 
 def now() -> datetime:
@@ -63,7 +66,8 @@ def _next_month(day: date) -> date:
 
 
 def period_window(period: str, at: datetime, tz: tzinfo) -> Window:
-    """The local day, week or month `period` names, as seen at `at`."""
+    """The local day, week or month `period` (or its alias) names, as seen at `at`."""
+    period = ALIASES.get(period, period)
     today = at.astimezone(tz).date()
     monday = today - timedelta(days=today.weekday())
     first, last_first = _month_start(today), _month_start(_month_start(today) - timedelta(days=1))

@@ -1,4 +1,5 @@
-"""Webhook subscriptions (section 17): `GET webhook`, `POST webhook`, `DELETE webhook/{id}`.
+"""Webhook subscriptions (section 17): `GET webhook`, `POST webhook` (or `PUT`: the
+documentation's badge for adding one is the one it uses for PUT), `DELETE webhook/{id}`.
 
 A subscription receives the webhooks the primary CRM receives (`history`, `event`,
 `rating` in the `vpbx` profile, both directions); `type` may narrow it to one command.
@@ -92,4 +93,5 @@ async def delete_webhook(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/webhook", list_webhooks)
     app.router.add_post("/webhook", add_webhook)
+    app.router.add_put("/webhook", add_webhook)
     app.router.add_delete("/webhook/{id}", delete_webhook)
