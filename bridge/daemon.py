@@ -414,8 +414,17 @@ class Bridge:
         }
 
     async def _tracker_knows(self, callid: str) -> bool | None:
+        """The tracker's part of "is this a call of ours" (the store is asked next): True
+        for a call followed now or finished recently; None while tracked calls wait to be
+        stored (it may be one of them: the store cannot tell yet); else False, and the
+        store decides. Never None for good: a rating waiting on None holds the ratings
+        queued behind it."""
         term = self.term
-        return True if term is not None and term.tracker.knows(callid) else None
+        if term is None:
+            return False  # a standby tracks nothing: the store knows what the leader stored
+        if term.tracker.knows(callid):
+            return True
+        return None if term.pipeline.buffered else False
 
     def _ami(self) -> AmiIngest | None:
         """The AMI link, while this bridge leads and Asterisk is logged in."""
