@@ -334,7 +334,7 @@ def signing_secret_problem(secret: str) -> str | None:
             f'"{prefix}" and the base64 of a random key, e.g. the output of '
             f'echo "{prefix}$(openssl rand -base64 32)"'
         )
-    if secret.startswith(prefix) and not base64.b64decode(secret[len(prefix) :]):
+    if secret.startswith(prefix) and not base64.b64decode(secret[len(prefix) :], validate=True):
         return f'has no key after "{prefix}" (the base64 part decodes to nothing)'
     return None
 

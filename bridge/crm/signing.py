@@ -14,7 +14,9 @@ import hmac
 
 def _key(secret: str) -> bytes:
     if secret.startswith("whsec_"):
-        return base64.b64decode(secret[len("whsec_") :])
+        # strict: a lenient decoder drops what is not base64 and signs with another key
+        # than a receiver whose decoder refuses it (Go's) or keeps it
+        return base64.b64decode(secret[len("whsec_") :], validate=True)
     return secret.encode()
 
 

@@ -447,6 +447,15 @@ def test_signing_secret_is_checked_the_way_signing_decodes_it(tmp_path: Path) ->
     assert "SigningSecretS3" not in problem
 
 
+@pytest.mark.parametrize("secret", ["whsec_!!!notbase64SECRETVALUE", "whsec_abc=def"])
+def test_a_signing_secret_a_lenient_decoder_would_mangle_is_refused(
+    tmp_path: Path, secret: str
+) -> None:
+    path = write(tmp_path, f'[crm]\nsigning_secret = "{secret}"\n')
+    (problem,) = check_config_file(path)
+    assert "not valid base64" in problem and secret[6:] not in problem
+
+
 @pytest.mark.parametrize(
     "secret",
     [
@@ -460,6 +469,8 @@ def test_signing_secret_is_checked_the_way_signing_decodes_it(tmp_path: Path) ->
         "whsec_abc-def",
         "whsec_",
         "whsec_!!!!",
+        "whsec_!!!notbase64SECRETVALUE",  # a lenient decoder keeps "notbase64SECRETVALUE"
+        "whsec_abc=def",  # data after the padding
     ],
 )
 def test_signing_secret_check_agrees_with_signing(secret: str) -> None:
@@ -476,7 +487,7 @@ def test_signing_secret_check_agrees_with_signing(secret: str) -> None:
     problem = signing_secret_problem(secret)
     if not signs:
         assert problem is not None and "not valid base64" in problem
-    elif secret in ("whsec_", "whsec_!!!!"):  # signs with an empty key: refused anyway
+    elif secret == "whsec_":  # signs with an empty key: refused anyway
         assert problem is not None and "no key" in problem
     else:
         assert problem is None
