@@ -35,12 +35,14 @@ def version() -> str:
         return __version__
 
 
-def _load(path: str | None, *, for_daemon: bool, command: str) -> Settings:
+def _load(
+    path: str | None, *, for_daemon: bool, command: str, only: frozenset[str] | None = None
+) -> Settings:
     """The settings, or exit 2 with the problems (exactly what check-config reports)."""
     from .config import ConfigError, load_settings
 
     try:
-        return load_settings(path, for_daemon=for_daemon)
+        return load_settings(path, for_daemon=for_daemon, only=only)
     except ConfigError as exc:
         what = "not starting" if command in ("run", "deliver") else "nothing done"
         where = path or "the configuration"
@@ -52,13 +54,14 @@ def _load(path: str | None, *, for_daemon: bool, command: str) -> Settings:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from .config import check_config_file
+    from .config import REPLAY_SECTIONS, check_config_file
 
     if args.file and args.config_option and args.file != args.config_option:
         print("crm-bridge check-config: give the file once (FILE or --config)", file=sys.stderr)
         return 2
     path = args.file or args.config_option or DEFAULT_CONFIG
-    problems = check_config_file(path, for_daemon=not args.replay_only)
+    only = REPLAY_SECTIONS if args.replay_only else None
+    problems = check_config_file(path, for_daemon=not args.replay_only, only=only)
     if problems:
         print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
         for problem in problems:
@@ -70,10 +73,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from .ami.trace import TraceError
+    from .config import REPLAY_SECTIONS
     from .replay import write_replay
     from .wiring import tracker_from
 
-    settings = _load(args.config, for_daemon=False, command=args.command)
+    settings = _load(args.config, for_daemon=False, command=args.command, only=REPLAY_SECTIONS)
     if not Path(args.trace).is_file():
         print(f"crm-bridge replay: no such trace file: {args.trace}", file=sys.stderr)
         return 2
@@ -523,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--replay-only",
         action="store_true",
-        help="only what `replay` needs (no [asterisk] secret, no database)",
+        help="only the [pbx] section, all that `replay` reads (other sections are not read)",
     )
     p.set_defaults(func=cmd_check_config)
 

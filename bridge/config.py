@@ -889,6 +889,26 @@ class LogSettings(_Section):
 class _LoadPlan:
     file_data: Mapping[str, Any] = field(default_factory=dict)
     use_env: bool = True
+    only: frozenset[str] | None = None  # the sections read (None: all); others: defaults
+
+
+class _SectionsOnly(PydanticBaseSettingsSource):
+    """The environment's overrides of some sections only (replay reads ``[pbx]`` alone)."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        env: PydanticBaseSettingsSource,
+        only: frozenset[str],
+    ) -> None:
+        super().__init__(settings_cls)
+        self.env, self.only = env, only
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ does the work
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: value for name, value in self.env().items() if name in self.only}
 
 
 _LOAD_PLAN: ContextVar[_LoadPlan | None] = ContextVar("bridge_config_load_plan", default=None)
@@ -939,9 +959,11 @@ class Settings(BaseSettings):
         """Put the TOML file below the environment, so env wins over the file."""
         plan = _LOAD_PLAN.get() or _LoadPlan()
         file_source = InitSettingsSource(settings_cls, init_kwargs=dict(plan.file_data))
-        if plan.use_env:
-            return init_settings, env_settings, file_source
-        return init_settings, file_source
+        if not plan.use_env:
+            return init_settings, file_source
+        if plan.only is not None:
+            env_settings = _SectionsOnly(settings_cls, env_settings, plan.only)
+        return init_settings, env_settings, file_source
 
     def daemon_problems(self) -> list[str]:
         """What ``crm-bridge run`` needs beyond what replay needs, as plain-English lines."""
@@ -1349,28 +1371,41 @@ def _sort_key(loc: tuple[int | str, ...]) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------- loading
 
 
-def _build(file_data: Mapping[str, Any], *, use_env: bool) -> Settings:
-    with _plan(_LoadPlan(file_data=file_data, use_env=use_env)):
+def _build(
+    file_data: Mapping[str, Any], *, use_env: bool, only: frozenset[str] | None = None
+) -> Settings:
+    with _plan(_LoadPlan(file_data=file_data, use_env=use_env, only=only)):
         return Settings()
 
 
 def _inspect(
-    path: str | Path | None, *, for_daemon: bool, use_env: bool
+    path: str | Path | None,
+    *,
+    for_daemon: bool,
+    use_env: bool,
+    only: frozenset[str] | None = None,
 ) -> tuple[Settings | None, list[str]]:
-    """Load and check: the settings (None when they could not be built) and every problem."""
+    """Load and check: the settings (None when they could not be built) and every problem.
+
+    ``only``: read and check these sections (file and environment) and nothing else; the
+    others keep their defaults (replay needs ``[pbx]`` alone, SPEC 7)."""
     data: dict[str, Any] = {}
     if path is not None:
         parsed, problems = _read_toml(Path(path))
         if parsed is None:
             return None, problems
         data = parsed
+    if only is not None:
+        data = {name: value for name, value in data.items() if name in only}
     problems = _structure_problems(data)
     env = _env_overrides() if use_env else {}
+    if only is not None:
+        env = {loc: name for loc, name in env.items() if loc[0] in only}
     typed = _file_type_problems(data)
     located = list(typed)
     settings: Settings | None = None
     try:
-        settings = _build(data, use_env=use_env)
+        settings = _build(data, use_env=use_env, only=only)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             loc = tuple(error.get("loc", ()))
@@ -1390,21 +1425,31 @@ def _inspect(
     return settings, problems
 
 
-def load_settings(path: str | Path | None, *, for_daemon: bool = False) -> Settings:
+REPLAY_SECTIONS = frozenset({"pbx"})  # all `crm-bridge replay` reads (SPEC 7)
+
+
+def load_settings(
+    path: str | Path | None, *, for_daemon: bool = False, only: frozenset[str] | None = None
+) -> Settings:
     """Load ``path`` (None: defaults only) with environment overrides on top.
 
     Raises :class:`ConfigError` with plain-English problems on exactly what
     :func:`check_config_file` reports: a missing or malformed file, unknown sections and
     keys, wrong TOML types, invalid values; with ``for_daemon`` also a key ``run`` needs.
+    ``only``: these sections alone are read and checked (``REPLAY_SECTIONS``).
     """
-    settings, problems = _inspect(path, for_daemon=for_daemon, use_env=True)
+    settings, problems = _inspect(path, for_daemon=for_daemon, use_env=True, only=only)
     if problems or settings is None:
         raise ConfigError(problems or ["configuration: cannot be loaded"])
     return settings
 
 
 def check_config_file(
-    path: str | Path, *, for_daemon: bool = False, use_env: bool = True
+    path: str | Path,
+    *,
+    for_daemon: bool = False,
+    use_env: bool = True,
+    only: frozenset[str] | None = None,
 ) -> list[str]:
     """Everything wrong with a config file, one plain-English line each; [] means OK.
 
@@ -1412,4 +1457,4 @@ def check_config_file(
     (default) applies ``BRIDGE_*`` overrides first, so the check matches what the daemon
     would really load, e.g. a secret supplied by systemd's environment.
     """
-    return _inspect(path, for_daemon=for_daemon, use_env=use_env)[1]
+    return _inspect(path, for_daemon=for_daemon, use_env=use_env, only=only)[1]

@@ -90,8 +90,36 @@ def test_check_config(tmp_path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[pbx]\ntrunks = ["trunk"]\n[crm]\nurl = "ftp://x"\n')
     done = crm_bridge("check-config", "--replay-only", str(bad))
-    assert done.returncode == 1
+    assert done.returncode == 1  # replay reads [pbx] alone: only its problems
+    assert "[pbx] trunks" in done.stderr and "[crm]" not in done.stderr
+    done = crm_bridge("check-config", str(bad))
     assert "[pbx] trunks" in done.stderr and "[crm] url" in done.stderr
+
+
+def test_replay_reads_the_pbx_section_alone(
+    tmp_path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC 7: only [pbx] matters to replay; what is wrong elsewhere (the file or the
+    environment) is for the daemon to refuse, not for a support engineer's replay."""
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        LAB_CONFIG.read_text()
+        + '[crm]\nsigning_secret = "whsec_abc"\n[database]\nurl = "mysql://x"\n[nonsense]\na = 1\n'
+    )
+    monkeypatch.setenv("BRIDGE_CRM__URL", "notaurl")
+    monkeypatch.setenv("BRIDGE_AGI__OWN_PROCESS", "perhaps")
+    capsys.readouterr()
+    trace = str(TRACES / "in_answered.ami.jsonl")
+    assert crm_bridge_main(["replay", trace, "--config", str(config)]) == 0
+    payloads = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert compare_with_expected("in_answered", payloads) == []
+
+    monkeypatch.setenv("BRIDGE_PBX__REGION", "Atlantis")  # its own section still counts
+    with pytest.raises(SystemExit) as refused:
+        crm_bridge_main(["replay", trace, "--config", str(config)])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "[pbx] region" in err and "[crm]" not in err and "[agi]" not in err
 
 
 SUBCOMMANDS = ("run", "deliver", "migrate", "check-config", "replay", "outbox", "targets", "demo")
