@@ -406,12 +406,15 @@ class Bridge:
         lagging = any(
             b.oldest_history_age > self.settings.api.ready_history_age for b in self.backlog
         )
-        # a standby is ready (it serves look-ups and delivers); it just does not follow AMI
-        return {
-            "ami": term.ingest.connected if term is not None else True,
+        checks = {
             "database": db and self.database_ready.is_set(),
             "webhooks": not lagging,
         }
+        # a standby is ready (it serves look-ups and delivers); it does not follow AMI, so
+        # it has no AMI login to report (`role` says which it is)
+        if term is not None:
+            checks = {"ami": term.ingest.connected, **checks}
+        return checks
 
     async def _tracker_knows(self, callid: str) -> bool | None:
         """The tracker's part of "is this a call of ours" (the store is asked next): True

@@ -127,6 +127,7 @@ async def test_started_while_postgres_is_down_it_waits_and_serves_agi(tmp_path) 
                 await bridge.wait_log("database_unavailable_retrying", within=20)
                 status, body = await bridge.get("/readyz")
                 assert status == 503 and body["checks"]["database"] is False
+                assert "ami" not in body["checks"], "not logged in to AMI: not said to be"
                 found = await contact_lookup(ports.agi, "1795000000.2")
                 assert found.get("CRM_CONTACT_NAME") == "Boris"
                 assert server.logins == 0, "no AMI before the PBX lock"
@@ -176,6 +177,7 @@ async def test_a_leader_that_lost_its_lock_writes_its_buffer_then_steps_down(tmp
                 assert history.fields["status"] == "Success"
                 status, body = await bridge.get("/readyz")
                 assert body["role"] == "standby", body
+                assert status == 200 and "ami" not in body["checks"], body
                 await other.close()  # the other bridge goes: this one leads again
                 other = None
                 await bridge.wait_log("bridge_tracking", within=10, count=2)
