@@ -480,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="webhook delivery workers only, on any host (scale-out)",
         description="Only the webhook delivery workers: claims outbox rows from the shared "
         "PostgreSQL and sends them. Refuses to start, with exit status 2, on any problem "
-        "check-config reports.",
+        "check-config reports except a missing [asterisk] secret (it never talks to "
+        "Asterisk); it needs [database] url.",
     )
     _add_config(p)
     p.set_defaults(func=cmd_deliver)

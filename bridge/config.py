@@ -235,10 +235,25 @@ def _check_channel_pattern(value: str) -> str:
     return pattern
 
 
+_URL_HEAD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<netloc>[^/?#]*)")
+
+
+def _url_head(value: str) -> str:
+    """``"https://host:port/…"`` of a URL, for messages: CRM webhook URLs keep their key in
+    the path (Bitrix24's ``/rest/1/<key>/``) or the query, and the user info is a
+    password."""
+    url = value.strip()
+    m = _URL_HEAD.match(url)
+    assert m is not None  # every part is optional
+    head = (m.group("scheme") or "") + m.group("netloc").rpartition("@")[2]
+    text = json.dumps(head + ("/…" if url[m.end() :] else ""), ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _check_http_url(value: str) -> str:
     """CRM targets and recording links must be absolute http(s) URLs with a host."""
     url = value.strip()
-    bad = f"{_show(value)} is not an http(s) URL (expected e.g. https://host/path)"
+    bad = f"{_url_head(value)} is not an http(s) URL (expected e.g. https://host/path)"
     try:
         parts = urlsplit(url)
         host, _port = parts.hostname, parts.port  # .port raises on a bad port
@@ -247,7 +262,7 @@ def _check_http_url(value: str) -> str:
     if parts.scheme.lower() not in ("http", "https") or not host:
         raise ValueError(bad)
     if any(ch.isspace() for ch in url):
-        raise ValueError(f"{_show(value)} contains spaces (write them as %20)")
+        raise ValueError(f"{_url_head(value)} contains spaces (write them as %20)")
     return url
 
 

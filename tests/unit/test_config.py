@@ -563,7 +563,7 @@ recordings_dir = "monitor"
 
     assert problems == [
         '[asterisk] host: "127.0.0.1:5038" has a port; write the host alone and the port in `port`',
-        '[crm] url: "https://crm.example.com:99999/hook" is not an http(s) URL '
+        '[crm] url: "https://crm.example.com:99999/…" is not an http(s) URL '
         "(expected e.g. https://host/path)",
         "[delivery]: retry_base_delay (600) is larger than retry_max_delay (300)",
         '[api] public_url: "https://bridge.example.com/?x=***" has a ?query or #fragment; '
@@ -778,3 +778,18 @@ def test_cel_section_accepted() -> None:
         {"source": "pgsql", "url": "postgresql://cel@127.0.0.1/asterisk", "table": "ast.cel"},
     ):
         Settings(cel=cel)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://b24.example.ru:99999/rest/1/q8PATHSECRETk2/",  # Bitrix24: the key is the path
+        "htps://b24.example.ru/rest/1/q8PATHSECRETk2/",
+        "https://b24.example.ru/rest/1/q8PATHSECRETk2/ profile",
+    ],
+)
+def test_a_bad_crm_url_is_named_by_its_host_alone(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, f'[crm]\nurl = "{url}"\n')
+    (problem,) = check_config_file(path)
+    assert problem.startswith('[crm] url: "') and "b24.example.ru" in problem
+    assert "q8PATHSECRETk2" not in problem and "/rest/" not in problem
