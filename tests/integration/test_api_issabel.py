@@ -444,16 +444,9 @@ async def test_every_documented_strategy_is_kept_and_rung_as_its_nearest(lab: La
     token = await lab.token()
     for ext in ("200", "201"):
         await issabel(lab, "PUT", f"extensions/{ext}", 201, token, json={"name": f"E{ext}"})
-    rung = {
-        "ringall": "ringall",
-        "ringall-prim": "ringall",
-        "hunt": "hunt",
-        "hunt-prim": "hunt",
-        "memoryhunt": "memoryhunt",
-        "memoryhunt-prim": "memoryhunt",
-        "firstavailable": "hunt",
-        "firstnotonphone": "hunt",
-    }
+    bases = ("ringall", "hunt", "memoryhunt")
+    rung = {name: base for base in bases for name in (base, f"{base}-prim")}
+    rung |= {"firstavailable": "hunt", "firstnotonphone": "hunt"}
     for number, (strategy, base) in enumerate(rung.items(), start=600):
         sent = {"strategy": strategy, "extension_list": ["200", "201"]}
         await issabel(lab, "PUT", f"ringgroups/{number}", 201, token, json=sent)
