@@ -54,7 +54,9 @@ async def test_makecall_without_a_dialer_or_with_a_failing_one(api: Api) -> None
     gone = await post(api, "makecall", key, 503, json=body)
     assert gone == {"message": "Click-to-call is not available now"}
     api.services.dialer = FakeDialer(DialError(400, "no employee 'anna'"))
-    assert await post(api, "makecall", key, 400, json=body) == {"message": "no employee 'anna'"}
+    assert await post(api, "makecall", key, 400, json=body) == {
+        "message": "Validation error: no employee 'anna'"
+    }
     api.services.dialer = FakeDialer(DialError(503, "Asterisk is not connected"))
     down = await post(api, "makecall", key, 503, json=body)
     assert down == {"message": "Asterisk is not connected"}

@@ -81,7 +81,7 @@ async def test_an_employee_is_added_seen_at_once_and_never_recorded_when_asked(l
     assert lab.actions("Reload") == []
 
     again = await vpbx(lab, "POST", "users", 400, json={"name": "X", "login": "u1003"})
-    assert again == {"message": "login: 'u1003' exists"}
+    assert again == {"message": "Validation error: login: 'u1003' exists"}
 
 
 async def test_an_edit_changes_only_what_is_sent_and_moves_the_phone(lab: Lab) -> None:
@@ -306,7 +306,7 @@ async def test_a_number_is_routed_and_switched_off_and_on(lab: Lab) -> None:
     bad = await vpbx(lab, "POST", f"telnums/{MAIN}", 400, json={"type": "ivr", "ivr": "x,s,1)"})
     assert "is not a context" in bad["message"]
     bad = await vpbx(lab, "POST", f"telnums/{MAIN}", 400, json={"type": "fax"})
-    assert bad["message"].startswith("type: one of user, group, ivr")
+    assert bad["message"].startswith("Validation error: type: one of user, group, ivr")
 
 
 # ------------------------------------------------------------------ black list
@@ -347,7 +347,7 @@ async def test_the_black_list_and_anonymous_callers(lab: Lab) -> None:
         "message": "Number not found"
     }
     bad = await vpbx(lab, "POST", "blacklist/telnums", 400, json={"telnum": "12"})
-    assert bad == {"message": "'12' has 2 digits (3 to 15)"}
+    assert bad == {"message": "Validation error: '12' has 2 digits (3 to 15)"}
     bad = await vpbx(lab, "POST", "blacklist/telnums", 400, json={"telnum": "7910;DROP"})
     assert "is not a phone number or a range" in bad["message"]
 
@@ -500,4 +500,4 @@ async def test_members_are_added_and_removed_in_bulk(lab: Lab) -> None:
     assert [u["login"] for u in (await vpbx(lab, "GET", path, 200))["items"]] == ["1001"]
     assert "(ringall,120,PJSIP,1001))" in lab.read(DIALPLAN_FILE)
     bad = await vpbx(lab, "PUT", path, 400, json={"add": ["ghost"]})
-    assert bad == {"message": "add[0]: 'ghost' is not an employee"}
+    assert bad == {"message": "Validation error: add[0]: 'ghost' is not an employee"}

@@ -16,10 +16,11 @@ badges: POST adds (6.3, 8.3, 9.3, 10.2, 10.4), PUT turns on or changes in bulk (
 9.5), DELETE removes or turns off; the edits of 6.4 and 8.4 ("only the parameters sent are
 changed") take PATCH and PUT; where a client might send the other verb, it is taken too.
 
-Errors are `{"message": ...}` with 400 (a parameter or body is wrong; the message names
-it), 401 `Invalid token`, 403 (a key limited to other APIs, see `auth`), 404, 405,
-413 (a body too big), 502 (Asterisk refused a write: it is undone) and 503 (click-to-call
-or provisioning not available).
+Errors are `{"message": ...}` with 400 (a parameter or body is wrong: "Validation error",
+the documentation's words for it, then what is wrong, naming it), 401 `Invalid token`,
+403 (a key limited to other APIs, see `auth`), 404, 405, 413 (a body too big), 502
+(Asterisk refused a write: it is undone) and 503 (click-to-call or provisioning not
+available).
 """
 
 from __future__ import annotations
@@ -34,8 +35,13 @@ from . import blacklist, departments, directory, employees, history, makecall, n
 from .auth import vpbx_key_middleware
 from .writing import write_errors
 
+VALIDATION = "Validation error"  # the documentation's return value for every 400 (3.3)
+
 
 def vpbx_error(status: int, message: str) -> dict[str, Any]:
+    """`{"message": ...}`; a 400 leads with the documentation's words, then says what."""
+    if status == 400 and not message.startswith(VALIDATION):
+        message = f"{VALIDATION}: {message}"
     return {"message": message}
 
 
