@@ -77,12 +77,17 @@ class CallFacts:
 
     @classmethod
     def of_event(cls, ev: CallEvent) -> CallFacts:
-        """The call as its first CRM event shows it: up, ringing its first employee. Its
-        start is the call's (the tracker's facts, stamped on every event), as the end
-        webhook and `calls/{uuid}` give it, not when that employee's phone rang."""
-        start = ev.facts.start if ev.facts is not None else ev.at
+        """The call as its first CRM event shows it: up, ringing its first employee; its
+        start is the call's, as the end webhook and `calls/{uuid}` give it."""
         return cls(
-            ev.callid, ev.direction, ev.phone, ev.diversion, ev.ext, ev.user, ev.group, start
+            ev.callid,
+            ev.direction,
+            ev.phone,
+            ev.diversion,
+            ev.ext,
+            ev.user,
+            ev.group,
+            ev.call_start,
         )
 
     @classmethod

@@ -67,10 +67,7 @@ class BackgroundOutput(io.TextIOBase):
     def write(self, text: str) -> int:
         size = len(text)
         with self._lock:
-            if self._closing:
-                self.dropped += text.count("\n") or 1
-                return size
-            if self._waiting + size > self.backlog:
+            if self._closing or self._waiting + size > self.backlog:
                 self.dropped += text.count("\n") or 1
                 return size
             self._lines.append(text)

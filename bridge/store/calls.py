@@ -168,8 +168,6 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
             answered = _ts(out.at) if out.type == "ACCEPTED" else None
             previous = opened.get(out.callid)
             if previous is None:
-                # the call's real start (its first channel), not this event's ringing
-                start = out.facts.start if out.facts is not None else out.at
                 opened[out.callid] = (
                     pbx,
                     out.callid,
@@ -177,7 +175,7 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
                     out.phone,
                     out.diversion,
                     out.group,
-                    _ts(start),
+                    _ts(out.call_start),
                     answered,
                 )
             elif answered is not None and previous[7] is None:

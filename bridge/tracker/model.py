@@ -94,6 +94,12 @@ class CallEvent:
     channel: str = ""  # the employee's channel, for the logs
     facts: CallFacts | None = None  # the call's facts after this event (for a restart)
 
+    @property
+    def call_start(self) -> float:
+        """When the call started (its first channel, from the facts the tracker stamps on
+        every event), not when this employee's phone rang; `at` for an unstamped event."""
+        return self.facts.start if self.facts is not None else self.at
+
 
 @dataclass(slots=True)
 class Leg:
