@@ -19,7 +19,7 @@ from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.fake_crm import FakeCrm
 from bridge.devtools.local_postgres import LocalPostgres
 from bridge.store.leader import lock_key
-from tests.support.agi_client import agi_call, asterisk_env, dialplan_agi
+from tests.support.agi_client import agi_call, asterisk_env, dialplan_agi, give_rating
 from tests.support.daemon import Ports, running_daemon, write_config
 from tests.support.traces import TRACES, expected, scenario_names
 
@@ -42,19 +42,6 @@ async def contact_lookup(agi_port: int, callid: str) -> dict[str, str]:
     env = asterisk_env(line, variables={"CHANNEL(linkedid)": callid}, callerid="+79161234567")
     call = await agi_call(agi_port, env)
     return call.set_vars
-
-
-async def give_rating(agi_port: int, callid: str, digit: str) -> None:
-    line = dialplan_agi("crm-bridge-rating")
-    env = asterisk_env(
-        line,
-        variables={
-            "CRM_RATING": digit,
-            "DIALEDPEERNAME": "PJSIP/1001-00000001",
-            "CHANNEL(linkedid)": callid,
-        },
-    )
-    await agi_call(agi_port, env)
 
 
 async def test_calls_during_a_postgres_outage_reach_the_crm_once(tmp_path) -> None:

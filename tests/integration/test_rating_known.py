@@ -9,23 +9,11 @@ import pytest
 
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.fake_crm import FakeCrm
-from tests.support.agi_client import agi_call, asterisk_env, dialplan_agi
+from tests.support.agi_client import give_rating
 from tests.support.bridge import bridge_settings, leading, running_bridge
 from tests.support.traces import TRACES
 
 pytestmark = pytest.mark.integration
-
-
-async def give_rating(port: int, callid: str, digit: str) -> None:
-    env = asterisk_env(
-        dialplan_agi("crm-bridge-rating"),
-        variables={
-            "CRM_RATING": digit,
-            "DIALEDPEERNAME": "PJSIP/1001-00000001",
-            "CHANNEL(linkedid)": callid,
-        },
-    )
-    await agi_call(port, env, limit=5.0)
 
 
 async def test_a_rating_for_an_unknown_call_holds_no_other_up(pg_dsn: str) -> None:
@@ -39,8 +27,8 @@ async def test_a_rating_for_an_unknown_call_holds_no_other_up(pg_dsn: str) -> No
             callid = history.fields["callid"]
             port = settings.agi.listen_port
 
-            await give_rating(port, "1795999999.1", "7")  # no such call, anywhere
-            await give_rating(port, callid, "4")
+            await give_rating(port, "1795999999.1", "7", limit=5.0)  # no such call, anywhere
+            await give_rating(port, callid, "4", limit=5.0)
             (rating,) = await crm.wait_count("rating", 1, timeout=10)
             assert (rating.fields["callid"], rating.fields["rating"]) == (callid, "4")
 

@@ -241,6 +241,20 @@ async def agi_call(
             pass
 
 
+async def give_rating(port: int, callid: str, digit: str, limit: float = 10.0) -> AgiCall:
+    """The shipped dialplan's survey for call ``callid`` (employee 1001): its rating AGI()
+    line, as Asterisk runs it after ``Read()``."""
+    env = asterisk_env(
+        dialplan_agi("crm-bridge-rating"),
+        variables={
+            "CRM_RATING": digit,
+            "DIALEDPEERNAME": "PJSIP/1001-00000001",
+            "CHANNEL(linkedid)": callid,
+        },
+    )
+    return await agi_call(port, env, limit=limit)
+
+
 def _answer(command: str, values: dict[str, str], call: AgiCall) -> str:
     argv = parse_args(command)
     words = [a.upper() for a in argv[:2]]
