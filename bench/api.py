@@ -31,10 +31,10 @@ PBX = "bench"
 PAGE_TARGET_MS = 50.0
 
 GENERATE = """
-INSERT INTO calls (pbx_id, callid, direction, status, phone, diversion, ext, user_login,
+INSERT INTO calls (pbx_id, callid, born, direction, status, phone, diversion, ext, user_login,
                    group_name, started_at, answered_at, ended_at, duration, wait, recording,
                    closed_by)
-SELECT $1, (1700000000 + g)::text || '.' || g, dir,
+SELECT $1, callid, call_day(callid), dir,
        CASE WHEN dir = 'out' THEN (ARRAY['Success','Success','Success','Busy','missed',
                                          'Cancel','NotAvailable'])[1 + (g * 7 % 7)]
             WHEN r2 < 0.7 THEN 'Success' ELSE 'missed' END,
@@ -48,9 +48,18 @@ SELECT $1, (1700000000 + g)::text || '.' || g, dir,
 FROM (
     SELECT g, 1 + g % 40 AS u, ((g * 2654435761) % 1000) / 1000.0 AS r2,
            CASE WHEN g % 20 = 0 THEN 'internal' WHEN g % 3 = 0 THEN 'out' ELSE 'in' END AS dir,
-           now() - make_interval(secs => (g::float8 / $2) * 365 * 86400) AS start
-    FROM generate_series(1::bigint, $2::bigint) AS g
+           start, extract(epoch FROM start)::bigint || '.' || g AS callid
+    FROM (SELECT g, now() - make_interval(secs => (g::float8 / $2) * 365 * 86400) AS start
+          FROM generate_series(1::bigint, $2::bigint) AS g) t
 ) s
+"""
+
+# the months of that year, as a bridge running all year would have made them month by month
+MONTHS = """
+SELECT call_partition(t, m::date)
+FROM generate_series(date_trunc('month', now() - interval '366 days'), now() + interval '1 month',
+                     interval '1 month') AS m,
+     unnest(ARRAY['calls', 'call_events', 'call_legs']) AS t
 """
 
 
@@ -241,6 +250,7 @@ async def _fill(dsn: str, calls: int) -> str:
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
+        await conn.execute(MONTHS)
         await conn.execute(GENERATE, PBX, calls)
         for u in range(1, 41):
             login = f"user{u:02d}"

@@ -80,12 +80,14 @@ async def _setup(pg, crm_url: str, workers: int = 4):  # type: ignore[no-untyped
     from bridge.delivery.retry import RetryPolicy
     from bridge.delivery.service import Delivery
     from bridge.store.migrations import migrate
+    from bridge.store.partitions import make_partitions
     from bridge.store.targets import ensure_primary_target
 
     dsn = pg.create_database(f"bench{time.monotonic_ns()}")
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=12)
     async with pool.acquire() as conn:
         await migrate(conn)
+        await make_partitions(conn)  # as the daemon does at start
         await ensure_primary_target(conn, "bench", crm_url, "tok", "vpbx", None)
     settings = Settings(
         pbx={"id": "bench"},

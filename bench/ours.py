@@ -148,10 +148,12 @@ async def _end_to_end(port: int, dsn: str, events: int) -> Result:
     from bridge.pipeline import CallPipeline
     from bridge.store.calls import CallStore
     from bridge.store.migrations import migrate
+    from bridge.store.partitions import make_partitions
 
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     async with pool.acquire() as conn:
         await migrate(conn)
+        await make_partitions(conn)  # as the daemon does at start
     tracker = _tracker()
     ingest = AmiIngest(
         "127.0.0.1",

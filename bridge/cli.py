@@ -128,6 +128,7 @@ def _plain(exc: BaseException) -> str:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from .store.migrations import migrate
+    from .store.partitions import make_partitions
 
     settings = _load(args.config, for_daemon=False, command=args.command)
     url = args.database_url or settings.database.url
@@ -141,6 +142,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     async def go(conn: asyncpg.Connection) -> int:
         applied = await migrate(conn)
         print("applied: " + ", ".join(applied) if applied else "database is up to date")
+        made = await make_partitions(conn)
+        if made:
+            print("partitions made: " + ", ".join(made))
         return 0
 
     return _with_database("migrate", url, go)
@@ -371,7 +375,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             await pool.close()
         print(
             f"pruned: {done.sent_rows} delivered webhooks, {done.attempts} attempts, "
-            f"{done.calls} calls"
+            f"{done.calls} calls, {done.partitions} emptied month partitions"
         )
         return 0
 

@@ -56,6 +56,7 @@ from .store.calls import CallStore
 from .store.errors import DB_ERRORS_OR_TIMEOUT
 from .store.leader import PbxLock
 from .store.migrations import migrate
+from .store.partitions import make_partitions
 from .store.targets import ensure_primary_target
 from .systemd import notify, watchdog_interval
 from .tracker.model import CallEvent, Output
@@ -222,8 +223,8 @@ class Bridge:
         await self._lead()
 
     async def _database(self) -> None:
-        """Migrations, the primary target and the known phones; retried while PostgreSQL
-        does not answer."""
+        """Migrations, this month's partitions, the primary target and the known phones;
+        retried while PostgreSQL does not answer."""
         s = self.settings
         assert self.pool is not None
         backoff = Backoff(first=1.0, cap=30.0)
@@ -231,6 +232,7 @@ class Bridge:
             try:
                 async with self.pool.acquire() as conn:
                     await migrate(conn)
+                    await make_partitions(conn)  # this month's, before its first call
                     await ensure_primary_target(
                         conn, s.pbx.id, s.crm.url, s.crm.token, s.crm.profile, s.crm.signing_secret
                     )
@@ -377,6 +379,9 @@ class Bridge:
         assert self.pool is not None
         while True:
             try:
+                made = await make_partitions(self.pool)
+                if made:
+                    log.info("partitions_made", partitions=made)
                 pruned = await retention.prune(
                     self.pool,
                     self.settings.pbx.id,
@@ -384,12 +389,13 @@ class Bridge:
                     attempts_days=r.attempts_days,
                     calls_days=r.calls_days,
                 )
-                if pruned.sent_rows or pruned.attempts or pruned.calls:
+                if pruned.sent_rows or pruned.attempts or pruned.calls or pruned.partitions:
                     log.info(
                         "retention_pruned",
                         sent_rows=pruned.sent_rows,
                         attempts=pruned.attempts,
                         calls=pruned.calls,
+                        partitions=pruned.partitions,
                     )
             except DB_ERRORS_OR_TIMEOUT as exc:
                 log.warning("retention_skipped", error=_plain(exc))

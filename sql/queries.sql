@@ -7,10 +7,10 @@
 -- open_call --
 -- A call seen for the first time (or its first answer): the row exists while it is up.
 -- $9: the call's facts after the batch's last event of it (for a restart).
-INSERT INTO calls (pbx_id, callid, direction, phone, diversion, group_name, started_at,
+INSERT INTO calls (pbx_id, callid, born, direction, phone, diversion, group_name, started_at,
                    answered_at, facts)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
-ON CONFLICT (pbx_id, callid) DO UPDATE SET
+VALUES ($1, $2, call_day($2), $3, $4, $5, $6, $7, $8, $9::jsonb)
+ON CONFLICT (pbx_id, callid, born) DO UPDATE SET
     phone = CASE WHEN calls.phone = '' THEN EXCLUDED.phone ELSE calls.phone END,
     group_name = CASE WHEN calls.group_name = '' THEN EXCLUDED.group_name
                       ELSE calls.group_name END,
@@ -20,17 +20,18 @@ WHERE calls.status IS NULL;
 
 -- call_event --
 -- One CRM event of a call; its sequence number makes a replay a no-op.
-INSERT INTO call_events (pbx_id, callid, seq, type, at, ext, user_login, second_callid, channel)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (pbx_id, callid, seq) DO NOTHING;
+INSERT INTO call_events (pbx_id, callid, born, seq, type, at, ext, user_login, second_callid,
+                         channel)
+VALUES ($1, $2, call_day($2), $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (pbx_id, callid, seq, born) DO NOTHING;
 
 -- finish_call --
 -- The finished call: its history, as the tracker built it.
-INSERT INTO calls (pbx_id, callid, direction, status, phone, diversion, ext, user_login,
+INSERT INTO calls (pbx_id, callid, born, direction, status, phone, diversion, ext, user_login,
                    group_name, started_at, answered_at, ended_at, duration, wait, recording,
                    closed_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-ON CONFLICT (pbx_id, callid) DO UPDATE SET
+VALUES ($1, $2, call_day($2), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (pbx_id, callid, born) DO UPDATE SET
     direction = EXCLUDED.direction, status = EXCLUDED.status, phone = EXCLUDED.phone,
     diversion = EXCLUDED.diversion, ext = EXCLUDED.ext, user_login = EXCLUDED.user_login,
     group_name = EXCLUDED.group_name, started_at = EXCLUDED.started_at,
@@ -42,10 +43,10 @@ WHERE EXCLUDED.closed_by <> 'backfill' OR calls.status IS NULL;
 
 -- call_leg --
 -- One channel that took part in a finished call.
-INSERT INTO call_legs (pbx_id, uniqueid, callid, channel, kind, ext, started_at, answered_at,
-                       ended_at, cause, dial_status)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-ON CONFLICT (pbx_id, uniqueid) DO UPDATE SET
+INSERT INTO call_legs (pbx_id, uniqueid, born, callid, channel, kind, ext, started_at,
+                       answered_at, ended_at, cause, dial_status)
+VALUES ($1, $2, call_day($2), $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (pbx_id, uniqueid, born) DO UPDATE SET
     callid = EXCLUDED.callid, channel = EXCLUDED.channel, kind = EXCLUDED.kind,
     ext = EXCLUDED.ext, started_at = EXCLUDED.started_at, answered_at = EXCLUDED.answered_at,
     ended_at = EXCLUDED.ended_at, cause = EXCLUDED.cause, dial_status = EXCLUDED.dial_status;
@@ -105,15 +106,15 @@ SELECT DISTINCT ext FROM call_legs WHERE pbx_id = $1 AND kind = 'extension' AND 
 
 -- call_exists --
 -- Whether the bridge has this call.
-SELECT EXISTS (SELECT 1 FROM calls WHERE pbx_id = $1 AND callid = $2);
+SELECT EXISTS (SELECT 1 FROM calls WHERE pbx_id = $1 AND callid = $2 AND born = call_day($2));
 
 -- call_recording --
 -- The recording file of a call ('' when none).
-SELECT recording FROM calls WHERE pbx_id = $1 AND callid = $2;
+SELECT recording FROM calls WHERE pbx_id = $1 AND callid = $2 AND born = call_day($2);
 
 -- rate_call --
 -- A post-call rating, stored on its call; what the `rating` command needs of the call.
-UPDATE calls SET rating = $3 WHERE pbx_id = $1 AND callid = $2
+UPDATE calls SET rating = $3 WHERE pbx_id = $1 AND callid = $2 AND born = call_day($2)
 RETURNING phone, user_login, ext, direction;
 
 -- call_counts --
@@ -309,18 +310,49 @@ DELETE FROM webhook_attempts WHERE id IN (
 -- prune_calls --
 -- Finished calls older than $2 seconds, with their events and legs, at most $3 at a time.
 WITH gone AS (
-    DELETE FROM calls WHERE (pbx_id, callid) IN (
-        SELECT pbx_id, callid FROM calls
+    DELETE FROM calls WHERE (pbx_id, callid, born) IN (
+        SELECT pbx_id, callid, born FROM calls
         WHERE pbx_id = $1 AND status IS NOT NULL
           AND ended_at < now() - make_interval(secs => $2)
         LIMIT $3)
-    RETURNING pbx_id, callid
+    RETURNING pbx_id, callid, born
 ), events AS (
-    DELETE FROM call_events e USING gone g WHERE e.pbx_id = g.pbx_id AND e.callid = g.callid
+    DELETE FROM call_events e USING gone g
+    WHERE e.pbx_id = g.pbx_id AND e.callid = g.callid AND e.born = g.born
 ), legs AS (
     DELETE FROM call_legs l USING gone g WHERE l.pbx_id = g.pbx_id AND l.callid = g.callid
 )
 SELECT count(*) FROM gone;
+
+-- ============================================================ partitions of the call tables
+
+-- partition_months_due --
+-- The months whose partitions should exist: this one, the $1 next, and every month of a
+-- row waiting in a default partition (sql/008_partitions.sql).
+SELECT DISTINCT month FROM (
+    SELECT generate_series(date_trunc('month', now() AT TIME ZONE 'UTC'),
+                           date_trunc('month', now() AT TIME ZONE 'UTC')
+                               + make_interval(months => $1),
+                           interval '1 month')::date AS month
+    UNION ALL SELECT date_trunc('month', born)::date FROM calls_default
+    UNION ALL SELECT date_trunc('month', born)::date FROM call_events_default
+    UNION ALL SELECT date_trunc('month', born)::date FROM call_legs_default
+) due ORDER BY month;
+
+-- make_partition --
+-- The partition of call table $1 for month $2, made if missing (true then).
+SELECT call_partition($1, $2);
+
+-- partition_months --
+-- The months of call table $1 that have a partition, oldest first.
+SELECT to_date(right(c.relname, 7), 'YYYY_MM') AS month
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = $1::regclass AND c.relname ~ '_\d{4}_\d{2}$'
+ORDER BY month;
+
+-- drop_partition --
+-- The partition of call table $1 for month $2, dropped if it holds no row (true then).
+SELECT call_partition_drop($1, $2);
 
 -- ============================================================ leader lock
 
@@ -374,7 +406,7 @@ UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1);
 -- call_by_id --
 SELECT callid, direction, status, phone, diversion, ext, user_login, group_name, started_at,
        answered_at, ended_at, duration, wait, recording, rating, missed_status, closed_by
-FROM calls WHERE pbx_id = $1 AND callid = $2;
+FROM calls WHERE pbx_id = $1 AND callid = $2 AND born = call_day($2);
 
 -- call_legs_of --
 SELECT uniqueid, channel, kind, ext, started_at, answered_at, ended_at, cause, dial_status
@@ -382,13 +414,13 @@ FROM call_legs WHERE pbx_id = $1 AND callid = $2 ORDER BY started_at, uniqueid;
 
 -- call_events_of --
 SELECT seq, type, at, ext, user_login, second_callid
-FROM call_events WHERE pbx_id = $1 AND callid = $2 ORDER BY seq;
+FROM call_events WHERE pbx_id = $1 AND callid = $2 AND born = call_day($2) ORDER BY seq;
 
 -- callid_of_channel --
 -- The call a channel took part in: its own call, or the call whose leg it was.
-SELECT callid FROM calls WHERE pbx_id = $1 AND callid = $2
+SELECT callid FROM calls WHERE pbx_id = $1 AND callid = $2 AND born = call_day($2)
 UNION ALL
-SELECT callid FROM call_legs WHERE pbx_id = $1 AND uniqueid = $2
+SELECT callid FROM call_legs WHERE pbx_id = $1 AND uniqueid = $2 AND born = call_day($2)
 LIMIT 1;
 
 -- ============================================================ the directory

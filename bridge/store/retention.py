@@ -1,15 +1,18 @@
 """Retention: delivered webhooks, old attempts and (if configured) old calls go.
 
 Deletes run in bounded slices so a first prune of a large table never holds long locks;
-`prune()` repeats a slice until nothing is left to delete.
+`prune()` repeats a slice until nothing is left to delete, then drops the month partitions
+of the call tables it emptied (bridge.store.partitions).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from .partitions import drop_empty_partitions
 from .queries import QUERIES
 
 DAY = 86_400.0
@@ -21,6 +24,7 @@ class Pruned:
     sent_rows: int = 0
     attempts: int = 0
     calls: int = 0
+    partitions: int = 0  # month partitions of the call tables dropped, emptied
 
 
 async def prune(
@@ -33,14 +37,16 @@ async def prune(
     slice_size: int = SLICE,
 ) -> Pruned:
     """Delete what is older than each age; an age of 0 keeps those rows forever."""
-    sent = attempts = calls = 0
+    sent = attempts = calls = partitions = 0
     if sent_days > 0:
         sent = await _repeat(pool, "prune_sent", pbx_id, sent_days * DAY, slice_size)
     if attempts_days > 0:
         attempts = await _repeat(pool, "prune_attempts", None, attempts_days * DAY, slice_size)
     if calls_days > 0:
         calls = await _repeat(pool, "prune_calls", pbx_id, calls_days * DAY, slice_size)
-    return Pruned(sent, attempts, calls)
+        before = (datetime.now(UTC) - timedelta(days=calls_days)).date()
+        partitions = len(await drop_empty_partitions(pool, before))
+    return Pruned(sent, attempts, calls, partitions)
 
 
 async def _repeat(

@@ -80,7 +80,8 @@ def test_installed_wheel_migrates_postgres(pg_dsn: str, tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert "001_calls.sql" in done.stdout and "002_outbox.sql" in done.stdout
+    assert "001_calls.sql" in done.stdout and "008_partitions.sql" in done.stdout
+    assert "partitions made: calls_" in done.stdout, "this month's, before a call comes"
     tables = asyncio.run(table_names(pg_dsn))
     assert {"calls", "call_events", "call_legs", "webhook_outbox", "webhook_targets"} <= tables
 

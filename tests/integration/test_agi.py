@@ -707,8 +707,9 @@ async def rating_store(dsn: str) -> tuple[asyncpg.Pool, BufferedRatingSink, Know
         await migrate(conn)
         await ensure_primary_target(conn, "lab", "http://127.0.0.1:9/pbx", TOKEN, "vpbx", None)
         await conn.execute(
-            "INSERT INTO calls (pbx_id, callid, direction, status, phone, ext, user_login, "
-            "started_at) VALUES ('lab', $1, 'in', 'Success', $2, '101', 'ivan', now())",
+            "INSERT INTO calls (pbx_id, callid, born, direction, status, phone, ext, user_login, "
+            "started_at) "
+            "VALUES ('lab', $1, call_day($1), 'in', 'Success', $2, '101', 'ivan', now())",
             LINKEDID,
             PHONE,
         )

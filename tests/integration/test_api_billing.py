@@ -298,8 +298,8 @@ async def test_domain_name_is_required_and_names_this_pbx_only(api: Api) -> None
     await make_login(api)
     token = await log_in(api)
     await api.pool.execute(
-        "INSERT INTO calls (pbx_id, callid, direction, status, started_at, ended_at) "
-        "VALUES ('other', 'x.1', 'in', 'Success', now(), now())"
+        "INSERT INTO calls (pbx_id, callid, born, direction, status, started_at, ended_at) "
+        "VALUES ('other', 'x.1', call_day('x.1'), 'in', 'Success', now(), now())"
     )
     for query, errors in (
         ("", {"domain_name": ["The domain name field is required."]}),

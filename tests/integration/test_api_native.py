@@ -333,9 +333,10 @@ async def test_csv_export_has_a_header_and_the_rows_the_filters_select(api: Api)
 
 async def add_bulk_calls(pool: asyncpg.Pool, n: int) -> None:
     await pool.execute(
-        """INSERT INTO calls (pbx_id, callid, direction, status, phone, diversion, ext,
+        """INSERT INTO calls (pbx_id, callid, born, direction, status, phone, diversion, ext,
                user_login, started_at, ended_at, duration, wait, closed_by)
-           SELECT 'lab', 'bulk.' || i, 'in', 'missed', '7910' || lpad(i::text, 7, '0'),
+           SELECT 'lab', 'bulk.' || i, call_day('bulk.' || i), 'in', 'missed',
+                  '7910' || lpad(i::text, 7, '0'),
                   '74957654321', '1001', '1001',
                   timestamptz '2026-01-01' + i * interval '1 second',
                   timestamptz '2026-01-01' + i * interval '1 second' + interval '30 s',

@@ -452,9 +452,10 @@ async def test_a_big_history_streams_whole(api: Api, monkeypatch) -> None:
     set_clock(monkeypatch, CALLS_DAY)
     key = await api.key("crm")
     await api.pool.execute(
-        """INSERT INTO calls (pbx_id, callid, direction, status, phone, diversion, ext,
+        """INSERT INTO calls (pbx_id, callid, born, direction, status, phone, diversion, ext,
                               user_login, started_at, ended_at, duration, wait)
-           SELECT 'lab', 'bulk.' || i, CASE WHEN i % 3 = 0 THEN 'out' ELSE 'in' END,
+           SELECT 'lab', 'bulk.' || i, call_day('bulk.' || i),
+                  CASE WHEN i % 3 = 0 THEN 'out' ELSE 'in' END,
                   CASE WHEN i % 2 = 0 THEN 'Success' ELSE 'missed' END,
                   '7910' || lpad(i::text, 7, '0'), '74957654321', '1001', '1001',
                   timestamptz '2026-11-21 00:00:00+00' + i * interval '20 seconds',

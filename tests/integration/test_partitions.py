@@ -1,0 +1,267 @@
+"""Monthly partitions of the call tables (sql/008_partitions.sql, bridge.store.partitions)
+on a real PostgreSQL: the key every writer agrees on, rows that wait for their month and
+move into it without a duplicate, the upgrade of a database with calls, and retention
+dropping the months it emptied."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, date, datetime
+
+import asyncpg
+import pytest
+
+from bridge.store.migrations import migrate, migration_files
+from bridge.store.partitions import CALL_TABLES, drop_empty_partitions, make_partitions
+from bridge.store.queries import QUERIES
+from bridge.store.retention import prune
+from tests.integration.test_store import snapshot, store_trace
+from tests.support.traces import scenario_names
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(migrated_dsn: str):
+    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+async def where(pool: asyncpg.Pool, table: str) -> dict[str, int]:
+    """{partition: rows} of a call table."""
+    rows = await pool.fetch(
+        f"SELECT tableoid::regclass::text AS part, count(*) FROM {table} GROUP BY 1"
+    )
+    return {r["part"]: r["count"] for r in rows}
+
+
+async def test_the_day_in_an_asterisk_id(pool: asyncpg.Pool) -> None:
+    cases = {
+        "1795346414.0": date(2026, 11, 22),  # Uniqueid / Linkedid: epoch seconds . counter
+        "pbx-main-1795346414.17": date(2026, 11, 22),  # asterisk.conf systemname prefix
+        "pbx1.example.com-1700000000.5": date(2023, 11, 14),
+        "1704067199.3": date(2023, 12, 31),  # the last second of a year, in UTC
+        "1704067200.4": date(2024, 1, 1),
+        "click-to-call-7f3a": date(1970, 1, 1),  # not Asterisk's form: one fixed day
+        "123456789012345.1": date(1970, 1, 1),  # more digits than a time
+        "": date(1970, 1, 1),
+    }
+    for callid, day in cases.items():
+        assert await pool.fetchval("SELECT call_day($1)", callid) == day, callid
+
+
+async def test_rows_wait_for_their_month_then_move_in_without_a_duplicate(
+    pool: asyncpg.Pool, pg_dsn: str
+) -> None:
+    """Every scenario stored twice: once with no month partition at all (everything in the
+    default partitions), once with the partitions made while its calls were still up.
+    Same rows; the second database has none left in a default partition."""
+    plain = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    try:
+        async with plain.acquire() as conn:
+            await migrate(conn)
+        for name in scenario_names():
+            await store_trace(plain, name, batch=7)
+        assert set(await where(plain, "calls")) == {"calls_default"}
+
+        names = scenario_names()
+        half = len(names) // 2
+        for name in names[:half]:
+            await store_trace(pool, name, batch=7)
+        assert set(await where(pool, "calls")) == {"calls_default"}
+        # a call up across the making: opened in the default partition, finished after
+        up = await pool.fetchval(
+            "UPDATE calls SET status = NULL, ended_at = NULL WHERE callid = "
+            "(SELECT min(callid) FROM calls_default) RETURNING callid"
+        )
+        made = await make_partitions(pool)
+        month = await pool.fetchval("SELECT min(born) FROM calls")
+        assert f"calls_{month:%Y_%m}" in made and f"call_legs_{month:%Y_%m}" in made
+        moved = await pool.fetchrow(
+            "SELECT tableoid::regclass::text AS part, status FROM calls WHERE callid = $1", up
+        )
+        assert tuple(moved) == (f"calls_{month:%Y_%m}", None)
+        for table in CALL_TABLES:
+            assert list(await where(pool, table)) == [f"{table}_{month:%Y_%m}"], table
+        for name in names:  # the first half again (a replay), then the rest
+            await store_trace(pool, name, batch=5)
+        assert await snapshot(pool) == await snapshot(plain)
+        assert await pool.fetchval("SELECT count(*) FROM calls WHERE status IS NULL") == 0
+        for table in CALL_TABLES:
+            assert await pool.fetchval(f"SELECT count(*) FROM {table}_default") == 0
+    finally:
+        await plain.close()
+
+
+async def test_this_month_and_the_next_are_made_once(pool: asyncpg.Pool) -> None:
+    today = datetime.now(UTC).date()
+    this = date(today.year, today.month, 1)
+    after = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    made = await make_partitions(pool)
+    assert made == [f"{t}_{m:%Y_%m}" for m in (this, after) for t in CALL_TABLES]
+    assert await make_partitions(pool) == []
+    # bridges of several PBXs starting together: each month once, no error
+    again = await asyncio.gather(*(make_partitions(pool, ahead=3) for _ in range(4)))
+    assert sorted(sum(again, [])) == sorted(
+        f"{t}_{m:%Y_%m}" for m in _months(after, 2) for t in CALL_TABLES
+    )
+
+
+def _months(after: date, n: int) -> list[date]:
+    out, m = [], after
+    for _ in range(n):
+        m = date(m.year + m.month // 12, m.month % 12 + 1, 1)
+        out.append(m)
+    return out
+
+
+async def test_a_lookup_by_call_reads_one_partition(pool: asyncpg.Pool) -> None:
+    await pool.execute(
+        "SELECT call_partition(t, m::date) FROM unnest($1::text[]) t, "
+        "generate_series(date '2025-01-01', date '2026-12-01', interval '1 month') m",
+        list(CALL_TABLES),
+    )
+    await store_trace(pool, "in_answered")
+    callid = await pool.fetchval("SELECT callid FROM calls LIMIT 1")
+    for query in ("call_by_id", "call_events_of", "call_exists"):
+        plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + QUERIES[query], "lab", callid))
+        scanned = set(re.findall(r"\b(?:calls|call_events)_(?:\d{4}_\d{2}|default)\b", plan))
+        assert len(scanned) == 1, plan
+
+
+async def test_an_upgrade_keeps_every_call_and_its_keys(pg_dsn: str) -> None:
+    """A database of the previous schema with calls in it, migrated: the same rows, each in
+    its month, and the bridge's upserts still find them (no second row)."""
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute(QUERIES["migrations_table"])
+        for m in migration_files():
+            if m.name >= "008":
+                break
+            await conn.execute(m.sql)
+            await conn.execute(QUERIES["migration_done"], m.name)
+        pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+        try:
+            await _old_rows(conn)
+            before = {
+                t: sorted(tuple(r) for r in await conn.fetch(f"SELECT * FROM {t}"))
+                for t in CALL_TABLES
+            }
+            assert await migrate(conn) == ["008_partitions.sql"]
+            for table in CALL_TABLES:
+                cols = ", ".join(
+                    r["column_name"]
+                    for r in await conn.fetch(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = $1 AND column_name <> 'born' ORDER BY ordinal_position",
+                        table,
+                    )
+                )
+                after = sorted(tuple(r) for r in await conn.fetch(f"SELECT {cols} FROM {table}"))
+                assert after == before[table], table
+            assert await where(pool, "calls") == {"calls_2025_12": 1, "calls_2026_01": 1}
+            assert await where(pool, "call_legs") == {"call_legs_2025_12": 1}
+            # the stored open call finishes: an upsert of the same row
+            await conn.execute(
+                QUERIES["finish_call"],
+                "lab",
+                "1767225599.1",
+                "in",
+                "Success",
+                "79101234567",
+                "",
+                "101",
+                "ivan",
+                "",
+                datetime.fromtimestamp(1767225599, UTC),
+                None,
+                None,
+                10,
+                2,
+                "",
+                "hangup",
+            )
+            assert await conn.fetchval("SELECT count(*) FROM calls") == 2
+        finally:
+            await pool.close()
+    finally:
+        await conn.close()
+
+
+async def _old_rows(conn: asyncpg.Connection) -> None:
+    """Two calls either side of a new year (UTC) in the 007 schema, one still up."""
+    await conn.execute(
+        "INSERT INTO calls (pbx_id, callid, direction, status, phone, started_at) VALUES "
+        "('lab', '1767225599.1', 'in', NULL, '79101234567', to_timestamp(1767225599)), "
+        "('lab', '1767225600.2', 'out', 'Success', '79101234568', to_timestamp(1767225600))"
+    )
+    await conn.execute(
+        "INSERT INTO call_events (pbx_id, callid, seq, type, at) VALUES "
+        "('lab', '1767225599.1', 1, 'INCOMING', to_timestamp(1767225599))"
+    )
+    await conn.execute(
+        "INSERT INTO call_legs (pbx_id, uniqueid, callid, channel, kind, started_at) VALUES "
+        "('lab', '1767225599.1', '1767225599.1', 'PJSIP/trunk-1', 'trunk', "
+        "to_timestamp(1767225599))"
+    )
+
+
+async def test_retention_drops_the_months_it_emptied_and_no_other(pool: asyncpg.Pool) -> None:
+    await make_partitions(pool)
+    await store_trace(pool, "in_answered")  # this month's calls (a few days old)
+    for month in ("2023-11-01", "2023-12-01"):
+        for table in CALL_TABLES:
+            await pool.execute("SELECT call_partition($1, $2::text::date)", table, month)
+    old = (
+        "INSERT INTO calls (pbx_id, callid, born, direction, status, started_at, ended_at) "
+        "VALUES ('lab', $1, call_day($1), 'in', $2, to_timestamp($3), to_timestamp($3 + 60))"
+    )
+    await pool.execute(old, "1700000000.1", "Success", 1700000000)  # November 2023, done
+    await pool.execute(old, "1701400000.2", None, 1701400000)  # December 2023, still up
+    kept = await pool.fetchval("SELECT count(*) FROM calls WHERE born > '2024-01-01'")
+
+    done = await prune(pool, "lab", sent_days=0, attempts_days=0, calls_days=30)
+    # the call; its month in the three tables, December's in the two it has no row in
+    assert (done.calls, done.partitions) == (1, 5)
+    names = {r[0] for r in await pool.fetch("SELECT relname FROM pg_class WHERE relkind = 'r'")}
+    assert not {"calls_2023_11", "call_legs_2023_11", "call_events_2023_12"} & names
+    assert "calls_2023_12" in names, "a month with a row stays"
+    assert await pool.fetchval("SELECT count(*) FROM calls WHERE born > '2024-01-01'") == kept
+    # an emptied month comes back when a call of it is written again (a late CEL backfill)
+    await pool.execute(old, "1700000100.3", "Success", 1700000100)
+    assert (await where(pool, "calls")).get("calls_default") == 1
+    assert "calls_2023_11" in await make_partitions(pool)
+    assert (await where(pool, "calls")).get("calls_2023_11") == 1
+
+
+async def test_drop_keeps_this_month_even_when_empty(pool: asyncpg.Pool) -> None:
+    made = await make_partitions(pool)
+    assert made
+    assert await drop_empty_partitions(pool, datetime.now(UTC).date()) == []
+
+
+async def test_a_long_query_on_the_default_partition_delays_one_month_not_the_bridge(
+    pool: asyncpg.Pool,
+) -> None:
+    """An export reading every partition holds the default one: making a month that must move
+    rows out of it gives up after its lock timeout, the other tables' months are made, and
+    the next try (once the export is done) makes it."""
+    old = (
+        "INSERT INTO calls (pbx_id, callid, born, direction, status, started_at) "
+        "VALUES ('lab', $1, call_day($1), 'in', 'Success', to_timestamp(1700000000))"
+    )
+    await make_partitions(pool)  # this month's and the next: a bridge that has run a while
+    await pool.execute(old, "1700000000.1")
+    async with pool.acquire() as export:
+        async with export.transaction():
+            await export.fetch("SELECT * FROM calls")  # holds calls_default until commit
+            started = asyncio.get_running_loop().time()
+            made = await make_partitions(pool)
+            waited = asyncio.get_running_loop().time() - started
+            assert "calls_2023_11" not in made and "call_legs_2023_11" in made
+            assert 1.5 < waited < 4, "one lock timeout (2 s), not the export's time"
+            assert (await where(pool, "calls")).get("calls_default") == 1
+    assert await make_partitions(pool) == ["calls_2023_11"]
+    assert await where(pool, "calls") == {"calls_2023_11": 1}
