@@ -54,11 +54,11 @@ FROM (
 ) s
 """
 
-# the months of that year, as a bridge running all year would have made them month by month
-MONTHS = """
-SELECT call_partition(t, m::date)
-FROM generate_series(date_trunc('month', now() - interval '366 days'), now() + interval '1 month',
-                     interval '1 month') AS m,
+# the years of those calls, as a bridge running all along would have made them
+YEARS = """
+SELECT call_partition(t, y::date)
+FROM generate_series(date_trunc('year', now() - interval '366 days'), now() + interval '1 year',
+                     interval '1 year') AS y,
      unnest(ARRAY['calls', 'call_events', 'call_legs']) AS t
 """
 
@@ -250,7 +250,7 @@ async def _fill(dsn: str, calls: int) -> str:
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
-        await conn.execute(MONTHS)
+        await conn.execute(YEARS)
         await conn.execute(GENERATE, PBX, calls)
         for u in range(1, 41):
             login = f"user{u:02d}"

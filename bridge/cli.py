@@ -375,7 +375,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             await pool.close()
         print(
             f"pruned: {done.sent_rows} delivered webhooks, {done.attempts} attempts, "
-            f"{done.calls} calls, {done.partitions} emptied month partitions"
+            f"{done.calls} calls, {done.partitions} emptied year partitions"
         )
         return 0
 

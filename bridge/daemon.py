@@ -223,7 +223,7 @@ class Bridge:
         await self._lead()
 
     async def _database(self) -> None:
-        """Migrations, this month's partitions, the primary target and the known phones;
+        """Migrations, this year's partitions, the primary target and the known phones;
         retried while PostgreSQL does not answer."""
         s = self.settings
         assert self.pool is not None
@@ -232,7 +232,7 @@ class Bridge:
             try:
                 async with self.pool.acquire() as conn:
                     await migrate(conn)
-                    await make_partitions(conn)  # this month's, before its first call
+                    await make_partitions(conn)  # this year's, before its first call
                     await ensure_primary_target(
                         conn, s.pbx.id, s.crm.url, s.crm.token, s.crm.profile, s.crm.signing_secret
                     )

@@ -326,32 +326,32 @@ SELECT count(*) FROM gone;
 
 -- ============================================================ partitions of the call tables
 
--- partition_months_due --
--- The months whose partitions should exist: this one, the $1 next, and every month of a
--- row waiting in a default partition (sql/008_partitions.sql).
-SELECT DISTINCT month FROM (
-    SELECT generate_series(date_trunc('month', now() AT TIME ZONE 'UTC'),
-                           date_trunc('month', now() AT TIME ZONE 'UTC')
-                               + make_interval(months => $1),
-                           interval '1 month')::date AS month
-    UNION ALL SELECT date_trunc('month', born)::date FROM calls_default
-    UNION ALL SELECT date_trunc('month', born)::date FROM call_events_default
-    UNION ALL SELECT date_trunc('month', born)::date FROM call_legs_default
-) due ORDER BY month;
+-- partition_years_due --
+-- The years whose partitions should exist: this one, the $1 next, and every year of a row
+-- waiting in a default partition (sql/008_partitions.sql).
+SELECT DISTINCT year FROM (
+    SELECT generate_series(date_trunc('year', now() AT TIME ZONE 'UTC'),
+                           date_trunc('year', now() AT TIME ZONE 'UTC')
+                               + make_interval(years => $1),
+                           interval '1 year')::date AS year
+    UNION ALL SELECT date_trunc('year', born)::date FROM calls_default
+    UNION ALL SELECT date_trunc('year', born)::date FROM call_events_default
+    UNION ALL SELECT date_trunc('year', born)::date FROM call_legs_default
+) due ORDER BY year;
 
 -- make_partition --
--- The partition of call table $1 for month $2, made if missing (true then).
+-- The partition of call table $1 for the year of $2, made if missing (true then).
 SELECT call_partition($1, $2);
 
--- partition_months --
--- The months of call table $1 that have a partition, oldest first.
-SELECT to_date(right(c.relname, 7), 'YYYY_MM') AS month
+-- partition_years --
+-- The years of call table $1 that have a partition (their 1 January), oldest first.
+SELECT to_date(right(c.relname, 4), 'YYYY') AS year
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = $1::regclass AND c.relname ~ '_\d{4}_\d{2}$'
-ORDER BY month;
+WHERE i.inhparent = $1::regclass AND c.relname ~ '_\d{4}$'
+ORDER BY year;
 
 -- drop_partition --
--- The partition of call table $1 for month $2, dropped if it holds no row (true then).
+-- The partition of call table $1 for the year of $2, dropped if it holds no row (true then).
 SELECT call_partition_drop($1, $2);
 
 -- ============================================================ leader lock

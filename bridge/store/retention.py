@@ -1,7 +1,7 @@
 """Retention: delivered webhooks, old attempts and (if configured) old calls go.
 
 Deletes run in bounded slices so a first prune of a large table never holds long locks;
-`prune()` repeats a slice until nothing is left to delete, then drops the month partitions
+`prune()` repeats a slice until nothing is left to delete, then drops the year partitions
 of the call tables it emptied (bridge.store.partitions).
 """
 
@@ -24,7 +24,7 @@ class Pruned:
     sent_rows: int = 0
     attempts: int = 0
     calls: int = 0
-    partitions: int = 0  # month partitions of the call tables dropped, emptied
+    partitions: int = 0  # year partitions of the call tables dropped, emptied
 
 
 async def prune(

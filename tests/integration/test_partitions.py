@@ -1,7 +1,7 @@
-"""Monthly partitions of the call tables (sql/008_partitions.sql, bridge.store.partitions)
-on a real PostgreSQL: the key every writer agrees on, rows that wait for their month and
+"""Yearly partitions of the call tables (sql/008_partitions.sql, bridge.store.partitions)
+on a real PostgreSQL: the key every writer agrees on, rows that wait for their year and
 move into it without a duplicate, the upgrade of a database with calls, and retention
-dropping the months it emptied."""
+dropping the years it emptied."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ import asyncpg
 import pytest
 
 from bridge.store.migrations import migrate, migration_files
-from bridge.store.partitions import CALL_TABLES, drop_empty_partitions, make_partitions
+from bridge.store.partitions import (
+    CALL_TABLES,
+    drop_empty_partitions,
+    make_partitions,
+    partition_name,
+)
 from bridge.store.queries import QUERIES
 from bridge.store.retention import prune
 from tests.integration.test_store import snapshot, store_trace
@@ -52,10 +57,10 @@ async def test_the_day_in_an_asterisk_id(pool: asyncpg.Pool) -> None:
         assert await pool.fetchval("SELECT call_day($1)", callid) == day, callid
 
 
-async def test_rows_wait_for_their_month_then_move_in_without_a_duplicate(
+async def test_rows_wait_for_their_year_then_move_in_without_a_duplicate(
     pool: asyncpg.Pool, pg_dsn: str
 ) -> None:
-    """Every scenario stored twice: once with no month partition at all (everything in the
+    """Every scenario stored twice: once with no year partition at all (everything in the
     default partitions), once with the partitions made while its calls were still up.
     Same rows; the second database has none left in a default partition."""
     plain = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
@@ -77,14 +82,14 @@ async def test_rows_wait_for_their_month_then_move_in_without_a_duplicate(
             "(SELECT min(callid) FROM calls_default) RETURNING callid"
         )
         made = await make_partitions(pool)
-        month = await pool.fetchval("SELECT min(born) FROM calls")
-        assert f"calls_{month:%Y_%m}" in made and f"call_legs_{month:%Y_%m}" in made
+        year = await pool.fetchval("SELECT min(born) FROM calls")
+        assert partition_name("calls", year) in made and partition_name("call_legs", year) in made
         moved = await pool.fetchrow(
             "SELECT tableoid::regclass::text AS part, status FROM calls WHERE callid = $1", up
         )
-        assert tuple(moved) == (f"calls_{month:%Y_%m}", None)
+        assert tuple(moved) == (partition_name("calls", year), None)
         for table in CALL_TABLES:
-            assert list(await where(pool, table)) == [f"{table}_{month:%Y_%m}"], table
+            assert list(await where(pool, table)) == [partition_name(table, year)], table
         for name in names:  # the first half again (a replay), then the rest
             await store_trace(pool, name, batch=5)
         assert await snapshot(pool) == await snapshot(plain)
@@ -95,45 +100,37 @@ async def test_rows_wait_for_their_month_then_move_in_without_a_duplicate(
         await plain.close()
 
 
-async def test_this_month_and_the_next_are_made_once(pool: asyncpg.Pool) -> None:
+async def test_this_year_and_the_next_are_made_once(pool: asyncpg.Pool) -> None:
     today = datetime.now(UTC).date()
-    this = date(today.year, today.month, 1)
-    after = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    this, after = date(today.year, 1, 1), date(today.year + 1, 1, 1)
     made = await make_partitions(pool)
-    assert made == [f"{t}_{m:%Y_%m}" for m in (this, after) for t in CALL_TABLES]
+    assert made == [partition_name(t, y) for y in (this, after) for t in CALL_TABLES]
     assert await make_partitions(pool) == []
     # bridges of several PBXs starting together: each month once, no error
     again = await asyncio.gather(*(make_partitions(pool, ahead=3) for _ in range(4)))
+    later = (date(today.year + 2, 1, 1), date(today.year + 3, 1, 1))
     assert sorted(sum(again, [])) == sorted(
-        f"{t}_{m:%Y_%m}" for m in _months(after, 2) for t in CALL_TABLES
+        partition_name(t, y) for y in later for t in CALL_TABLES
     )
-
-
-def _months(after: date, n: int) -> list[date]:
-    out, m = [], after
-    for _ in range(n):
-        m = date(m.year + m.month // 12, m.month % 12 + 1, 1)
-        out.append(m)
-    return out
 
 
 async def test_a_lookup_by_call_reads_one_partition(pool: asyncpg.Pool) -> None:
     await pool.execute(
         "SELECT call_partition(t, m::date) FROM unnest($1::text[]) t, "
-        "generate_series(date '2025-01-01', date '2026-12-01', interval '1 month') m",
+        "generate_series(date '2024-01-01', date '2027-01-01', interval '1 year') m",
         list(CALL_TABLES),
     )
     await store_trace(pool, "in_answered")
     callid = await pool.fetchval("SELECT callid FROM calls LIMIT 1")
     for query in ("call_by_id", "call_events_of", "call_exists"):
         plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + QUERIES[query], "lab", callid))
-        scanned = set(re.findall(r"\b(?:calls|call_events)_(?:\d{4}_\d{2}|default)\b", plan))
+        scanned = set(re.findall(r"\b(?:calls|call_events)_(?:\d{4}|default)\b", plan))
         assert len(scanned) == 1, plan
 
 
 async def test_an_upgrade_keeps_every_call_and_its_keys(pg_dsn: str) -> None:
     """A database of the previous schema with calls in it, migrated: the same rows, each in
-    its month, and the bridge's upserts still find them (no second row)."""
+    its year, and the bridge's upserts still find them (no second row)."""
     conn = await asyncpg.connect(pg_dsn)
     try:
         await conn.execute(QUERIES["migrations_table"])
@@ -161,8 +158,8 @@ async def test_an_upgrade_keeps_every_call_and_its_keys(pg_dsn: str) -> None:
                 )
                 after = sorted(tuple(r) for r in await conn.fetch(f"SELECT {cols} FROM {table}"))
                 assert after == before[table], table
-            assert await where(pool, "calls") == {"calls_2025_12": 1, "calls_2026_01": 1}
-            assert await where(pool, "call_legs") == {"call_legs_2025_12": 1}
+            assert await where(pool, "calls") == {"calls_2025": 1, "calls_2026": 1}
+            assert await where(pool, "call_legs") == {"call_legs_2025": 1}
             # the stored open call finishes: an upsert of the same row
             await conn.execute(
                 QUERIES["finish_call"],
@@ -208,51 +205,51 @@ async def _old_rows(conn: asyncpg.Connection) -> None:
     )
 
 
-async def test_retention_drops_the_months_it_emptied_and_no_other(pool: asyncpg.Pool) -> None:
+async def test_retention_drops_the_years_it_emptied_and_no_other(pool: asyncpg.Pool) -> None:
     await make_partitions(pool)
-    await store_trace(pool, "in_answered")  # this month's calls (a few days old)
-    for month in ("2023-11-01", "2023-12-01"):
+    await store_trace(pool, "in_answered")  # this year's calls (a few days old)
+    for year in ("2022-01-01", "2023-01-01"):
         for table in CALL_TABLES:
-            await pool.execute("SELECT call_partition($1, $2::text::date)", table, month)
+            await pool.execute("SELECT call_partition($1, $2::text::date)", table, year)
     old = (
         "INSERT INTO calls (pbx_id, callid, born, direction, status, started_at, ended_at) "
         "VALUES ('lab', $1, call_day($1), 'in', $2, to_timestamp($3), to_timestamp($3 + 60))"
     )
-    await pool.execute(old, "1700000000.1", "Success", 1700000000)  # November 2023, done
-    await pool.execute(old, "1701400000.2", None, 1701400000)  # December 2023, still up
+    await pool.execute(old, "1650000000.1", "Success", 1650000000)  # April 2022, done
+    await pool.execute(old, "1700000000.2", None, 1700000000)  # November 2023, still up
     kept = await pool.fetchval("SELECT count(*) FROM calls WHERE born > '2024-01-01'")
 
     done = await prune(pool, "lab", sent_days=0, attempts_days=0, calls_days=30)
-    # the call; its month in the three tables, December's in the two it has no row in
+    # the call; its year in the three tables, 2023's in the two it has no row in
     assert (done.calls, done.partitions) == (1, 5)
     names = {r[0] for r in await pool.fetch("SELECT relname FROM pg_class WHERE relkind = 'r'")}
-    assert not {"calls_2023_11", "call_legs_2023_11", "call_events_2023_12"} & names
-    assert "calls_2023_12" in names, "a month with a row stays"
+    assert not {"calls_2022", "call_legs_2022", "call_events_2023"} & names
+    assert "calls_2023" in names, "a year with a row stays"
     assert await pool.fetchval("SELECT count(*) FROM calls WHERE born > '2024-01-01'") == kept
-    # an emptied month comes back when a call of it is written again (a late CEL backfill)
-    await pool.execute(old, "1700000100.3", "Success", 1700000100)
+    # an emptied year comes back when a call of it is written again (a late CEL backfill)
+    await pool.execute(old, "1650000100.3", "Success", 1650000100)
     assert (await where(pool, "calls")).get("calls_default") == 1
-    assert "calls_2023_11" in await make_partitions(pool)
-    assert (await where(pool, "calls")).get("calls_2023_11") == 1
+    assert "calls_2022" in await make_partitions(pool)
+    assert (await where(pool, "calls")).get("calls_2022") == 1
 
 
-async def test_drop_keeps_this_month_even_when_empty(pool: asyncpg.Pool) -> None:
+async def test_drop_keeps_this_year_even_when_empty(pool: asyncpg.Pool) -> None:
     made = await make_partitions(pool)
     assert made
     assert await drop_empty_partitions(pool, datetime.now(UTC).date()) == []
 
 
-async def test_a_long_query_on_the_default_partition_delays_one_month_not_the_bridge(
+async def test_a_long_query_on_the_default_partition_delays_one_year_not_the_bridge(
     pool: asyncpg.Pool,
 ) -> None:
-    """An export reading every partition holds the default one: making a month that must move
-    rows out of it gives up after its lock timeout, the other tables' months are made, and
+    """An export reading every partition holds the default one: making a year that must move
+    rows out of it gives up after its lock timeout, the other tables' years are made, and
     the next try (once the export is done) makes it."""
     old = (
         "INSERT INTO calls (pbx_id, callid, born, direction, status, started_at) "
         "VALUES ('lab', $1, call_day($1), 'in', 'Success', to_timestamp(1700000000))"
     )
-    await make_partitions(pool)  # this month's and the next: a bridge that has run a while
+    await make_partitions(pool)  # this year's and the next: a bridge that has run a while
     await pool.execute(old, "1700000000.1")
     async with pool.acquire() as export:
         async with export.transaction():
@@ -260,8 +257,8 @@ async def test_a_long_query_on_the_default_partition_delays_one_month_not_the_br
             started = asyncio.get_running_loop().time()
             made = await make_partitions(pool)
             waited = asyncio.get_running_loop().time() - started
-            assert "calls_2023_11" not in made and "call_legs_2023_11" in made
+            assert "calls_2023" not in made and "call_legs_2023" in made
             assert 1.5 < waited < 4, "one lock timeout (2 s), not the export's time"
             assert (await where(pool, "calls")).get("calls_default") == 1
-    assert await make_partitions(pool) == ["calls_2023_11"]
-    assert await where(pool, "calls") == {"calls_2023_11": 1}
+    assert await make_partitions(pool) == ["calls_2023"]
+    assert await where(pool, "calls") == {"calls_2023": 1}
