@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 import asyncpg
 import pytest
 
+from bridge.store import history
 from bridge.store.migrations import migrate, migration_files
 from bridge.store.partitions import (
     CALL_TABLES,
@@ -262,3 +263,33 @@ async def test_a_long_query_on_the_default_partition_delays_one_year_not_the_bri
             assert (await where(pool, "calls")).get("calls_default") == 1
     assert await make_partitions(pool) == ["calls_2023"]
     assert await where(pool, "calls") == {"calls_2023": 1}
+
+
+async def test_a_start_range_finds_calls_whatever_year_their_id_names(pool: asyncpg.Pool) -> None:
+    """Pages read only the years a start range can be in, and still find a call whose id was
+    made the evening before the new year it started in, and a call of another system's id."""
+    for year in ("2024-01-01", "2025-01-01", "2026-01-01", "2027-01-01"):
+        for table in CALL_TABLES:
+            await pool.execute("SELECT call_partition($1, $2::text::date)", table, year)
+    add = (
+        "INSERT INTO calls (pbx_id, callid, born, direction, status, started_at, ended_at) "
+        "VALUES ('lab', $1, call_day($1), 'in', 'Success', $2, $2)"
+    )
+    at = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
+    await pool.execute(add, "1767225599.1", at)  # id of 2025-12-31 23:59:59, started in 2026
+    await pool.execute(add, "ari-7f3a", at)  # another system's id: born 1970
+    await pool.execute(add, "1767139200.9", datetime(2025, 12, 31, tzinfo=UTC))  # outside
+    q = history.CallQuery(
+        since=datetime(2026, 1, 1, tzinfo=UTC), until=datetime(2026, 1, 2, tzinfo=UTC)
+    )
+    assert {r["callid"] for r in await history.search_calls(pool, "lab", q)} == {
+        "1767225599.1",
+        "ari-7f3a",
+    }
+    sql, args = history.calls_sql("lab", q)
+    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + sql, *args))
+    assert set(re.findall(r"\bcalls_(?:\d{4}|default)\b", plan)) == {
+        "calls_2025",  # the day's margin before the range
+        "calls_2026",
+        "calls_default",  # where ids of 1970 wait
+    }, plan
