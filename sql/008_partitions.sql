@@ -16,11 +16,17 @@
 -- makes this year's and the next year's partitions at start and every retention interval
 -- (bridge/store/partitions.py), moving such rows into their year as it does.
 
+-- (String functions rather than a regular expression: a row's insert pays for this.)
 CREATE FUNCTION call_day(id text) RETURNS date
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-    SELECT COALESCE(
-        (to_timestamp(substring(id FROM '(?:^|[^0-9])([0-9]{1,11})\.[0-9]+$')::bigint) AT TIME ZONE 'UTC')::date,
-        DATE '1970-01-01')
+    SELECT CASE
+        WHEN translate(split_part(split_part(id, '.', -2), '-', -1), '0123456789', '') = ''
+             AND length(split_part(split_part(id, '.', -2), '-', -1)) BETWEEN 1 AND 11
+             AND translate(split_part(id, '.', -1), '0123456789', '') = ''
+             AND split_part(id, '.', -1) <> ''
+        THEN DATE '1970-01-01' + (split_part(split_part(id, '.', -2), '-', -1)::bigint / 86400)::int
+        ELSE DATE '1970-01-01'
+    END
 $$;
 
 -- The partition of `tbl` (calls, call_events, call_legs) for the year of `day`, made if

@@ -5,11 +5,16 @@
 -- ============================================================ calls (written by the pipeline)
 
 -- open_call --
--- A call seen for the first time (or its first answer): the row exists while it is up.
--- $9: the call's facts after the batch's last event of it (for a restart).
+-- Calls seen for the first time (or their first answer): the row exists while it is up.
+-- One statement for the batch (one row per call), a column per array: a partitioned table
+-- routes rows once per statement. facts: the call's after the batch's last event of it.
 INSERT INTO calls (pbx_id, callid, born, direction, phone, diversion, group_name, started_at,
                    answered_at, facts)
-VALUES ($1, $2, call_day($2), $3, $4, $5, $6, $7, $8, $9::jsonb)
+SELECT $1, r.callid, call_day(r.callid), r.direction, r.phone, r.diversion, r.grp,
+       r.started_at, r.answered_at, r.facts::jsonb
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+            $8::timestamptz[], $9::text[])
+     AS r(callid, direction, phone, diversion, grp, started_at, answered_at, facts)
 ON CONFLICT (pbx_id, callid, born) DO UPDATE SET
     phone = CASE WHEN calls.phone = '' THEN EXCLUDED.phone ELSE calls.phone END,
     group_name = CASE WHEN calls.group_name = '' THEN EXCLUDED.group_name
@@ -19,18 +24,29 @@ ON CONFLICT (pbx_id, callid, born) DO UPDATE SET
 WHERE calls.status IS NULL;
 
 -- call_event --
--- One CRM event of a call; its sequence number makes a replay a no-op.
+-- CRM events of calls; a call's sequence number makes a replay a no-op.
 INSERT INTO call_events (pbx_id, callid, born, seq, type, at, ext, user_login, second_callid,
                          channel)
-VALUES ($1, $2, call_day($2), $3, $4, $5, $6, $7, $8, $9)
+SELECT $1, r.callid, call_day(r.callid), r.seq, r.type, r.at, r.ext, r.user_login,
+       r.second_callid, r.channel
+FROM unnest($2::text[], $3::integer[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
+            $8::text[], $9::text[])
+     AS r(callid, seq, type, at, ext, user_login, second_callid, channel)
 ON CONFLICT (pbx_id, callid, seq, born) DO NOTHING;
 
 -- finish_call --
--- The finished call: its history, as the tracker built it.
+-- Finished calls (one row per call): their histories, as the tracker built them.
 INSERT INTO calls (pbx_id, callid, born, direction, status, phone, diversion, ext, user_login,
                    group_name, started_at, answered_at, ended_at, duration, wait, recording,
                    closed_by)
-VALUES ($1, $2, call_day($2), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+SELECT $1, r.callid, call_day(r.callid), r.direction, r.status, r.phone, r.diversion, r.ext,
+       r.user_login, r.grp, r.started_at, r.answered_at, r.ended_at, r.duration, r.wait,
+       r.recording, r.closed_by
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[],
+            $12::timestamptz[], $13::integer[], $14::integer[], $15::text[], $16::text[])
+     AS r(callid, direction, status, phone, diversion, ext, user_login, grp, started_at,
+          answered_at, ended_at, duration, wait, recording, closed_by)
 ON CONFLICT (pbx_id, callid, born) DO UPDATE SET
     direction = EXCLUDED.direction, status = EXCLUDED.status, phone = EXCLUDED.phone,
     diversion = EXCLUDED.diversion, ext = EXCLUDED.ext, user_login = EXCLUDED.user_login,
@@ -42,10 +58,15 @@ ON CONFLICT (pbx_id, callid, born) DO UPDATE SET
 WHERE EXCLUDED.closed_by <> 'backfill' OR calls.status IS NULL;
 
 -- call_leg --
--- One channel that took part in a finished call.
+-- Channels that took part in finished calls (one row per channel).
 INSERT INTO call_legs (pbx_id, uniqueid, born, callid, channel, kind, ext, started_at,
                        answered_at, ended_at, cause, dial_status)
-VALUES ($1, $2, call_day($2), $3, $4, $5, $6, $7, $8, $9, $10, $11)
+SELECT $1, r.uniqueid, call_day(r.uniqueid), r.callid, r.channel, r.kind, r.ext, r.started_at,
+       r.answered_at, r.ended_at, r.cause, r.dial_status
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+            $8::timestamptz[], $9::timestamptz[], $10::integer[], $11::text[])
+     AS r(uniqueid, callid, channel, kind, ext, started_at, answered_at, ended_at, cause,
+          dial_status)
 ON CONFLICT (pbx_id, uniqueid, born) DO UPDATE SET
     callid = EXCLUDED.callid, channel = EXCLUDED.channel, kind = EXCLUDED.kind,
     ext = EXCLUDED.ext, started_at = EXCLUDED.started_at, answered_at = EXCLUDED.answered_at,

@@ -42,15 +42,16 @@ class CallStore:
     async def save(self, outputs: Sequence[Output]) -> None:
         """Store one batch of tracker outputs atomically."""
         opened, events, finished, legs = _rows(self.pbx_id, outputs)
+        statements: list[tuple[str, Sequence[Row]]] = [
+            ("open_call", opened),
+            ("call_event", events),
+            ("finish_call", _last_per_key(finished)),
+            ("call_leg", _last_per_key(legs)),
+        ]
         async with self.pool.acquire() as conn, conn.transaction():
-            if opened:
-                await conn.executemany(QUERIES["open_call"], opened)
-            if events:
-                await conn.executemany(QUERIES["call_event"], events)
-            if finished:
-                await conn.executemany(QUERIES["finish_call"], finished)
-            if legs:
-                await conn.executemany(QUERIES["call_leg"], legs)
+            for query, rows in statements:
+                if rows:  # one statement per table: a column of the batch per parameter
+                    await conn.execute(QUERIES[query], self.pbx_id, *_columns(rows))
             callbacks = await self._callbacks(conn, outputs)
             if self.outbox is not None:
                 targets = await self.targets.get(conn)
@@ -156,8 +157,20 @@ class CallStore:
 Row = tuple[object, ...]
 
 
+def _columns(rows: Sequence[Row]) -> list[list[object]]:
+    """The rows' columns after the first (the PBX id, passed once): the queries' arrays."""
+    return [list(column) for column in zip(*rows, strict=True)][1:]
+
+
+def _last_per_key(rows: Sequence[Row]) -> list[Row]:
+    """One row per key (the second column), the batch's last: one statement cannot update
+    a row twice, and one after another the last would have won."""
+    return list({row[1]: row for row in rows}.values())
+
+
 def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
-    """The parameters of the open_call, call_event, finish_call and call_leg queries."""
+    """The rows of the open_call, call_event, finish_call and call_leg queries, each
+    starting with the PBX id."""
     opened: dict[str, Row] = {}
     facts: dict[str, str] = {}  # callid -> its facts after its last event of the batch
     events: list[Row] = []

@@ -162,25 +162,11 @@ async def test_an_upgrade_keeps_every_call_and_its_keys(pg_dsn: str) -> None:
             assert await where(pool, "calls") == {"calls_2025": 1, "calls_2026": 1}
             assert await where(pool, "call_legs") == {"call_legs_2025": 1}
             # the stored open call finishes: an upsert of the same row
-            await conn.execute(
-                QUERIES["finish_call"],
-                "lab",
-                "1767225599.1",
-                "in",
-                "Success",
-                "79101234567",
-                "",
-                "101",
-                "ivan",
-                "",
-                datetime.fromtimestamp(1767225599, UTC),
-                None,
-                None,
-                10,
-                2,
-                "",
-                "hangup",
-            )
+            finished = [
+                "1767225599.1", "in", "Success", "79101234567", "", "101", "ivan", "",
+                datetime.fromtimestamp(1767225599, UTC), None, None, 10, 2, "", "hangup",
+            ]  # fmt: skip
+            await conn.execute(QUERIES["finish_call"], "lab", *([v] for v in finished))
             assert await conn.fetchval("SELECT count(*) FROM calls") == 2
         finally:
             await pool.close()
