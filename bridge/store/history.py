@@ -113,7 +113,8 @@ def _where(pbx_id: str, q: CallQuery) -> _Sql:
     # (The pool plans every statement for its values: wiring.SERVER_SETTINGS.)
     if q.since is not None:
         s.add("c.started_at >= {}", q.since)
-        s.add("(c.born >= {} OR c.born = {})", _utc_day(q.since) - DAY, UNDATED)
+        day = _utc_day(q.since)
+        s.add("(c.born >= {} OR c.born = {})", day - DAY if day > date.min else day, UNDATED)
     if q.until is not None:
         s.add("c.started_at < {}", q.until)
         s.add("c.born <= {}", _utc_day(q.until))

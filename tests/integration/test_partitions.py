@@ -279,3 +279,12 @@ async def test_a_start_range_finds_calls_whatever_year_their_id_names(pool: asyn
         "calls_2026",
         "calls_default",  # where ids of 1970 wait
     }, plan
+
+
+async def test_a_range_from_the_first_day_of_the_calendar(pool: asyncpg.Pool) -> None:
+    """The day's margin before `since` stops at the first date there is (no overflow)."""
+    await store_trace(pool, "in_answered")
+    q = history.CallQuery(since=datetime(1, 1, 1, tzinfo=UTC))
+    assert len(await history.search_calls(pool, "lab", q)) == await pool.fetchval(
+        "SELECT count(*) FROM calls"
+    )
