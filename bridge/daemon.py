@@ -375,13 +375,12 @@ class Bridge:
             await asyncio.sleep(BACKLOG_EVERY)
 
     async def _prune(self) -> None:
+        """Retention now and every interval; after each interval also the partitions due
+        (start-up made this year's: `_database`)."""
         r = self.settings.retention
         assert self.pool is not None
         while True:
             try:
-                made = await make_partitions(self.pool)
-                if made:
-                    log.info("partitions_made", partitions=made)
                 pruned = await retention.prune(
                     self.pool,
                     self.settings.pbx.id,
@@ -400,6 +399,12 @@ class Bridge:
             except DB_ERRORS_OR_TIMEOUT as exc:
                 log.warning("retention_skipped", error=_plain(exc))
             await asyncio.sleep(r.interval)
+            try:
+                made = await make_partitions(self.pool)
+                if made:
+                    log.info("partitions_made", partitions=made)
+            except DB_ERRORS_OR_TIMEOUT as exc:
+                log.warning("partitions_skipped", error=_plain(exc))
 
     # ----------------------------------------------------------- ops views
 

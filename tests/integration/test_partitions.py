@@ -44,18 +44,20 @@ async def where(pool: asyncpg.Pool, table: str) -> dict[str, int]:
 
 
 async def test_the_day_in_an_asterisk_id(pool: asyncpg.Pool) -> None:
-    cases = {
-        "1795346414.0": date(2026, 11, 22),  # Uniqueid / Linkedid: epoch seconds . counter
-        "pbx-main-1795346414.17": date(2026, 11, 22),  # asterisk.conf systemname prefix
-        "pbx1.example.com-1700000000.5": date(2023, 11, 14),
-        "1704067199.3": date(2023, 12, 31),  # the last second of a year, in UTC
-        "1704067200.4": date(2024, 1, 1),
-        "click-to-call-7f3a": date(1970, 1, 1),  # not Asterisk's form: one fixed day
-        "123456789012345.1": date(1970, 1, 1),  # more digits than a time
-        "": date(1970, 1, 1),
+    epochs = {  # id -> the time in it (None: not Asterisk's form, one fixed day)
+        "1795346414.0": 1795346414,  # Uniqueid / Linkedid: epoch seconds . counter
+        "pbx-main-1795346414.17": 1795346414,  # asterisk.conf systemname prefix
+        "pbx1.example.com-1700000000.5": 1700000000,
+        "1704067199.3": 1704067199,  # the last second of a year, in UTC
+        "1704067200.4": 1704067200,  # the first of the next
+        "click-to-call-7f3a": None,
+        "123456789012345.1": None,  # more digits than a time
+        "": None,
     }
-    for callid, day in cases.items():
+    for callid, epoch in epochs.items():
+        day = datetime.fromtimestamp(epoch, UTC).date() if epoch else date(1970, 1, 1)
         assert await pool.fetchval("SELECT call_day($1)", callid) == day, callid
+    assert await pool.fetchval("SELECT call_day('1704067199.3') < call_day('1704067200.4')")
 
 
 async def test_rows_wait_for_their_year_then_move_in_without_a_duplicate(
