@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from ..tracker.ids import uid_order
 from .rows import CHAN_END, HANGUP, LINKEDID_END, CelRow
 
 _DONE_MEMORY = 65_536
@@ -51,7 +52,7 @@ class CelGroup:
     @property
     def callid(self) -> str:
         """The call's id for logs: its oldest Linkedid."""
-        return min(self.linkedids, key=_uid_key) if self.linkedids else ""
+        return min(self.linkedids, key=uid_order) if self.linkedids else ""
 
 
 class Grouper:
@@ -137,10 +138,3 @@ def group_rows(rows: Iterable[CelRow]) -> Iterator[CelGroup]:
         if done is not None:
             yield done
     yield from grouper.finish()
-
-
-def _uid_key(uid: str) -> tuple[float, str]:
-    try:
-        return (float(uid.rsplit("-", 1)[-1]), uid)
-    except ValueError:
-        return (float("inf"), uid)

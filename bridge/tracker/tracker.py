@@ -41,6 +41,7 @@ from .channels import ChannelClassifier
 from .faults import close_faulty
 from .grammar import Grammar
 from .handlers import EventHandlers
+from .ids import uid_order
 from .model import CallEvent, CallFacts, CallRecord, OpenCall, Output, TrackerFault
 from .numbers import PhoneNormalizer
 from .record import RESYNC, facts_of
@@ -52,13 +53,6 @@ _T = TypeVar("_T")
 _P = ParamSpec("_P")
 _FAULT_MEMORY = 1024  # faults kept until taken; older ones are dropped (faults_total counts)
 _RESYNC, _CLOSE_ALL = "resync", "close_all"  # TrackerFault.event of their steps
-
-
-def _uid_key(uid: str) -> tuple[float, str]:
-    try:
-        return (float(uid), uid)
-    except ValueError:
-        return (float("inf"), uid)
 
 
 @dataclass(slots=True)
@@ -280,7 +274,7 @@ class CallTracker:
         for ch in gone:
             self._step(_RESYNC, _ids(ch), at, out, handlers.hangup, ch, until, None, out, RESYNC)
         adopted: list[Channel] = []
-        for uid in sorted(live_by_uid, key=_uid_key):
+        for uid in sorted(live_by_uid, key=uid_order):
             if uid in channels:
                 continue
             ev = live_by_uid[uid]

@@ -12,6 +12,7 @@ from bridge.api.services import DialError
 from bridge.config import ApiSettings, PbxSettings, check_config_file
 from bridge.directory_sync import DirectoryView
 from bridge.store.directory import Snapshot, User
+from bridge.tracker.ids import uid_order
 
 
 @pytest.mark.parametrize(
@@ -38,7 +39,21 @@ def test_call_ids_look_like_asterisk_ids_but_are_never_one() -> None:
     for callid in ids:
         seconds, _, counter = callid.partition(".")
         assert seconds == "1795346586" and counter.startswith("0") and len(counter) == 10
-        assert float(callid) < float("1795346586.1"), "before Asterisk's ids of that second"
+        # before Asterisk's ids of that second, after those of the second before
+        assert uid_order("1795346585.99999") < uid_order(callid) < uid_order("1795346586.1")
+
+
+def test_ids_sort_as_asterisk_made_them() -> None:
+    made = [
+        "1795346585.120",
+        "1795346586.0999998554",  # the bridge's own, first of its second
+        "1795346586.9",
+        "1795346586.10",  # the counter is an integer: 10 after 9
+        "pbx1-1795346586.11",  # a systemname in front
+        "1795346587.1",
+        "not-an-id",
+    ]
+    assert sorted(reversed(made), key=uid_order) == made
 
 
 def view() -> DirectoryView:
