@@ -73,8 +73,6 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _setup(pg, crm_url: str, workers: int = 4):  # type: ignore[no-untyped-def]
-    import asyncpg
-
     from bridge.config import Settings
     from bridge.crm.outbox_rows import OutboxRows
     from bridge.delivery.retry import RetryPolicy
@@ -82,19 +80,21 @@ async def _setup(pg, crm_url: str, workers: int = 4):  # type: ignore[no-untyped
     from bridge.store.migrations import migrate
     from bridge.store.partitions import make_partitions
     from bridge.store.targets import ensure_primary_target
+    from bridge.wiring import open_connections, open_pool
 
     dsn = pg.create_database(f"bench{time.monotonic_ns()}")
-    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=12)
+    settings = Settings(
+        pbx={"id": "bench"},
+        database={"url": dsn, "pool_max": 12},
+        crm={"url": crm_url, "token": "tok"},
+        delivery={"workers": workers, "poll_interval": 0.5},
+    )
+    pool = await open_pool(settings)  # the daemon's pool, opened as the daemon opens it
     async with pool.acquire() as conn:
         await migrate(conn)
         await make_partitions(conn)  # as the daemon does at start
         await ensure_primary_target(conn, "bench", crm_url, "tok", "vpbx", None)
-    settings = Settings(
-        pbx={"id": "bench"},
-        database={"url": dsn},
-        crm={"url": crm_url, "token": "tok"},
-        delivery={"workers": workers, "poll_interval": 0.5},
-    )
+    await open_connections(pool, settings.database.pool_min)
     delivery = Delivery(pool, dsn, settings, policy=RetryPolicy(base_delay=0.05, max_delay=0.5))
     return pool, OutboxRows("bench", event_ttl=3600), delivery
 

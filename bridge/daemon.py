@@ -61,7 +61,14 @@ from .store.targets import ensure_primary_target
 from .systemd import notify, watchdog_interval
 from .tracker.model import CallEvent, Output
 from .tracker.tracker import CallTracker
-from .wiring import call_store_from, cel_source_from, ingest_from, open_pool, tracker_from
+from .wiring import (
+    call_store_from,
+    cel_source_from,
+    ingest_from,
+    open_connections,
+    open_pool,
+    tracker_from,
+)
 
 log = get_logger("bridge.daemon")
 
@@ -237,6 +244,7 @@ class Bridge:
                         conn, s.pbx.id, s.crm.url, s.crm.token, s.crm.profile, s.crm.signing_secret
                     )
                 self.directory.add_extensions(await self.store.known_extensions())
+                await open_connections(self.pool, s.database.pool_min)
                 break
             except DB_ERRORS_OR_TIMEOUT as exc:
                 log.warning(

@@ -7,6 +7,7 @@ is `bridge.daemon.Bridge`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
 
 import asyncpg
 
@@ -18,6 +19,7 @@ from .crm.links import recording_link
 from .crm.outbox_rows import OutboxRows
 from .net.priority import Priority
 from .store.calls import CallStore
+from .store.codecs import prime_codecs
 from .tracker.model import CallRecord
 from .tracker.tracker import CallTracker
 
@@ -97,7 +99,8 @@ def call_store_from(
 
 async def open_pool(settings: Settings, *, max_size: int | None = None) -> asyncpg.Pool:
     """A pool that opens no connection up front (start-up never fails because PostgreSQL
-    is down) and bounds every connect and every query."""
+    is down; `open_connections` fills it once it answers) and bounds every connect and
+    every query."""
     db = settings.database
     assert db.url
     pool: asyncpg.Pool = await asyncpg.create_pool(
@@ -107,8 +110,17 @@ async def open_pool(settings: Settings, *, max_size: int | None = None) -> async
         timeout=db.connect_timeout,
         command_timeout=db.command_timeout,
         server_settings=SERVER_SETTINGS,
+        init=prime_codecs,
     )
     return pool
+
+
+async def open_connections(pool: asyncpg.Pool, count: int) -> None:
+    """Open (and prime) `count` connections now, so the first saves after start do not
+    pay for them (`[database] pool_min`)."""
+    async with AsyncExitStack() as held:
+        for _ in range(min(count, pool.get_max_size())):
+            await held.enter_async_context(pool.acquire())
 
 
 # asyncpg prepares every statement, and after five runs PostgreSQL may keep one generic
