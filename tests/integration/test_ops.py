@@ -72,15 +72,18 @@ async def test_prune_deletes_only_what_is_old_enough(running, crm) -> None:
     await settled(pool)
     total = await pool.fetchval("SELECT count(*) FROM webhook_outbox")
     calls = await pool.fetchval("SELECT count(*) FROM calls")
-    # the calls were recorded days ago (their times are Asterisk's); the rows were sent now
-    kept = await prune(pool, "lab", sent_days=1, attempts_days=1, calls_days=365)
+    # the recorded calls ended on the day of their trace: as if they had ended now (the
+    # test must not depend on the day it runs), like the rows sent now
+    await pool.execute("UPDATE calls SET ended_at = now()")
+    kept = await prune(pool, "lab", sent_days=1, attempts_days=1, calls_days=1)
     assert (kept.sent_rows, kept.attempts, kept.calls) == (0, 0, 0), "nothing old enough"
     await age(pool, days=2)
     done = await prune(pool, "lab", sent_days=1, attempts_days=0, calls_days=0, slice_size=7)
     assert done.sent_rows == total, "in slices of 7, all of them"
     assert await pool.fetchval("SELECT count(*) FROM webhook_attempts") == 0, "cascade"
     assert await pool.fetchval("SELECT count(*) FROM calls") == calls, "calls kept by default"
-    done = await prune(pool, "lab", sent_days=1, attempts_days=1, calls_days=3)
+    assert (await prune(pool, "lab", sent_days=1, attempts_days=1, calls_days=3)).calls == 0
+    done = await prune(pool, "lab", sent_days=1, attempts_days=1, calls_days=1)
     assert done.calls == calls
     for table in ("calls", "call_events", "call_legs"):
         assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
