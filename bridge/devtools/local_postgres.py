@@ -12,6 +12,7 @@ import contextlib
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -51,9 +52,31 @@ def find_pg_bin_dir() -> Path:
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port below the kernel's ephemeral range (ip_local_port_range).
+
+    A port the kernel hands out for `bind(0)` could be taken by any other server of the
+    machine while this cluster is down (a restart, an outage test), and the cluster would
+    come back on another port than its DSN's; nothing takes these unasked.
+    """
+    low, high = _ephemeral_range()
+    first, end = (20000, low) if low > 21000 else (high + 1, 65536)
+    for _ in range(200 if end > first else 0):
+        port = first + secrets.randbelow(end - first)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise LocalPostgresError("no free port outside the ephemeral range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
 
 def _alive(pid: int) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -47,6 +49,14 @@ async def test_pg_dsn_select_1(pg_dsn: str) -> None:
         assert await conn.fetchval("show max_connections") == "200"
     finally:
         await conn.close()
+
+
+def test_pg_port_is_never_one_a_bind_to_port_0_gets(pg_dsn: str) -> None:
+    """While a cluster is down (a restart, an outage test), no other test's server can take
+    its port: servers binding port 0 get ports of the ephemeral range, this one is not."""
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    port = urlsplit(pg_dsn).port
+    assert port is not None and not low <= port <= high
 
 
 async def test_pg_kill_then_start_recovers() -> None:
