@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
@@ -47,8 +48,10 @@ async def test_demo_serves_the_apis_until_ctrl_c(tmp_path) -> None:
                         if (await resp.json())["items"]:
                             break
                     await asyncio.sleep(0.5)
+            now = datetime.now(UTC)  # a day either side: a run at midnight finds it too
+            since, until = (f"{now + timedelta(days=d):%Y%m%dT%H%M%SZ}" for d in (-1, 1))
             async with http.get(
-                "/crmapi/v1/history/json?period=today", headers={"X-API-KEY": key}
+                f"/crmapi/v1/history/json?start={since}&end={until}", headers={"X-API-KEY": key}
             ) as resp:
                 assert resp.status == 200 and await resp.json()
         proc.send_signal(signal.SIGINT)

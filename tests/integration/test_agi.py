@@ -371,7 +371,7 @@ async def test_slow_crm_never_holds_the_call_beyond_the_deadline(crm: FakeCrm) -
     async with serving(settings_for(crm.url, crm={"contact_timeout": timeout})) as server:
         call = await call_contact(server)
         assert call.closed_by_server and call.set_vars == {}
-        assert timeout - 0.05 <= call.seconds <= timeout + 0.1, call.seconds
+        assert timeout - 0.05 <= call.seconds <= timeout + 0.4, call.seconds  # not 5 s
         assert len(crm.of("contact")) == 1  # it did ask, and gave up in time
         await until(lambda: server.stats()["crm_contact_crm_failures"] == 1)
         assert server.stats()["contact_timeout"] == 1
@@ -402,13 +402,13 @@ async def test_dead_crm_opens_the_breaker_and_a_trial_closes_it() -> None:
     async with serving(settings) as server:
         for _ in range(3):
             call = await call_contact(server)
-            assert call.set_vars == {} and call.seconds < 0.2
+            assert call.set_vars == {} and call.seconds < 0.45  # refused, not timed out
         stats = server.stats()
         assert (stats["crm_contact_crm_requests"], stats["crm_contact_breaker_open"]) == (3, 1)
 
         for _ in range(2):  # open: nobody waits for a CRM known to be down
             call = await call_contact(server)
-            assert call.set_vars == {} and call.seconds < 0.2
+            assert call.set_vars == {} and call.seconds < 0.45
         stats = server.stats()
         assert stats["crm_contact_crm_requests"] == 3
         assert stats["crm_contact_breaker_skips"] == 2
@@ -430,19 +430,21 @@ async def test_cached_answer_is_served_at_once_and_refreshed_in_the_background(
     crm: FakeCrm,
 ) -> None:
     crm.contacts[PHONE] = '{"contact_name": "Ivan"}'
-    # cache_ttl 1 s: answers younger than a tenth of it are served without asking again.
-    async with serving(settings_for(crm.url, agi={"cache_ttl": 1.0})) as server:
+    # cache_ttl 3 s: answers younger than a tenth of it (0.3 s) are served without asking
+    # again; the margins are wide for a loaded test machine (a call takes milliseconds)
+    settings = settings_for(crm.url, crm={"contact_timeout": 2.0}, agi={"cache_ttl": 3.0})
+    async with serving(settings) as server:
         first = await call_contact(server)
         assert first.set_vars["CRM_CONTACT_NAME"] == "Ivan"
         fresh = await call_contact(server)
         assert fresh.set_vars["CRM_CONTACT_NAME"] == "Ivan" and len(crm.requests) == 1
 
         crm.contacts[PHONE] = '{"contact_name": "Ivan Petrov"}'
-        crm.delay = 0.3  # the refresh is slow; the call must not notice
-        await asyncio.sleep(0.15)  # older than refresh_after (0.1 s): stale, still served
+        crm.delay = 1.0  # the refresh is slow; the call must not notice
+        await asyncio.sleep(0.4)  # older than refresh_after (0.3 s): stale, still served
         second = await call_contact(server, env=contact_env(linkedid="1763805700.1"))
         assert second.set_vars["CRM_CONTACT_NAME"] == "Ivan"
-        assert second.seconds < 0.15, second.seconds  # the CRM takes 0.3 s
+        assert second.seconds < 0.5, second.seconds  # the CRM takes 1 s
 
         await until(lambda: crm.answered == 2)
         refresh = crm.of("contact")[1]
@@ -454,7 +456,7 @@ async def test_cached_answer_is_served_at_once_and_refreshed_in_the_background(
         assert third.set_vars["CRM_CONTACT_NAME"] == "Ivan Petrov"
         assert server.stats()["crm_contact_cache_hits"] == 3
 
-        await asyncio.sleep(1.0)  # past cache_ttl: a miss again, asked and awaited
+        await asyncio.sleep(3.0)  # past cache_ttl: a miss again, asked and awaited
         crm.contacts[PHONE] = "{}"
         gone = await call_contact(server)
         assert gone.set_vars == {} and len(crm.requests) == 3
@@ -557,11 +559,11 @@ async def test_unknown_route_and_silent_peer_are_closed(crm: FakeCrm) -> None:
     settings = settings_for(crm.url, crm={"contact_timeout": 0.2})
     async with serving(settings) as server:
         call = await call_contact(server, env=env)
-        assert call.closed_by_server and call.commands == [] and call.seconds < 0.15
+        assert call.closed_by_server and call.commands == [] and call.seconds < 1.0
         assert server.stats()["agi_unknown_route"] == 1
 
         sent, seconds = await raw_exchange(server.port, b"")  # connects, says nothing
-        assert sent == b"" and 3.1 < seconds < 3.8  # contact_timeout + 3 s deadline
+        assert sent == b"" and 3.1 < seconds < 4.5  # contact_timeout + 3 s deadline
         assert server.stats()["agi_deadline_exceeded"] == 1
     assert crm.requests == []
 
@@ -820,9 +822,9 @@ async def test_counters_reach_prometheus(crm: FakeCrm) -> None:
 
 async def test_round_trips_reach_prometheus_as_a_histogram_per_route(crm: FakeCrm) -> None:
     crm.contacts[PHONE] = '{"contact_name": "Ivan"}'
-    crm.delay = 0.15
+    crm.delay = 0.3
     async with serving(settings_for(crm.url)) as server:
-        await call_contact(server)  # asks the CRM: 0.15 s
+        await call_contact(server)  # asks the CRM: 0.3 s
         await call_contact(server)  # cached
         await agi_call(server.port, rating_env("5"))
         await raw_exchange(server.port, b"GET / HTTP/1.1\r\n\r\n")  # no route at all
@@ -849,7 +851,7 @@ async def test_round_trips_reach_prometheus_as_a_histogram_per_route(crm: FakeCr
     assert bounds == [*ROUND_TRIP_BUCKETS, float("inf")]
     counts = list(contact["bucket"].values())
     assert counts == sorted(counts) and counts[-1] == 2  # cumulative
-    assert contact["bucket"]["0.1"] == 1  # the cached call; the CRM took 0.15 s
+    assert contact["bucket"]["0.25"] == 1  # the cached call; the CRM took 0.3 s
     assert contact["bucket"]["1.0"] == 2
-    assert 0.15 <= contact["sum"][""] < 1.0
+    assert 0.3 <= contact["sum"][""] < 1.5
     assert by_route["rating"]["bucket"]["1.0"] == 1

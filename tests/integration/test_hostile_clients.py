@@ -36,6 +36,9 @@ from tests.support.traces import LAB_CONFIG
 ATTACKERS = 1100
 FD_LIMIT = 1024  # what systemd gives a service by default (LimitNOFILE soft limit)
 CONTACT_TIMEOUT = 1.5  # [crm] contact_timeout's default: the dialplan waits at most this
+# before the fix they timed out (10 s); answered they take milliseconds, but the crowd
+# shares the 2 CPUs with two other test workers: 1.0 s failed once in CI (1.02 s)
+HEALTH_WITHIN = 2.5
 PRLIMIT = shutil.which("prlimit")
 
 
@@ -180,7 +183,7 @@ async def test_idle_crowds_on_either_port_leave_health_and_look_ups_answering(
                 assert proc.returncode is None, "the daemon is still running"
                 print(name, figures[name])  # the report's figures (pytest -s)
                 f = figures[name]
-                assert f["readyz"] < 1.0 and f["healthz"] < 1.0, f
+                assert f["readyz"] < HEALTH_WITHIN and f["healthz"] < HEALTH_WITHIN, f
                 assert f["look_up_max"] < CONTACT_TIMEOUT, f
                 # capped: HTTP 256 + AGI 256 + the pool and the rest, far from the limit
                 assert f["daemon_fds"] < 512, f

@@ -40,19 +40,19 @@ class NullStore:
 
 
 async def test_turn_waits_for_look_ups_and_never_longer_than_max_wait() -> None:
-    priority = Priority(max_wait=0.2)
+    priority = Priority(max_wait=1.0)
     started = time.monotonic()
     await priority.turn()
-    assert time.monotonic() - started < 0.05, "nobody waits: at once"
+    assert time.monotonic() - started < 0.2, "nobody waits: at once"
     priority.begin()
     asyncio.get_running_loop().call_later(0.05, priority.end)
     started = time.monotonic()
     await priority.turn()
-    assert 0.04 <= time.monotonic() - started < 0.19, "until the look-up ended"
+    assert 0.04 <= time.monotonic() - started < 0.9, "until the look-up ended"
     priority.begin()  # a look-up that goes on and on
     started = time.monotonic()
     await priority.turn()
-    assert 0.19 <= time.monotonic() - started < 1.0, "at most max_wait"
+    assert 0.99 <= time.monotonic() - started < 3.0, "at most max_wait"
     assert priority.yielded == 2
 
 

@@ -34,8 +34,8 @@ def test_dialable_numbers(raw: str, dialled: str | None) -> None:
 
 
 def test_call_ids_look_like_asterisk_ids_but_are_never_one() -> None:
-    ids = {new_callid(1795346586.9) for _ in range(2000)}
-    assert len(ids) == 2000
+    ids = {new_callid(1795346586.9) for _ in range(1000)}
+    assert len(ids) == 1000  # a thousand in a row differ by their counter alone
     for callid in ids:
         seconds, _, counter = callid.partition(".")
         assert seconds == "1795346586" and counter.startswith("0") and len(counter) == 10
