@@ -500,7 +500,7 @@ def _stalls(seconds: float = 5.0) -> list[float]:
 
 def agi_report() -> str:
     """Run the three-process benchmark (~55 s on 2 cores) and return the report text."""
-    from tests.support.agi_client import free_port
+    from tests.support.ports import free_port
 
     stalls = _stalls()
     ctx = multiprocessing.get_context("spawn")

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -18,6 +17,7 @@ from bridge.cli import main as crm_bridge_main
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.fake_crm import FakeCrm
 from tests.support.agi_client import agi_call, asterisk_env, dialplan_agi
+from tests.support.ports import free_port
 from tests.support.processes import children, command_line, running
 from tests.support.traces import (
     LAB_CONFIG,
@@ -29,12 +29,6 @@ from tests.support.traces import (
 )
 
 CLI = [sys.executable, "-m", "bridge"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def crm_bridge(*args: str, **kw) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bridge.devtools.fake_ami import FakeAmiServer, concat_traces
 from bridge.devtools.fake_crm import FakeCrm
 from tests.support.agi_client import agi_call, asterisk_env, dialplan_agi
-from tests.support.daemon import Ports, free_port, running_daemon, write_config
+from tests.support.daemon import Ports, running_daemon, write_config
+from tests.support.ports import free_port
 from tests.support.traces import TRACES, expected
 
 LOOK_UPS = 1_500  # ~450 KB of log lines: more than twice what the pipe and its reader hold

@@ -46,9 +46,9 @@ from tests.support.agi_client import (
     asterisk_env,
     dialplan_agi,
     encode_env,
-    free_port,
     raw_exchange,
 )
+from tests.support.ports import free_port
 
 CALLER = "89101234567"  # what the carrier sends; the CRM gets 79101234567
 PHONE = "79101234567"

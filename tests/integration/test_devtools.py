@@ -21,6 +21,7 @@ from panoramisk.message import Message
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.local_postgres import LocalPostgres
 from bridge.devtools.traces import traces_dir
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,13 @@ def test_pg_port_is_never_one_a_bind_to_port_0_gets(pg_dsn: str) -> None:
     low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     port = urlsplit(pg_dsn).port
     assert port is not None and not low <= port <= high
+
+
+def test_ports_given_to_servers_ahead_are_never_ones_a_bind_to_port_0_gets() -> None:
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50, "in turn: a port just given is not given again at once"
+    assert not any(low <= port <= high for port in ports)
 
 
 async def test_pg_kill_then_start_recovers() -> None:

@@ -29,8 +29,9 @@ import pytest
 
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.devtools.fake_crm import FakeCrm
-from tests.support.agi_client import REPO, agi_call, asterisk_env, dialplan_agi, free_port
+from tests.support.agi_client import REPO, agi_call, asterisk_env, dialplan_agi
 from tests.support.hostile import IdleCrowd, open_files_limit, timed_get
+from tests.support.ports import free_port
 from tests.support.traces import LAB_CONFIG
 
 ATTACKERS = 1100

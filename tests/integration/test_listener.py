@@ -23,9 +23,9 @@ from tests.support.agi_client import (
     asterisk_env,
     dialplan_agi,
     encode_env,
-    free_port,
 )
 from tests.support.hostile import IdleCrowd, eof_after, timed_get
+from tests.support.ports import free_port
 
 PHONE = "79101234567"
 

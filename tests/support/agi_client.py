@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -291,13 +290,6 @@ async def raw_exchange(port: int, data: bytes, limit: float = 10.0) -> tuple[byt
         except (ConnectionError, OSError):
             pass
     return received, time.perf_counter() - started
-
-
-def free_port() -> int:
-    """A port nothing listens on (for a dead CRM, or a server that must bind a fixed port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- the CRM

@@ -11,7 +11,7 @@ from typing import Any
 
 from bridge.config import Settings
 from bridge.daemon import Bridge, Term
-from tests.support.daemon import free_port
+from tests.support.ports import free_port
 
 LAB_PBX = {
     "id": "lab",

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -16,15 +15,10 @@ from typing import Any
 
 import aiohttp
 
+from tests.support.ports import free_port
 from tests.support.traces import LAB_CONFIG
 
 CLI = [sys.executable, "-m", "bridge"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
