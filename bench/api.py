@@ -87,7 +87,7 @@ async def _serve(conn: Connection, dsn: str) -> None:
 
     configure_logging("info", stream=_Null())  # type: ignore[arg-type]
     settings = Settings(pbx={"id": PBX}, database={"url": dsn})
-    pool = await open_pool(settings, max_size=10)  # the daemon's own pool
+    pool = await open_pool(settings, max_size=10, plans_per_query=True)  # the daemon's API pool
     services = Services(settings, pool, CallStore(pool, PBX), KeyRing(pool, PBX))
 
     async def ready() -> dict[str, bool]:

@@ -142,15 +142,15 @@ def ours_end_to_end_postgres(stream: bytes, events: int) -> Result:
 
 
 async def _end_to_end(port: int, dsn: str, events: int) -> Result:
-    import asyncpg
-
     from bridge.ami.ingest import AmiIngest
+    from bridge.config import Settings
     from bridge.pipeline import CallPipeline
     from bridge.store.calls import CallStore
     from bridge.store.migrations import migrate
     from bridge.store.partitions import make_partitions
+    from bridge.wiring import open_pool
 
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    pool = await open_pool(Settings(database={"url": dsn}), max_size=2)  # the daemon's
     async with pool.acquire() as conn:
         await migrate(conn)
         await make_partitions(conn)  # as the daemon does at start

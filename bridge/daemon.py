@@ -139,6 +139,7 @@ class Bridge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
+        self.api_pool: asyncpg.Pool | None = None  # the pull APIs' reads (wiring.open_pool)
         self.store: CallStore
         self.directory = Directory(settings.pbx.users, region=settings.pbx.region)
         self.view = DirectoryView(settings.pbx, self.directory)
@@ -193,9 +194,10 @@ class Bridge:
         registry.register(BacklogCollector(lambda: self.backlog))
         self._registry = registry
         assert self.pool is not None
-        self.keys = KeyRing(self.pool, s.pbx.id)
+        self.api_pool = api_pool = await open_pool(s, plans_per_query=True)
+        self.keys = KeyRing(api_pool, s.pbx.id)
         self.dialer = AmiDialer(self._ami, self.view.employee, s.api, s.pbx.region)
-        services = Services(s, self.pool, self.store, self.keys, ami=self._ami, dialer=self.dialer)
+        services = Services(s, api_pool, self.store, self.keys, ami=self._ami, dialer=self.dialer)
         app = create_app(
             services,
             ready=self._ready,
@@ -332,9 +334,10 @@ class Bridge:
             await self.http.close()
         if self.lock is not None:
             await self.lock.release()
-        if self.pool is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.pool.close(), 5)
+        for pool in (self.api_pool, self.pool):
+            if pool is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pool.close(), 5)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(self._supervise(coro, name), name=name))

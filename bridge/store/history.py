@@ -110,7 +110,7 @@ def _where(pbx_id: str, q: CallQuery) -> _Sql:
     # A start range also names the year partitions to read (sql/008_partitions.sql): a
     # call's id is made with its first channel, so it was born on or before the day the call
     # started; a day's margin before `since` covers a start learnt late; other ids: 1970.
-    # (The pool plans every statement for its values: wiring.SERVER_SETTINGS.)
+    # (The APIs' pool plans every statement for its values: wiring.PLANS_PER_QUERY.)
     if q.since is not None:
         s.add("c.started_at >= {}", q.since)
         day = _utc_day(q.since)

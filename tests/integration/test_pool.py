@@ -60,3 +60,18 @@ async def test_pool_min_connections_are_opened_and_the_pool_stays_bounded(
         assert await pool.fetchval("SELECT array_length($1::timestamptz[], 1)", []) is None
     finally:
         await pool.close()
+
+
+async def test_the_api_pool_plans_each_query_and_the_bridge_pool_keeps_plans(
+    migrated_dsn: str,
+) -> None:
+    """The pull APIs read slices of very different sizes (a plan for the values at hand);
+    the bridge's writes and deliveries have one shape each (PostgreSQL's cached plans)."""
+    settings = Settings(database={"url": migrated_dsn})
+    bridge, api = await open_pool(settings), await open_pool(settings, plans_per_query=True)
+    try:
+        assert await bridge.fetchval("SHOW plan_cache_mode") == "auto"
+        assert await api.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+    finally:
+        await bridge.close()
+        await api.close()
