@@ -139,7 +139,7 @@ class Bridge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
-        self.api_pool: asyncpg.Pool | None = None  # the pull APIs' reads (wiring.open_pool)
+        self.api_pool: asyncpg.Pool | None = None  # the pull APIs' and provisioning's requests
         self.store: CallStore
         self.directory = Directory(settings.pbx.users, region=settings.pbx.region)
         self.view = DirectoryView(settings.pbx, self.directory)
@@ -208,7 +208,7 @@ class Bridge:
         # provisioning for the API dialects (bridge.provision.provisioning_of): writes go
         # to Asterisk through this bridge's AMI link while it leads, and this process's
         # directory view is reloaded at once after each
-        self.provisioning = Provisioning(s, self.pool, self._ami, reload_view=self.sync.reload)
+        self.provisioning = Provisioning(s, api_pool, self._ami, reload_view=self.sync.reload)
         app[PROVISIONING] = self.provisioning
         self.http = await start_http(
             app,
@@ -246,7 +246,6 @@ class Bridge:
                         conn, s.pbx.id, s.crm.url, s.crm.token, s.crm.profile, s.crm.signing_secret
                     )
                 self.directory.add_extensions(await self.store.known_extensions())
-                await open_connections(self.pool, s.database.pool_min)
                 break
             except DB_ERRORS_OR_TIMEOUT as exc:
                 log.warning(
@@ -256,6 +255,12 @@ class Bridge:
                 )
                 await backoff.sleep()
         await self.sync.reload()
+        try:  # a head start, not a condition: PostgreSQL may allow fewer connections
+            await asyncio.wait_for(
+                open_connections(self.pool, s.database.pool_min), s.database.connect_timeout
+            )
+        except DB_ERRORS_OR_TIMEOUT as exc:
+            log.warning("pool_min_not_opened", pool_min=s.database.pool_min, error=_plain(exc))
         self.database_ready.set()
         log.info("database_ready")
 
@@ -334,10 +339,7 @@ class Bridge:
             await self.http.close()
         if self.lock is not None:
             await self.lock.release()
-        for pool in (self.api_pool, self.pool):
-            if pool is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pool.close(), 5)
+        await asyncio.gather(*(_close(p) for p in (self.api_pool, self.pool) if p is not None))
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(self._supervise(coro, name), name=name))
@@ -420,10 +422,13 @@ class Bridge:
     # ----------------------------------------------------------- ops views
 
     async def _ready(self) -> dict[str, bool]:
-        db = False
-        if self.pool is not None:
-            with contextlib.suppress(Exception):
-                db = bool(await asyncio.wait_for(self.pool.fetchval("SELECT true"), 2))
+        pools = [p for p in (self.pool, self.api_pool) if p is not None]
+        db = len(pools) == 2  # the bridge's and the pull APIs'
+        for pool in pools:
+            try:
+                db = db and bool(await asyncio.wait_for(pool.fetchval("SELECT true"), 2))
+            except Exception:
+                db = False
         term = self.term
         lagging = any(
             b.oldest_history_age > self.settings.api.ready_history_age for b in self.backlog
@@ -482,6 +487,14 @@ class Bridge:
             await asyncio.sleep(interval)
 
 
+async def _close(pool: asyncpg.Pool) -> None:
+    """Close gracefully within 5 s, else cut the connections."""
+    try:
+        await asyncio.wait_for(pool.close(), 5)
+    except Exception:
+        pool.terminate()
+
+
 def _plain(exc: BaseException) -> str:
     """An error in one line, without a traceback (and without a DSN: asyncpg never puts
     the password in its messages)."""
@@ -495,11 +508,11 @@ async def run_bridge(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, bridge.stopped.set)
-    await bridge.start()
-    if settings.agi.own_process and settings.agi.bridge_nice:
-        # after the FastAGI worker started: it keeps the priority the daemon had
-        log.info("bridge_nice", nice=lower_priority(settings.agi.bridge_nice))
     try:
+        await bridge.start()
+        if settings.agi.own_process and settings.agi.bridge_nice:
+            # after the FastAGI worker started: it keeps the priority the daemon had
+            log.info("bridge_nice", nice=lower_priority(settings.agi.bridge_nice))
         await bridge.stopped.wait()
     finally:
         log.info("bridge_stopping")

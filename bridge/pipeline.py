@@ -189,7 +189,7 @@ class CallPipeline:
             log.error(
                 "tracker_fault_call_closed",
                 callid=fault.callid,
-                event=fault.event,
+                ami_event=fault.event,  # `event` is the log line's own name (structlog)
                 uniqueid=fault.uniqueid,
                 error=fault.error,
                 closed=list(fault.closed),

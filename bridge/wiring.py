@@ -102,7 +102,8 @@ async def open_pool(
 ) -> asyncpg.Pool:
     """A pool that opens no connection up front (start-up never fails because PostgreSQL
     is down; `open_connections` fills it once it answers) and bounds every connect and
-    every query. `plans_per_query`: the pull APIs' pool (below)."""
+    every query. `plans_per_query`: the pull APIs' pool (below). Each pool names itself in
+    PostgreSQL's `pg_stat_activity.application_name`."""
     db = settings.database
     assert db.url
     pool: asyncpg.Pool = await asyncpg.create_pool(
@@ -111,7 +112,11 @@ async def open_pool(
         max_size=max_size or db.pool_max,
         timeout=db.connect_timeout,
         command_timeout=db.command_timeout,
-        server_settings=PLANS_PER_QUERY if plans_per_query else None,
+        server_settings=(
+            {"application_name": "crm-bridge api", **PLANS_PER_QUERY}
+            if plans_per_query
+            else {"application_name": "crm-bridge"}
+        ),
         init=prime_codecs,
     )
     return pool

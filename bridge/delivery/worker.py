@@ -265,7 +265,9 @@ class OutboxListener:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await asyncpg.connect(
+                    self.dsn, server_settings={"application_name": "crm-bridge listen"}
+                )
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener("webhook_outbox", lambda *_: self.wake.set())

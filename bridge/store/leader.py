@@ -47,7 +47,11 @@ class PbxLock:
         """One attempt; raises DB_ERRORS / TimeoutError when the database does not answer."""
         if self._conn is None or self._conn.is_closed():
             self._conn = None
-            self._conn = await asyncpg.connect(self.dsn, timeout=self.timeout)
+            self._conn = await asyncpg.connect(
+                self.dsn,
+                timeout=self.timeout,
+                server_settings={"application_name": "crm-bridge lock"},
+            )
         got = bool(await self._conn.fetchval(QUERIES["try_lock"], self.key, timeout=self.timeout))
         if got:
             self.held = True

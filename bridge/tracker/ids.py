@@ -19,7 +19,9 @@ def uid_order(uid: str) -> tuple[int, int, int, str]:
     """Sort key: (epoch, 0 for the bridge's own ids else 1, counter, the id itself)."""
     stamp = uid.rsplit("-", 1)[-1]
     seconds, dot, counter = stamp.partition(".")
-    if not (dot and (seconds + counter).isascii() and seconds.isdigit() and counter.isdigit()):
+    digits = seconds + counter
+    number = seconds.isdigit() and counter.isdigit() and digits.isascii()
+    if not (dot and number and len(digits) <= 40):  # int() of thousands of digits raises
         return (*_OTHER, uid)
     own = len(counter) > 1 and counter.startswith("0")
     return (int(seconds), 0 if own else 1, int(counter), uid)

@@ -360,6 +360,15 @@ async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, t
                 metrics = await resp.text()
             assert "bridge_calls_up 0.0" in metrics and "bridge_ami_connected 1.0" in metrics
             assert "bridge_ami_events_total" in metrics
+        # each connection says what it is for (/readyz asked both pools just now)
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            rows = await conn.fetch("SELECT application_name FROM pg_stat_activity")
+            names = {r[0] for r in rows}
+        finally:
+            await conn.close()
+        uses = {"crm-bridge", "crm-bridge api", "crm-bridge lock", "crm-bridge listen"}
+        assert uses <= names, names
         (history,) = await crm.wait_count("history", 1, timeout=10)
         assert (history.fields["status"], history.fields["ext"]) == ("Success", "1002")
         events = [(r.fields["ext"], r.fields["type"]) for r in crm.requests("event")]

@@ -17,6 +17,7 @@ import pytest
 
 from bridge.crm import profiles, signing
 from bridge.devtools.fake_crm import LEGACY_FIELDS, FakeCrm
+from tests.support.ports import free_port
 
 TOKEN = "s3cret-token"
 SECRET = "whsec_" + "c2lnbmluZy1zZWNyZXQtZm9yLXRlc3Rz"  # base64 of a test key
@@ -64,8 +65,10 @@ RATING: dict[str, object] = {
 
 @pytest.fixture
 async def crm() -> AsyncIterator[FakeCrm]:
-    async with FakeCrm(token=TOKEN) as fake:
-        yield fake
+    fake = FakeCrm(token=TOKEN)
+    await fake.start(port=free_port())  # a port of its own: it goes away and comes back on it
+    yield fake
+    await fake.stop()
 
 
 @pytest.fixture
@@ -268,7 +271,7 @@ async def test_go_away_refuses_then_come_back_accepts(
 
 async def test_start_on_a_given_port_and_stop_twice() -> None:
     first = FakeCrm()
-    url = await first.start()
+    url = await first.start(port=free_port())
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     await first.stop()
     again = FakeCrm()

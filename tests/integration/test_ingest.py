@@ -18,7 +18,9 @@ from bridge.devtools.fake_ami import FakeAmiServer, concat_traces
 from bridge.pipeline import CallPipeline
 from bridge.store.calls import CallStore
 from bridge.store.migrations import migrate
+from bridge.tracker.grammar import Grammar
 from tests.support.traces import TRACES, expected, scenario_names
+from tests.unit.test_tracker_faults import ALL_CALLS, ANSWERED, failing
 from tests.unit.test_tracker_traces import lab_tracker
 
 pytestmark = pytest.mark.integration
@@ -272,3 +274,24 @@ async def test_a_reconnect_while_a_resync_hangs_resyncs_the_new_link(pool) -> No
     (row,) = await calls(pool)
     assert (row["status"], row["ext"], row["closed_by"]) == ("Success", "1002", "hangup")
     assert await events_by_ext(pool) == expected("in_queue")["calls"][0]["events"]
+
+
+async def test_a_call_the_tracker_fails_on_is_logged_closed_and_stored_and_the_rest_goes_on(
+    pool: asyncpg.Pool,
+) -> None:
+    """The fault isolation of the tracker (tests/unit/test_tracker_faults.py), through the
+    real pipeline: the fault is logged with the call and the event, the call is stored
+    closed by the fault, the other calls as always, and the pipeline keeps running."""
+    server = FakeAmiServer(TRACES / "concurrent.ami.jsonl")
+    with failing(Grammar, "accept", ANSWERED) as raised, capture_logs() as logs:
+        async with bridge_on(server, pool) as (ingest, tracker, pipeline):
+            async with asyncio.timeout(20):
+                await replayed_and_closed(server, ingest, tracker, pipeline)
+    assert raised, "the injected fault was reached"
+    (fault,) = [e for e in logs if e["event"] == "tracker_fault_call_closed"]
+    assert fault["callid"] == ANSWERED and fault["ami_event"] and "Injected" in fault["error"]
+    assert fault["log_level"] == "error" and pipeline.faults == 1
+    rows = {r["callid"]: r for r in await calls(pool)}
+    assert set(rows) == ALL_CALLS
+    assert rows[ANSWERED]["closed_by"] == "fault"
+    assert all(r["closed_by"] == "hangup" for c, r in rows.items() if c != ANSWERED)

@@ -22,6 +22,7 @@ from bridge.devtools.fake_crm import FakeCrm, Received
 from bridge.store.targets import Subscription, add_target
 from tests.support.api import Api, ready
 from tests.support.delivery import EXTERNAL, settled, store_scenarios
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ SECRET = "whsec_" + "c2VjcmV0LWtleS1vZi10aGUtc2FuZ29tYS1ob29r"
 @pytest.fixture
 async def receiver() -> AsyncIterator[FakeCrm]:
     crm = FakeCrm(signing_secret=SECRET)
-    await crm.start()
+    await crm.start(port=free_port())  # a port of its own: it goes away and comes back on it
     yield crm
     await crm.stop()
 

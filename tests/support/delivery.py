@@ -18,6 +18,7 @@ from bridge.devtools.fake_crm import FakeCrm, Received
 from bridge.store.calls import CallStore
 from bridge.store.migrations import migrate
 from bridge.store.targets import ensure_primary_target
+from tests.support.ports import free_port
 from tests.support.traces import TRACES, expected, grammar_violations, scenario_names
 from tests.unit.test_tracker_traces import lab_tracker
 
@@ -80,7 +81,7 @@ async def settled(pool: asyncpg.Pool) -> None:
 @pytest.fixture
 async def crm() -> AsyncIterator[FakeCrm]:
     crm = FakeCrm(token="tok")
-    await crm.start()
+    await crm.start(port=free_port())  # a port of its own: it goes away and comes back on it
     yield crm
     await crm.stop()
 

@@ -51,7 +51,11 @@ def test_ids_sort_as_asterisk_made_them() -> None:
         "1795346586.10",  # the counter is an integer: 10 after 9
         "pbx1-1795346586.11",  # a systemname in front
         "1795346587.1",
+        # not ids of Asterisk's, last, by their text
+        "1" * 5000 + ".1",  # too long for a number
+        "1795346587.",  # no counter
         "not-an-id",
+        "pbx-1795346587.١",  # not ASCII digits
     ]
     assert sorted(reversed(made), key=uid_order) == made
 
