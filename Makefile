@@ -36,7 +36,7 @@ demo: run
 
 lint: setup
 	$(BIN)/ruff check bridge tests bench
-	$(BIN)/mypy bridge/tracker bridge/crm bridge/store
+	$(BIN)/mypy bridge
 
 bench: setup
 	$(BIN)/python -m bench

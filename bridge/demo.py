@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import Settings
 from .daemon import Bridge
@@ -59,20 +60,24 @@ def _free(port: int) -> int:
 
 
 def demo_settings(dsn: str, ami_port: int, crm_url: str, http_port: int) -> Settings:
-    return Settings(
-        pbx={
+    data: dict[str, Any] = {  # through __init__: BRIDGE_* variables still apply
+        "pbx": {
             "id": "demo",
             "trunks": ["PJSIP/trunk-*"],
             "extensions": ["PJSIP/*"],
             "main_number": "74957654321",
         },
-        asterisk={"host": "127.0.0.1", "port": ami_port, "secret": "bridge"},
-        database={"url": dsn},
-        crm={"url": crm_url, "token": "demo-token"},
-        agi={"listen": f"127.0.0.1:{_free(4573)}"},
-        api={"listen": f"127.0.0.1:{http_port}", "public_url": f"http://127.0.0.1:{http_port}"},
-        log={"level": "warning"},
-    )
+        "asterisk": {"host": "127.0.0.1", "port": ami_port, "secret": "bridge"},
+        "database": {"url": dsn},
+        "crm": {"url": crm_url, "token": "demo-token"},
+        "agi": {"listen": f"127.0.0.1:{_free(4573)}"},
+        "api": {
+            "listen": f"127.0.0.1:{http_port}",
+            "public_url": f"http://127.0.0.1:{http_port}",
+        },
+        "log": {"level": "warning"},
+    }
+    return Settings(**data)
 
 
 async def run_demo(speed: float = 1.0, traces: Sequence[str] = (), listen_port: int = 8080) -> int:

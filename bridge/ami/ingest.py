@@ -67,7 +67,7 @@ def _stamp(message: AmiMessage, received_at: float) -> float:
         return received_at
 
 
-class _Manager(Manager):  # type: ignore[misc]
+class _Manager(Manager):
     """panoramisk's Manager with backoff and without blind re-sends."""
 
     ingest: AmiIngest
@@ -190,7 +190,7 @@ class AmiIngest:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.manager is not None:
             manager, self.manager = self.manager, None
-            manager.connection_lost = lambda exc: None  # no reconnect while stopping
+            manager.connection_lost = lambda exc: None  # type: ignore[method-assign]  # no reconnect while stopping
             manager.close()
 
     def _protocol(self) -> FastAmiProtocol:

@@ -48,7 +48,7 @@ class FastAmiProtocol(AMIProtocol):
     # FastAGI look-ups of the same loop in progress: reading waits for them (a while)
     priority: Priority | None = None
 
-    def connection_made(self, transport):  # type: ignore[no-untyped-def]
+    def connection_made(self, transport):
         super().connection_made(transport)
         if hasattr(transport, "max_size"):  # asyncio's socket transports read that much
             transport.max_size = READ_SIZE

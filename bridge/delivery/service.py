@@ -41,7 +41,7 @@ class Delivery:
         policy: RetryPolicy | None = None,
         on_sent=None,
         metrics: DeliveryMetrics | None = None,
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         self.pool = pool
         self.dsn = dsn
         self.settings = settings

@@ -25,7 +25,7 @@ from ..backoff import Backoff
 from ..crm.request import build_request
 from ..observability.logs import get_logger
 from ..observability.metrics import DeliveryMetrics
-from ..store.errors import DB_ERRORS
+from ..store.errors import DB_ERRORS, DB_ERRORS_OR_TIMEOUT
 from ..store.outbox import Claimed, OutboxStore, Outcome
 from .retry import Decision, RetryPolicy
 
@@ -279,7 +279,7 @@ class OutboxListener:
                         await asyncio.wait_for(lost.wait(), 5)
                     if not lost.is_set():  # notice a dead (or half-open) socket
                         await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)
-            except (*DB_ERRORS, TimeoutError):
+            except DB_ERRORS_OR_TIMEOUT:
                 pass
             finally:
                 self.connected = False

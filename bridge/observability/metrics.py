@@ -141,11 +141,16 @@ class DeliveryMetrics:
 
 
 class BacklogRow(Protocol):
-    target: str
-    waiting: int
-    oldest_age: float
-    oldest_history_age: float
-    dead: int
+    @property
+    def target(self) -> str: ...
+    @property
+    def waiting(self) -> int: ...
+    @property
+    def oldest_age(self) -> float: ...
+    @property
+    def oldest_history_age(self) -> float: ...
+    @property
+    def dead(self) -> int: ...
 
 
 class BacklogCollector:

@@ -9,7 +9,7 @@ from asyncpg import exceptions as pg
 
 # Any database failure: the delivery workers, the NOTIFY listener and the leader lock
 # log it and try again (their loops must never die).
-DB_ERRORS: tuple[type[BaseException], ...] = (
+DB_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -19,11 +19,11 @@ DB_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 # The same, or a query or connect that ran out of time.
-DB_ERRORS_OR_TIMEOUT: tuple[type[BaseException], ...] = (*DB_ERRORS, TimeoutError)
+DB_ERRORS_OR_TIMEOUT: tuple[type[Exception], ...] = (*DB_ERRORS, TimeoutError)
 
 # Only the server being unreachable or restarting: the call pipeline keeps its batch and
 # retries these; any other error is a bug and must surface.
-DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
+DB_UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
     ConnectionError,
     asyncio.TimeoutError,
