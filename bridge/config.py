@@ -49,6 +49,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -905,6 +906,8 @@ class _LoadPlan:
     file_data: Mapping[str, Any] = field(default_factory=dict)
     use_env: bool = True
     only: frozenset[str] | None = None  # the sections read (None: all); others: defaults
+    # variables left out (check-config: those that are not JSON, to check all the rest)
+    skip_env: frozenset[str] = frozenset()
 
 
 class _SectionsOnly(PydanticBaseSettingsSource):
@@ -976,6 +979,11 @@ class Settings(BaseSettings):
         file_source = InitSettingsSource(settings_cls, init_kwargs=dict(plan.file_data))
         if not plan.use_env:
             return init_settings, file_source
+        if plan.skip_env and isinstance(env_settings, EnvSettingsSource):
+            skip = {name.lower() for name in plan.skip_env}
+            env_settings.env_vars = {
+                k: v for k, v in env_settings.env_vars.items() if k.lower() not in skip
+            }
         if plan.only is not None:
             env_settings = _SectionsOnly(settings_cls, env_settings, plan.only)
         return init_settings, env_settings, file_source
@@ -1272,9 +1280,10 @@ def _env_source(loc: tuple[int | str, ...], env: Mapping[tuple[str, ...], str]) 
     return None
 
 
-def _env_parse_problems(env: Mapping[tuple[str, ...], str], exc: SettingsError) -> list[str]:
-    """pydantic-settings reads list, table and section overrides as JSON; say which is not."""
-    problems = []
+def _env_parse_problems(env: Mapping[tuple[str, ...], str]) -> dict[str, str]:
+    """pydantic-settings reads list, table and section overrides as JSON; which are not,
+    each with its problem."""
+    problems: dict[str, str] = {}
     for loc, name in env.items():
         kind = _field_kinds(loc[0]).get(loc[1]) if len(loc) == 2 else None
         wants_json = len(loc) == 1 or (kind is not None and kind.name in ("list", "table"))
@@ -1288,12 +1297,11 @@ def _env_parse_problems(env: Mapping[tuple[str, ...], str], exc: SettingsError) 
                 if kind is not None and kind.name == "list"
                 else f"""{name}='{{"key": "value"}}'"""
             )
-            problems.append(
+            problems[name] = (
                 f"{name}: is not valid JSON; lists and tables given in the environment are "
                 f"written as JSON, e.g. {example}"
             )
-    # SettingsError names the field and the source, never the value.
-    return problems or [f"environment: a {ENV_PREFIX}* variable could not be read ({exc})"]
+    return problems
 
 
 # --------------------------------------------------------------------------- pydantic errors
@@ -1387,10 +1395,30 @@ def _sort_key(loc: tuple[int | str, ...]) -> tuple[int, int, int]:
 
 
 def _build(
-    file_data: Mapping[str, Any], *, use_env: bool, only: frozenset[str] | None = None
+    file_data: Mapping[str, Any],
+    *,
+    use_env: bool,
+    only: frozenset[str] | None = None,
+    skip_env: frozenset[str] = frozenset(),
 ) -> Settings:
-    with _plan(_LoadPlan(file_data=file_data, use_env=use_env, only=only)):
+    plan = _LoadPlan(file_data=file_data, use_env=use_env, only=only, skip_env=skip_env)
+    with _plan(plan):
         return Settings()
+
+
+def _located_problems(
+    exc: ValidationError, env: Mapping[tuple[str, ...], str], typed: Located
+) -> Located:
+    """Each validation error where it is: (location, message naming its variable if any)."""
+    located: Located = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error.get("loc", ()))
+        source = _env_source(loc, env)
+        if source is None and any(loc[: len(bad)] == bad for bad, _ in typed):
+            continue  # the file's wrong TOML type, already said in better words
+        message = _describe_error(error)
+        located.append((loc, f"{message} (from {source})" if source else message))
+    return located
 
 
 def _inspect(
@@ -1422,15 +1450,20 @@ def _inspect(
     try:
         settings = _build(data, use_env=use_env, only=only)
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            loc = tuple(error.get("loc", ()))
-            source = _env_source(loc, env)
-            if source is None and any(loc[: len(bad)] == bad for bad, _ in typed):
-                continue  # the file's wrong TOML type, already said in better words
-            message = _describe_error(error)
-            located.append((loc, f"{message} (from {source})" if source else message))
+        located += _located_problems(exc, env, typed)
     except SettingsError as exc:
-        problems += _env_parse_problems(env, exc)
+        unreadable = _env_parse_problems(env)
+        # SettingsError names the field and the source, never the value.
+        problems += list(unreadable.values()) or [
+            f"environment: a {ENV_PREFIX}* variable could not be read ({exc})"
+        ]
+        if unreadable:  # every other problem too, in one run (the settings stay unbuilt)
+            try:
+                _build(data, use_env=use_env, only=only, skip_env=frozenset(unreadable))
+            except ValidationError as again:
+                located += _located_problems(again, env, typed)
+            except SettingsError:
+                pass
     located.sort(key=lambda item: _sort_key(item[0]))
     problems += [message for _, message in located]
     if settings is not None:

@@ -48,7 +48,7 @@ async def test_the_bridge_goes_on_while_nobody_reads_its_log(pg_dsn: str, tmp_pa
                 )
                 slowest = max(slowest, time.perf_counter() - started)
                 assert call.set_vars.get("CRM_CONTACT_NAME") == "Anna Ivanova", n
-            assert slowest < 1.0, slowest  # the contact deadline is 1.5 s
+            assert slowest < 1.5, slowest  # within the contact deadline
 
             # the pipe is full by now; Asterisk starts and its calls reach the CRM
             await asterisk.start(port=ports.ami)

@@ -70,7 +70,7 @@ def test_a_stalled_output_never_blocks_the_writer_and_drops_are_counted(pipe) ->
         started = time.perf_counter()
         out.write(numbered(n))
         slowest = max(slowest, time.perf_counter() - started)
-    assert slowest < 0.05, slowest  # a blocked write would wait for ever
+    assert slowest < 0.5, slowest  # a blocked write would wait for ever
     assert out.dropped > 10_000, out.dropped
     assert not out.drain(0.2), "nothing reads the pipe: lines are still waiting"
 

@@ -434,6 +434,23 @@ def test_environment_list_that_is_not_json_is_a_problem_not_a_traceback(
         load_settings(None)
 
 
+def test_a_variable_that_is_not_json_hides_no_other_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIDGE_PBX__USERS", '{"ivanov": "1001"')  # cut short
+    monkeypatch.setenv("BRIDGE_ASTERISK__PORT", "abc")
+    path = write(tmp_path, LAB_TOML + '\n[api]\nlisten = "127.0.0.1:http"\n')
+
+    problems = check_config_file(path)
+
+    assert problems[0].startswith("BRIDGE_PBX__USERS: is not valid JSON")
+    assert '[asterisk] port: "abc" is not a whole number (from BRIDGE_ASTERISK__PORT)' in problems
+    assert any(p.startswith("[api] listen:") for p in problems), problems
+    assert len(problems) == 3, problems
+    with pytest.raises(ConfigError):
+        load_settings(path)
+
+
 # --------------------------------------------------------------------------- values
 
 
