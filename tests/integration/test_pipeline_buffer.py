@@ -1,0 +1,146 @@
+"""The pipeline when PostgreSQL cannot take what the tracker reports, on a real server:
+stopped for a while (the outage buffer fills: pop-ups go first, then tracking pauses, and
+every history is written once the server is back), or refusing one call for good (the
+batch is split: the other calls are stored, the refused one is logged and counted)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import asyncpg
+import pytest
+from structlog.testing import capture_logs
+
+from bridge.devtools.local_postgres import LocalPostgres
+from bridge.pipeline import CallPipeline, Item
+from bridge.store.calls import CallStore
+from bridge.store.migrations import migrate
+from bridge.store.partitions import make_partitions
+from bridge.tracker.model import CallEvent, CallRecord, Output
+from tests.unit.test_tracker_traces import LAB22
+
+pytestmark = pytest.mark.integration
+
+SCENARIOS = LAB22.scenarios()
+
+
+class Events:
+    """What the AMI side hands the pipeline, without a socket: recorded events in order."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.items: deque[Item] = deque(
+            (event, t) for name in names for t, event in LAB22.events(name)
+        )
+        self.wake = asyncio.Event()
+        self.wake.set()
+
+    def take(self, limit: int) -> list[Item]:
+        taken = [self.items.popleft() for _ in range(min(limit, len(self.items)))]
+        if not self.items:
+            self.wake.clear()
+        return taken
+
+
+def clean_outputs(names: list[str]) -> list[Output]:
+    tracker = LAB22.tracker()
+    return [out for name in names for t, ev in LAB22.events(name) for out in tracker.feed(ev, t)]
+
+
+async def until(predicate, limit: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(limit):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def stored(pool: asyncpg.Pool) -> tuple[set[tuple[str, str]], int]:
+    histories = await pool.fetch("SELECT callid, status FROM calls WHERE status IS NOT NULL")
+    events = await pool.fetchval("SELECT count(*) FROM call_events")
+    return {(r["callid"], r["status"]) for r in histories}, events
+
+
+async def test_a_full_outage_buffer_drops_pop_ups_first_then_pauses_and_keeps_every_history() -> (
+    None
+):
+    expected = clean_outputs(SCENARIOS)
+    histories = {(o.callid, o.status) for o in expected if isinstance(o, CallRecord)}
+    pop_ups = sum(isinstance(o, CallEvent) for o in expected)
+    limit = 20  # fewer than the histories alone: the buffer fills with them and tracking waits
+    assert len(histories) > limit
+    with LocalPostgres() as pg:
+        dsn = pg.create_database("buffer")
+        pool = await asyncpg.create_pool(dsn, min_size=0, max_size=2, timeout=2)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            await make_partitions(conn)
+        source = Events(SCENARIOS)
+        pipeline = CallPipeline(
+            source,
+            LAB22.tracker(),
+            CallStore(pool, "lab"),
+            buffer_limit=limit,
+            batch_size=5,
+            chunk_size=20,  # events tracked between two looks at the buffer
+        )
+        pg.stop()  # PostgreSQL goes away before the first call
+        with capture_logs() as logs:
+            task = asyncio.create_task(pipeline.run())
+            try:
+                names = lambda: [e["event"] for e in logs]  # noqa: E731
+                await until(lambda: "outage_buffer_full_tracking_paused" in names())
+                await asyncio.sleep(0.3)
+                left = len(source.items)
+                assert left > 0, "tracking waits: the rest of the events stay unread"
+                assert pipeline.buffered >= limit and pipeline.dropped_events > 0
+                assert "outage_buffer_full_dropping_events" in names()
+                # the pop-ups went first (but for a batch being tried when the buffer filled)
+                assert sum(isinstance(o, CallEvent) for o in pipeline.pending) <= 5
+                assert len(source.items) == left
+
+                pg.start()  # back, on the same port
+                await until(lambda: not source.items and not pipeline.buffered)
+                await pipeline.drain()
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        assert "outage_buffer_room_tracking_resumed" in names()
+        got, events = await stored(pool)
+        assert got == histories, "every history, once"
+        assert events == pop_ups - pipeline.dropped_events
+        await pool.close()
+
+
+async def test_a_call_the_database_refuses_is_skipped_and_the_rest_of_its_batch_stored(
+    migrated_dsn: str,
+) -> None:
+    names = ["in_answered", "in_noanswer", "out_answered"]
+    expected = clean_outputs(names)
+    records = [o for o in expected if isinstance(o, CallRecord)]
+    refused = records[1].callid
+    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
+    try:
+        await make_partitions(pool)
+        # a real refusal for one call (as a bug would cause one): not an outage
+        await pool.execute(
+            f"ALTER TABLE call_events ADD CONSTRAINT refuse_one CHECK (callid <> '{refused}')"
+        )
+        source = Events(names)
+        pipeline = CallPipeline(source, LAB22.tracker(), CallStore(pool, "lab"))
+        with capture_logs() as logs:
+            await pipeline.drain()
+        assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+            "store_batch_refused_splitting",
+            "store_refused_call",
+        ]
+        assert next(e for e in logs if e["event"] == "store_refused_call")["callid"] == refused
+        assert pipeline.rejected == sum(o.callid == refused for o in expected)
+        got, _ = await stored(pool)
+        assert got == {(o.callid, o.status) for o in records if o.callid != refused}
+
+        source.items.extend((ev, t) for t, ev in LAB22.events("out_busy"))  # and it goes on
+        source.wake.set()
+        await pipeline.drain()
+        (busy,) = [o for o in clean_outputs(["out_busy"]) if isinstance(o, CallRecord)]
+        assert (busy.callid, busy.status) in (await stored(pool))[0]
+    finally:
+        await pool.close()
