@@ -32,7 +32,7 @@ from .cel.backfill import apply
 from .cel.service import Backfilled, Backfiller, CloseParked
 from .net.priority import Priority
 from .observability.logs import get_logger
-from .store.errors import DB_UNAVAILABLE
+from .store.errors import STORE_RETRY, refuses_data
 from .tracker.model import CallEvent, Output
 from .tracker.tracker import CallTracker
 
@@ -120,7 +120,7 @@ class CallPipeline:
             try:
                 await self._write_some()
                 backoff.reset()
-            except DB_UNAVAILABLE as exc:
+            except STORE_RETRY as exc:
                 self._store_failed(exc)
                 await backoff.sleep()
 
@@ -238,7 +238,7 @@ class CallPipeline:
                 batch = list(islice(self.pending, self.batch_size))
                 self._inflight = len(batch)
                 try:
-                    await self._save(batch)
+                    refused = await self._save(batch)
                 finally:
                     self._inflight = 0
                 for _ in batch:
@@ -246,39 +246,49 @@ class CallPipeline:
                 if not self._room.is_set() and len(self.pending) < self.buffer_limit:
                     self._room.set()
                     log.warning("outage_buffer_room_tracking_resumed")
-                self._saved(batch)
+                self._saved(batch, refused)
             self._queued.clear()
             self._idle.set()
 
-    async def _save(self, batch: list[Output]) -> None:
+    async def _save(self, batch: list[Output]) -> set[str]:
+        """Store the batch; the calls PostgreSQL refused for good (`refuses_data`: a bug
+        behind them), each logged and skipped. Anything else about the server raises, and
+        the batch is kept and tried again (STORE_RETRY)."""
+        refused: set[str] = set()
         try:
             await self.sink.save(batch)
-        except DB_UNAVAILABLE:
-            raise
         except asyncpg.PostgresError as exc:
-            # not an outage: the database refuses this batch (a bug). Keep every call it can
-            # take; log and skip the ones it cannot, instead of blocking every later call.
+            if not refuses_data(exc):
+                raise
+            # Keep every call the database can take instead of blocking every later call.
             log.error("store_batch_refused_splitting", error=repr(exc))
-            await self._save_per_call(batch)
+            refused = await self._save_per_call(batch)
         if not self.db_ok:
             self.db_ok = True
             log.warning("store_available_again", buffered=len(self.pending))
+        return refused
 
-    async def _save_per_call(self, batch: list[Output]) -> None:
+    async def _save_per_call(self, batch: list[Output]) -> set[str]:
         by_call: dict[str, list[Output]] = {}
         for out in batch:
             by_call.setdefault(out.callid, []).append(out)
+        refused: dict[str, BaseException] = {}
         for callid, outputs in by_call.items():
             try:
                 await self.sink.save(outputs)
-            except DB_UNAVAILABLE:
-                raise
             except asyncpg.PostgresError as exc:
-                self.rejected += len(outputs)
-                log.error("store_refused_call", callid=callid, error=repr(exc))
+                if not refuses_data(exc):
+                    raise  # the whole batch again, later (the calls stored are upserts)
+                refused[callid] = exc
+        for callid, error in refused.items():  # counted once the batch is done with
+            self.rejected += len(by_call[callid])
+            log.error("store_refused_call", callid=callid, error=repr(error))
+        return set(refused)
 
-    def _saved(self, batch: list[Output]) -> None:
+    def _saved(self, batch: list[Output], refused: set[str]) -> None:
         self.batches += 1
+        if refused:
+            batch = [out for out in batch if out.callid not in refused]
         if self.on_outputs is not None:
             self.on_outputs(batch)
         for out in batch:
@@ -313,7 +323,7 @@ class CallPipeline:
         while self.pending:
             try:
                 await self._write_some()
-            except DB_UNAVAILABLE as exc:
+            except STORE_RETRY as exc:
                 self._store_failed(exc)
                 await asyncio.sleep(0.2)
         await self._idle.wait()

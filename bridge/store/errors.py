@@ -35,3 +35,17 @@ DB_UNAVAILABLE: tuple[type[Exception], ...] = (
     pg.TooManyConnectionsError,
     asyncpg.InternalClientError,
 )
+
+
+# What the writer waits out, keeping what it holds: the above, and any error of the server
+# that is not about the data written (disk full, read-only after a failover, a cancelled
+# statement, a deadlock, a missing privilege): those pass, the data does not change.
+STORE_RETRY: tuple[type[Exception], ...] = (*DB_UNAVAILABLE, asyncpg.PostgresError)
+
+
+def refuses_data(exc: BaseException) -> bool:
+    """PostgreSQL refuses this data for good: SQLSTATE class 22 (data exception: a value
+    too long, out of range) or 23 (integrity constraint violation). Retrying the same rows
+    fails the same way, so the writer stores the other calls of the batch and skips these."""
+    state = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and state[:2] in ("22", "23")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -144,3 +145,43 @@ async def test_a_call_the_database_refuses_is_skipped_and_the_rest_of_its_batch_
         assert (busy.callid, busy.status) in (await stored(pool))[0]
     finally:
         await pool.close()
+
+
+async def test_a_server_refusing_every_write_keeps_the_calls_until_it_takes_them(
+    migrated_dsn: str,
+) -> None:
+    """Not the data's fault (here a read-only server, as after a failover onto a standby;
+    a full disk is the same): nothing is skipped, the calls wait and are written after."""
+    names = ["in_answered", "in_noanswer", "out_answered"]
+    records = {(o.callid, o.status) for o in clean_outputs(names) if isinstance(o, CallRecord)}
+    database = urlsplit(migrated_dsn).path.lstrip("/")
+    admin = await asyncpg.connect(migrated_dsn)
+    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
+    try:
+        await make_partitions(pool)
+        read_only = f'ALTER DATABASE "{database}" SET default_transaction_read_only = '
+        await admin.execute(read_only + "on")
+        await pool.expire_connections()
+        source = Events(names)
+        pipeline = CallPipeline(source, LAB22.tracker(), CallStore(pool, "lab"))
+        with capture_logs() as logs:
+            task = asyncio.create_task(pipeline.run())
+            try:
+                await until(lambda: not source.items and pipeline.store_failures >= 2)
+                assert pipeline.rejected == 0 and pipeline.buffered > 0 and not pipeline.db_ok
+                assert (await stored(pool))[0] == set()
+                await admin.execute(
+                    f'ALTER DATABASE "{database}" RESET default_transaction_read_only'
+                )
+                await pool.expire_connections()
+                await until(lambda: not pipeline.buffered)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        events = [e["event"] for e in logs]
+        assert "store_unavailable_buffering" in events and "store_available_again" in events
+        assert "store_refused_call" not in events
+        assert (await stored(pool))[0] == records
+    finally:
+        await pool.close()
+        await admin.close()
