@@ -71,6 +71,17 @@ def close_faulty(
     return tuple(call.callid for call in calls)
 
 
+def close_parked_faulty(
+    handlers: EventHandlers, call: Call, at: float, out: list[Output]
+) -> tuple[str, ...]:
+    """Close a parked call (it ended while the bridge was away: no channel of it is left,
+    the topology no longer holds it) whose settling failed: its history, with what is
+    known, unless the failing step had already given it."""
+    if not any(isinstance(o, CallRecord) and o.callid == call.callid for o in out):
+        _finish(handlers, call, at, out)
+    return (call.callid,)
+
+
 def _finish(handlers: EventHandlers, call: Call, at: float, out: list[Output]) -> None:
     try:
         handlers.finish(call, at, out, FAULT)

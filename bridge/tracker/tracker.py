@@ -38,7 +38,7 @@ from typing import ParamSpec, TypeVar
 
 from . import model
 from .channels import ChannelClassifier
-from .faults import close_faulty
+from .faults import close_faulty, close_parked_faulty
 from .grammar import Grammar
 from .handlers import EventHandlers
 from .ids import uid_order
@@ -370,7 +370,7 @@ class CallTracker:
         try:
             settle_call(self._grammar, call, until, record, list(events), out)
         except Exception as exc:
-            self._isolate(BACKFILL, {"Linkedid": callid}, until, exc, out)
+            self._isolate(BACKFILL, {"Linkedid": callid}, until, exc, out, parked=call)
         self._topology.forget(call)
         return out
 
@@ -384,8 +384,10 @@ class CallTracker:
         closed_by = "hangup" if parked.seen_end else RESYNC
         call, until = parked.call, parked.until
         out: list[Output] = []
-        ids = {"Linkedid": callid}
-        self._step(_RESYNC, ids, until, out, self._handlers.finish, call, until, out, closed_by)
+        try:
+            self._handlers.finish(call, until, out, closed_by)
+        except Exception as exc:
+            self._isolate(_RESYNC, {"Linkedid": callid}, until, exc, out, parked=call)
         return self._stamp_facts(out)
 
     def amend(self, callid: str, facts: CallFacts, phone: str = "") -> None:
@@ -436,11 +438,22 @@ class CallTracker:
             return None
 
     def _isolate(
-        self, name: str, event: Mapping[str, str], at: float, exc: Exception, out: list[Output]
+        self,
+        name: str,
+        event: Mapping[str, str],
+        at: float,
+        exc: Exception,
+        out: list[Output],
+        parked: Call | None = None,
     ) -> None:
+        """Close what the failed step concerned: the calls `event` names, or the `parked`
+        call it was settling (no longer in the topology)."""
         error = repr(exc)
         try:
-            closed = close_faulty(self._handlers, event, at, out)
+            if parked is None:
+                closed = close_faulty(self._handlers, event, at, out)
+            else:
+                closed = close_parked_faulty(self._handlers, parked, at, out)
         except Exception as again:  # the isolation itself failed: say so, go on
             closed = ()
             error = f"{error}; while closing the call: {again!r}"

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.tracker import handlers
+from bridge.tracker import tracker as tracker_module
 from bridge.tracker.grammar import Grammar
 from bridge.tracker.handlers import EventHandlers
 from bridge.tracker.model import CallEvent, CallRecord, Output, TrackerFault
@@ -23,9 +24,10 @@ from bridge.tracker.state import Call, Channel
 from bridge.tracker.topology import Topology
 from bridge.tracker.tracker import CallTracker
 from tests.support.ami_events import T0, Ch, ev, feed
+from tests.support.continuity import Trace
 from tests.support.traces import grammar_violations, scenario_names
 from tests.unit.test_tracker_properties import events
-from tests.unit.test_tracker_traces import lab_tracker
+from tests.unit.test_tracker_traces import LAB22, lab_tracker
 
 ANSWERED = "1795346599.60"  # 1001 answers
 RANG = "1795346600.62"  # 1001 rings, Dial timeout
@@ -360,3 +362,49 @@ def test_a_fault_on_the_consultation_call_leaves_the_customers_call_going() -> N
 
 def _records(outputs: list[Output]) -> list[tuple[str, CallRecord]]:
     return [(o.callid, o) for o in outputs if isinstance(o, CallRecord)]
+
+
+def parked_call() -> tuple[CallTracker, str, CallRecord]:
+    """A call up across a gap that ended meanwhile: parked, waiting for the CEL's account
+    (with the record a clean run gives it, as an account would)."""
+    trace = Trace(LAB22.directory, "in_answered")
+    tracker = LAB22.tracker()
+    for t, _, event in trace.messages[: trace.moment("talking")]:
+        tracker.feed(event, t)
+    tracker.resync([], tracker.last_at + 5, tracker.mark(), seen_until=tracker.last_at, park=True)
+    (callid,) = tracker.parked()
+    clean = LAB22.tracker()
+    (record,) = [
+        o
+        for t, event in LAB22.events("in_answered")
+        for o in clean.feed(event, t)
+        if isinstance(o, CallRecord)
+    ]
+    return tracker, callid, record
+
+
+def test_a_parked_call_whose_settling_fails_still_gets_its_history() -> None:
+    tracker, callid, account = parked_call()
+    with failing(tracker_module, "settle_call", callid) as raised:
+        out = tracker.settle(callid, account, [])
+    assert raised
+    (history,) = [o for o in out if isinstance(o, CallRecord)]
+    assert (history.callid, history.closed_by) == (callid, "fault")
+    (fault,) = tracker.take_faults()
+    assert (fault.callid, fault.closed, fault.event) == (callid, (callid,), "backfill")
+    assert tracker.parked() == [] and tracker.open_calls == 0
+
+
+def test_a_parked_call_whose_closing_fails_still_gets_its_history() -> None:
+    tracker, callid, _ = parked_call()
+    with failing(EventHandlers, "finish", callid, once=True) as raised:
+        out = tracker.close_parked(callid)
+    assert raised
+    (history,) = [o for o in out if isinstance(o, CallRecord)]
+    assert (history.callid, history.closed_by) == (callid, "fault")
+    (fault,) = tracker.take_faults()
+    assert (fault.callid, fault.closed) == (callid, (callid,))
+    unfailing, _, _ = parked_call()
+    # the employees' sequences closed as without the fault (the talk COMPLETED)
+    assert employee_sequences(out) == employee_sequences(unfailing.close_parked(callid))
+    assert employee_sequences(out) == {"1001": ["COMPLETED"]}
