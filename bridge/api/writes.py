@@ -31,13 +31,13 @@ from ..provision import (
     ApplyError,
     ApplyResult,
     NotRendered,
-    ProvisionError,
     Provisioning,
     StateResult,
     provisioning_of,
 )
 from ..store import directory as store
 from ..store.directory import User
+from ..store.errors import DB_ERRORS_OR_TIMEOUT
 from ..store.queries import QUERIES
 
 log = get_logger("bridge.api")
@@ -148,8 +148,17 @@ async def delete_employees(
 
     outcome = await commit(prov, reason, undo, apply=apply)
     if dnd or norecord:
-        try:
-            await prov.runtime.sync()  # their keys leave AstDB (or at the next AMI login)
-        except ProvisionError as exc:
-            log.warning("astdb_not_synced", error=exc.message)
+        await sync_astdb(prov)  # their keys leave AstDB (or at the next AMI login)
     return outcome
+
+
+async def sync_astdb(prov: Provisioning) -> None:
+    """AstDB follows a change of the DND and recording keys now, or at the next AMI login
+    (the change itself is committed either way: a warning, not an error)."""
+    try:
+        synced = await prov.runtime.sync()
+    except DB_ERRORS_OR_TIMEOUT as exc:
+        log.warning("astdb_not_synced", error=repr(exc)[:300])
+        return
+    if not synced.applied:
+        log.warning("astdb_not_synced", error=synced.message)

@@ -8,7 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+from bridge.devtools.fake_ami import Headers
 from bridge.provision.render import DIALPLAN_FILE, PJSIP_FILE
 from bridge.store import directory as store
 from bridge.store.directory import Number, User
@@ -501,3 +503,22 @@ async def test_members_are_added_and_removed_in_bulk(lab: Lab) -> None:
     assert "(ringall,120,PJSIP,1001))" in lab.read(DIALPLAN_FILE)
     bad = await vpbx(lab, "PUT", path, 400, json={"add": ["ghost"]})
     assert bad == {"message": "Validation error: add[0]: 'ghost' is not an employee"}
+
+
+async def test_an_extension_change_astdb_cannot_follow_is_kept_and_said(lab: Lab) -> None:
+    """The DND key follows a new extension; when AstDB cannot be read the change stands
+    (it is committed and applied) and the log says why the key did not follow."""
+    await seed(lab)
+    await vpbx(lab, "DELETE", "users/1001/dnd", 204)
+
+    def unreadable(headers: Headers) -> list[str]:
+        aid = headers.get("ActionID", "")
+        return [f"Response: Error\r\nActionID: {aid}\r\nMessage: Database is locked\r\n"]
+
+    lab.ami.respond_with("DBGetTree", unreadable)
+    with capture_logs() as logs:
+        body = await vpbx(lab, "PATCH", "users/1001", 200, json={"ext": "1010"})
+    assert body["ext"] == "1010" and lab.view.logins["1010"] == "1001"
+    (warning,) = [e for e in logs if e["event"] == "astdb_not_synced"]
+    assert "Database is locked" in warning["error"]
+    assert lab.asterisk.astdb == {"/crm-bridge/dnd/1001": "1"}, "left as it was"

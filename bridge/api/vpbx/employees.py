@@ -28,8 +28,6 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from ...observability.logs import get_logger
-from ...provision import ProvisionError
 from ...provision.rules import EXTENSION, user_problems
 from ...store import directory as store
 from ...store.directory import User
@@ -37,14 +35,13 @@ from ...store.queries import QUERIES
 from ...tracker.numbers import PhoneNormalizer
 from ..errors import bad_request, not_found
 from ..services import services_of
-from ..writes import Outcome, commit, delete_employees, provisioning
+from ..writes import Outcome, commit, delete_employees, provisioning, sync_astdb
 from . import body
 from . import names as names_mod
 from .directory import user_json
 from .names import Names
 from .writing import answer
 
-log = get_logger("bridge.api")
 _LOGIN = re.compile(r"[^\s/\\?#%]{1,64}")
 FIRST_EXT = 100  # the first extension handed out when the directory has none
 CONTACTS = ("telnum", "mobile", "email", "position")
@@ -196,10 +193,7 @@ async def edit_user(request: web.Request) -> web.Response:
 
     outcome = await commit(prov, f"employee {user.login} changed", undo)
     if user.ext != before.ext and before.login in names.dnd_or_norecord:
-        try:  # the DND and recording keys follow the extension
-            await prov.runtime.sync()
-        except ProvisionError as exc:
-            log.warning("astdb_not_synced", error=exc.message)
+        await sync_astdb(prov)  # the DND and recording keys follow the extension
     recorded = await _record(request, user.login, record)
     return answer(_worst(outcome, recorded), _shown(user, await _names(request), record))
 
