@@ -268,6 +268,7 @@ class Bridge:
         """Standby until this bridge holds the PBX's lock, then one term after another."""
         s = self.settings
         assert s.database.url
+        backoff = Backoff(first=1.0, cap=30.0)
         while True:
             self.lock = lock = PbxLock(s.database.url, s.pbx.id, timeout=s.database.connect_timeout)
             await lock.acquire()
@@ -275,9 +276,11 @@ class Bridge:
                 left_open = await self.store.open_calls()
                 seen_until = await self.store.seen_until()
             except DB_ERRORS_OR_TIMEOUT as exc:
-                log.warning("open_calls_unavailable", error=_plain(exc))
+                log.warning("open_calls_unavailable", error=_plain(exc), retry_in=backoff.delay)
                 await lock.release()
+                await backoff.sleep()
                 continue
+            backoff.reset()
             await self.sync.refresh(None)  # the config, before Asterisk is asked
             self.term = term = Term(self, seen_until)
             log.info(

@@ -259,11 +259,13 @@ class AgiWorker:
         try:
             while raw := await reader.readline():
                 try:
-                    message = json.loads(raw)
-                except ValueError:
-                    log.error("agi_worker_garbage", line=raw[:80].decode(errors="replace"))
-                    continue
-                self._handle(message)
+                    self._handle(json.loads(raw))
+                except Exception as exc:  # the worker is ours, but one bad line is one line
+                    log.error(
+                        "agi_worker_garbage",
+                        line=raw[:80].decode(errors="replace"),
+                        error=repr(exc)[:200],
+                    )
         except (ConnectionError, ValueError) as exc:  # ValueError: a line over the limit
             log.error("agi_worker_link_failed", error=repr(exc))
         finally:

@@ -25,15 +25,17 @@ class TraceError(ValueError):
 
 def read_trace(path: str | Path) -> Iterator[TracedMessage]:
     """Every message of a trace, banner and responses included, in order."""
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:  # ValueError: not UTF-8 (a binary file, a pcap), not JSON
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
                 item = json.loads(line)
-                yield TracedMessage(float(item["t"]), str(item["raw"]))
+                message = TracedMessage(float(item["t"]), str(item["raw"]))
             except (ValueError, KeyError, TypeError) as exc:
                 raise TraceError(f"{path}:{number}: not a trace line ({exc})") from exc
+            yield message
 
 
 def trace_events(path: str | Path) -> Iterator[tuple[float, AmiMessage]]:

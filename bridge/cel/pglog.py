@@ -22,6 +22,9 @@ from .rows import CelRow
 
 log = get_logger("bridge.cel")
 T = TypeVar("T")
+# seconds one read of the CEL table may take: a stalled CEL database must not hold the
+# backfill (and the parked calls waiting for it) for ever; the read is retried later
+READ_TIMEOUT = 60.0
 
 _COLUMNS = (
     "eventtype",
@@ -93,8 +96,8 @@ class CelTable:
             conn = await self._connection()
             if self._query is None:
                 self._query = await self._build(conn)
-            found = await conn.fetch(self._query, since, self.timezone)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            found = await conn.fetch(self._query, since, self.timezone, timeout=READ_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             await self.close()
             raise
         return [_row(r, i) for i, r in enumerate(found)]

@@ -92,7 +92,7 @@ class DeliveryWorker:
             try:
                 rows = await self.claim()
                 backoff.reset()
-            except DB_ERRORS as exc:
+            except DB_ERRORS_OR_TIMEOUT as exc:
                 self.stats.db_errors += 1
                 log.warning("delivery_db_unavailable", worker=self.name, error=repr(exc))
                 await backoff.sleep()

@@ -75,6 +75,11 @@ def test_replay_errors_are_plain(tmp_path) -> None:
     bad.write_text('{"t": 0, "raw": "Event: Newchannel\\r\\n"}\nnot json\n')
     done = crm_bridge("replay", str(bad))
     assert done.returncode == 2 and "bad.jsonl:2" in done.stderr
+    binary = tmp_path / "capture.pcap"
+    binary.write_bytes(b'{"t": 0, "raw": "Event: Newchannel\\r\\n"}\n\xd4\xc3\xb2\xa1\x02\x00\n')
+    done = crm_bridge("replay", str(binary))
+    assert done.returncode == 2 and "capture.pcap:2: not a trace line" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_check_config(tmp_path) -> None:

@@ -229,3 +229,20 @@ async def test_log_lines_wait_in_the_link_then_are_dropped_and_counted() -> None
     assert logs.dropped == dropped
     writer.close()
     daemon_end.close()
+
+
+async def test_a_bad_line_from_the_worker_is_logged_and_the_link_goes_on() -> None:
+    """The daemon's end of the link: a line it cannot use (not JSON, not an object, figures
+    of the wrong shape) is one logged line, and the next good one is taken."""
+    worker = AgiWorker(settings_for(None), RecordingSink(), Directory({}))
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=ours, limit=LINK_LIMIT)
+    _, worker_end = await asyncio.open_connection(sock=theirs)
+    for line in (b"not json\n", b"[1, 2]\n", b'{"op": "stats", "stats": "nope"}\n'):
+        worker_end.write(line)
+    worker_end.write(b'{"op": "stats", "stats": {"agi_completed": 7}, "latency": {}}\n')
+    worker_end.close()
+    with capture_logs() as logs:
+        await asyncio.wait_for(worker._serve(reader, writer), 5)
+    assert [e["event"] for e in logs] == ["agi_worker_garbage"] * 3
+    assert worker.stats()["agi_completed"] == 7.0
