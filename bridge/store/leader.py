@@ -42,6 +42,7 @@ class PbxLock:
         self.held = False
         self.lost = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
+        self._backend = 0  # the server pid of the session that took the lock
 
     async def _try(self) -> bool:
         """One attempt; raises DB_ERRORS / TimeoutError when the database does not answer."""
@@ -56,6 +57,7 @@ class PbxLock:
         if got:
             self.held = True
             self.lost.clear()
+            self._backend = self._conn.get_server_pid()
             self._conn.add_termination_listener(self._on_lost)
             log.info("leader", pbx=self.pbx_id)
         return got
@@ -76,16 +78,36 @@ class PbxLock:
             await asyncio.sleep(self.retry_every)
 
     async def retake(self) -> bool:
-        """After `lost`: wait until the database answers, then try once. True: held again;
-        False: another bridge holds it now."""
+        """After `lost`: wait until the database answers, then try. True: held again;
+        False: another bridge holds it now. A lock still held by this bridge's own earlier
+        session (PostgreSQL has not noticed the cut yet) is not another bridge's: that
+        session is ended and the lock taken again."""
         await self._drop_connection()
         backoff = Backoff(first=0.2, cap=self.retry_every)
         while True:
             try:
-                return await self._try()
+                if await self._try():
+                    return True
+                if not await self._end_own_stale_session():
+                    return False
+                log.warning("leader_lock_stale_session_ended", pbx=self.pbx_id)
+                for _ in range(10):  # the lock goes with the session, a moment later
+                    await asyncio.sleep(0.1)
+                    if await self._try():
+                        return True
+                return False
             except DB_ERRORS_OR_TIMEOUT:
                 await self._drop_connection()
                 await backoff.sleep()
+
+    async def _end_own_stale_session(self) -> bool:
+        backend, self._backend = self._backend, 0  # one try (ending it may be refused)
+        if not backend or self._conn is None:
+            return False
+        ended = await self._conn.fetchval(
+            QUERIES["own_stale_lock"], self.key, backend, timeout=self.timeout
+        )
+        return bool(ended)
 
     def _on_lost(self, _conn: object) -> None:
         if self.held:
