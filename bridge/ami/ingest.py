@@ -32,6 +32,7 @@ from panoramisk import Manager
 from ..backoff import Backoff
 from ..net.priority import Priority
 from ..observability.logs import get_logger
+from ..tracker.stamps import stamp_of
 from .parser import AmiMessage
 from .protocol import FastAmiProtocol
 
@@ -61,10 +62,7 @@ Item = tuple[AmiMessage, float] | ResyncMark | Resync
 
 def _stamp(message: AmiMessage, received_at: float) -> float:
     """An event's time: its `Timestamp` (Asterisk's clock), else when it was received."""
-    try:
-        return float(message.get("Timestamp") or received_at)
-    except (TypeError, ValueError):
-        return received_at
+    return stamp_of(message.get("Timestamp"), received_at)
 
 
 class _Manager(Manager):
@@ -322,10 +320,7 @@ class AmiIngest:
         be a replay). The host's clock when Asterisk does not say."""
         reply = await asyncio.wait_for(manager.send_action({"Action": "Ping"}), self.resync_timeout)
         stamp = reply.get("Timestamp") if hasattr(reply, "get") else None
-        try:
-            return float(stamp) if stamp else self.clock()
-        except (TypeError, ValueError):
-            return self.clock()
+        return stamp_of(stamp, self.clock())
 
     async def _resync_after(self, delay: float) -> None:
         await asyncio.sleep(delay)

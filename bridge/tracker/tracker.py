@@ -46,6 +46,7 @@ from .model import CallEvent, CallFacts, CallRecord, OpenCall, Output, TrackerFa
 from .numbers import PhoneNormalizer
 from .record import RESYNC, facts_of
 from .settle import BACKFILL, settle_call
+from .stamps import stamp_of
 from .state import UP, Call, Channel
 from .topology import Event, Topology
 
@@ -177,13 +178,7 @@ class CallTracker:
         if handler is None:
             self.events_ignored += 1
             return []
-        stamp = event.get("Timestamp")
-        at = received_at
-        if stamp:
-            try:
-                at = float(stamp)
-            except ValueError:
-                pass
+        at = stamp_of(event.get("Timestamp"), received_at)
         if at > self.last_at:
             self.last_at = at
         out: list[Output] = []

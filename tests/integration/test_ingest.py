@@ -7,6 +7,7 @@ too: a socket cut mid-call, a half-open link, garbage on the wire.
 from __future__ import annotations
 
 import asyncio
+import re
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -14,6 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bridge.ami.ingest import AmiIngest
+from bridge.ami.trace import read_trace
 from bridge.devtools.fake_ami import FakeAmiServer, concat_traces
 from bridge.pipeline import CallPipeline
 from bridge.store.calls import CallStore
@@ -295,3 +297,24 @@ async def test_a_call_the_tracker_fails_on_is_logged_closed_and_stored_and_the_r
     assert set(rows) == ALL_CALLS
     assert rows[ANSWERED]["closed_by"] == "fault"
     assert all(r["closed_by"] == "hangup" for c, r in rows.items() if c != ANSWERED)
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "1e300", "-1"])
+async def test_a_timestamp_no_clock_could_say_is_taken_as_the_receipt_time(
+    pool: asyncpg.Pool, stamp: str
+) -> None:
+    """Asterisk's `Timestamp` is epoch seconds; anything else there (garbage on the wire,
+    a broken AMI proxy) must not end up as a call's time: the pipeline would fail to store
+    a year past 9999, and `nan` compares false to everything."""
+    trace = [(m.t, m.raw) for m in read_trace(TRACES / "in_answered.ami.jsonl")]
+    last_hangup = max(i for i, (_, raw) in enumerate(trace) if raw.startswith("Event: Hangup\r"))
+    t, raw = trace[last_hangup]
+    trace[last_hangup] = (t, re.sub(r"Timestamp: [0-9.]+", f"Timestamp: {stamp}", raw))
+    assert trace[last_hangup][1] != raw
+    server = FakeAmiServer(trace)
+    async with bridge_on(server, pool) as (ingest, tracker, pipeline):
+        async with asyncio.timeout(20):
+            await replayed_and_closed(server, ingest, tracker, pipeline)
+    (row,) = await calls(pool)
+    assert row["status"] == "Success"
+    assert row["ended_at"].year < 2100 and row["ended_at"] >= row["started_at"]
