@@ -582,8 +582,12 @@ def _role_from_state(ch: Channel, state: int) -> int:
     return UNDECIDED
 
 
+_OLDEST_CHANNEL = 366 * 86400  # seconds: a longer `Duration` is garbage, not a channel
+
+
 def _snapshot_age(value: str | None) -> float:
-    """CoreShowChannel `Duration` is `HH:MM:SS`."""
+    """CoreShowChannel `Duration` is `HH:MM:SS`; anything else (or a channel said to be
+    up for more than a year, or for negative time) counts as just seen."""
     if not value:
         return 0.0
     try:
@@ -592,5 +596,7 @@ def _snapshot_age(value: str | None) -> float:
         return 0.0
     total = 0
     for p in parts:
+        if p < 0:
+            return 0.0
         total = total * 60 + p
-    return float(total)
+    return float(total) if total <= _OLDEST_CHANNEL else 0.0

@@ -151,3 +151,26 @@ def test_adopting_a_call_seen_first_in_the_snapshot() -> None:
     assert call["history"][0]["status"] == "Success"
     for types in call["events"].values():
         assert grammar_violations(types) == []
+
+
+def test_a_duration_no_channel_could_have_counts_as_just_seen() -> None:
+    """CoreShowChannel `Duration` is HH:MM:SS; garbage there (a year and more, negative
+    time, not a number) must not give a call a start no database can store."""
+    seen = lab_tracker()
+    before, after = split_after(events_of("in_answered"), answered)
+    for t, ev in before:
+        seen.feed(ev, t)
+    at = before[-1][0]
+    for duration in ("99999999999:00:00", "-5:00:00", "1e300", "8785:00:00"):
+        live = [{**ch, "Duration": duration} for ch in live_channels(seen, at)]
+        restarted = lab_tracker()
+        outputs = restarted.resync(live, at, restarted.mark())
+        outputs += [o for t, ev in after for o in restarted.feed(ev, t)]
+        (record,) = [o for o in outputs if isinstance(o, CallRecord)]
+        assert record.start == at, duration
+    kept = [{**ch, "Duration": "01:02:03"} for ch in live_channels(seen, at)]
+    restarted = lab_tracker()
+    outputs = restarted.resync(kept, at, restarted.mark())
+    outputs += [o for t, ev in after for o in restarted.feed(ev, t)]
+    (record,) = [o for o in outputs if isinstance(o, CallRecord)]
+    assert record.start == at - 3723, "a real Duration is the call's true start"
