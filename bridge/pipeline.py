@@ -251,17 +251,18 @@ class CallPipeline:
             self._idle.set()
 
     async def _save(self, batch: list[Output]) -> set[str]:
-        """Store the batch; the calls PostgreSQL refused for good (`refuses_data`: a bug
-        behind them), each logged and skipped. Anything else about the server raises, and
-        the batch is kept and tried again (STORE_RETRY)."""
+        """Store the batch; return the calls that could not be stored for good, each logged
+        and skipped: PostgreSQL refused their data (`refuses_data`), or building their rows
+        failed (a bug). Anything else about the server raises, and the batch is kept and
+        tried again (STORE_RETRY)."""
         refused: set[str] = set()
         try:
             await self.sink.save(batch)
-        except asyncpg.PostgresError as exc:
-            if not refuses_data(exc):
+        except Exception as exc:
+            if not _refused(exc):
                 raise
             # Keep every call the database can take instead of blocking every later call.
-            log.error("store_batch_refused_splitting", error=repr(exc))
+            log.error("store_batch_refused_splitting", error=repr(exc)[:300])
             refused = await self._save_per_call(batch)
         if not self.db_ok:
             self.db_ok = True
@@ -276,13 +277,13 @@ class CallPipeline:
         for callid, outputs in by_call.items():
             try:
                 await self.sink.save(outputs)
-            except asyncpg.PostgresError as exc:
-                if not refuses_data(exc):
+            except Exception as exc:
+                if not _refused(exc):
                     raise  # the whole batch again, later (the calls stored are upserts)
                 refused[callid] = exc
         for callid, error in refused.items():  # counted once the batch is done with
             self.rejected += len(by_call[callid])
-            log.error("store_refused_call", callid=callid, error=repr(error))
+            log.error("store_refused_call", callid=callid, error=repr(error)[:300])
         return set(refused)
 
     def _saved(self, batch: list[Output], refused: set[str]) -> None:
@@ -332,6 +333,14 @@ class CallPipeline:
     @property
     def buffered(self) -> int:
         return len(self.pending)
+
+
+def _refused(exc: Exception) -> bool:
+    """For good, for the calls of this data: PostgreSQL refused it, or the store could not
+    even build its rows (a bug: one call's, not every later call's). Not an outage."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return refuses_data(exc)
+    return not isinstance(exc, STORE_RETRY)
 
 
 _EVENT_FIELDS = ("callid", "type", "ext", "direction", "phone")

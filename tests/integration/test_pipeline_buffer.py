@@ -185,3 +185,44 @@ async def test_a_server_refusing_every_write_keeps_the_calls_until_it_takes_them
     finally:
         await pool.close()
         await admin.close()
+
+
+class BuggyForOneCall:
+    """The real store with a bug for one call: building its rows raises (as a value the
+    code did not expect would)."""
+
+    def __init__(self, store: CallStore, callid: str) -> None:
+        self.store, self.callid = store, callid
+
+    async def save(self, outputs: list[Output]) -> None:
+        if any(o.callid == self.callid for o in outputs):
+            raise ValueError(f"cannot build the rows of {self.callid}")
+        await self.store.save(outputs)
+
+
+async def test_a_call_whose_rows_cannot_be_built_costs_that_call_only(migrated_dsn: str) -> None:
+    names = ["in_answered", "in_noanswer", "out_answered"]
+    expected = clean_outputs(names)
+    records = [o for o in expected if isinstance(o, CallRecord)]
+    buggy = records[0].callid
+    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
+    try:
+        await make_partitions(pool)
+        source = Events(names)
+        sink = BuggyForOneCall(CallStore(pool, "lab"), buggy)
+        pipeline = CallPipeline(source, LAB22.tracker(), sink)
+        with capture_logs() as logs:
+            task = asyncio.create_task(pipeline.run())
+            try:
+                await until(lambda: not source.items and not pipeline.buffered)
+                assert not task.done(), "the pipeline goes on"
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        refused = [e for e in logs if e["event"] == "store_refused_call"]
+        assert [e["callid"] for e in refused] == [buggy] and "ValueError" in refused[0]["error"]
+        assert pipeline.rejected == sum(o.callid == buggy for o in expected)
+        got, _ = await stored(pool)
+        assert got == {(o.callid, o.status) for o in records if o.callid != buggy}
+    finally:
+        await pool.close()
