@@ -54,6 +54,7 @@ class CelTable:
         self.table = table
         self.timezone = timezone
         self._query: str | None = None
+        self._naive = True  # `eventtime` is a zone-less timestamp (in `timezone`)
         self._conn: asyncpg.Connection | None = None
 
     async def _connection(self) -> asyncpg.Connection:
@@ -77,7 +78,7 @@ class CelTable:
         missing = {"eventtype", "eventtime", "uniqueid", "linkedid", "channame"} - set(types)
         if missing:
             raise LookupError(f"CEL table {self.table!r} lacks {', '.join(sorted(missing))}")
-        naive = types["eventtime"] == "timestamp without time zone"
+        naive = self._naive = types["eventtime"] == "timestamp without time zone"
         when = "eventtime AT TIME ZONE $2" if naive else "eventtime"
         since = "(to_timestamp($1) AT TIME ZONE $2)" if naive else "to_timestamp($1)"
         columns = ", ".join(
@@ -96,7 +97,8 @@ class CelTable:
             conn = await self._connection()
             if self._query is None:
                 self._query = await self._build(conn)
-            found = await conn.fetch(self._query, since, self.timezone, timeout=READ_TIMEOUT)
+            zone = (self.timezone,) if self._naive else ()  # $2: a zone-less column's zone
+            found = await conn.fetch(self._query, since, *zone, timeout=READ_TIMEOUT)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             await self.close()
             raise

@@ -36,11 +36,16 @@ CREATE TABLE {name} (
 )"""
 
 
-async def test_cel_pgsql_table_reads_as_the_csv_file(pg_dsn: str) -> None:
+@pytest.mark.parametrize("column", ["timestamp", "timestamptz"])
+async def test_cel_pgsql_table_reads_as_the_csv_file(pg_dsn: str, column: str) -> None:
+    """cel_pgsql's own table has a zone-less `eventtime`; an admin's may have a zone."""
     rows = list(CelCsv(TRACES / "load_mixed.cel.csv").rows(0.0))
+    zoned = column == "timestamptz"
     conn = await asyncpg.connect(pg_dsn)
     try:
-        await conn.execute(CEL_TABLE.format(name="cel"))
+        await conn.execute(
+            CEL_TABLE.format(name="cel").replace("eventtime timestamp", f"eventtime {column}")
+        )
         await conn.executemany(
             "INSERT INTO cel (eventtype, eventtime, cid_name, cid_num, exten, context, "
             "channame, appname, appdata, uniqueid, linkedid, peer, userfield, extra) "
@@ -49,7 +54,9 @@ async def test_cel_pgsql_table_reads_as_the_csv_file(pg_dsn: str) -> None:
                 (
                     r.eventtype,
                     # cel_pgsql with usegmtime = yes: UTC, in a zone-less timestamp
-                    datetime.fromtimestamp(r.eventtime, UTC).replace(tzinfo=None),
+                    datetime.fromtimestamp(r.eventtime, UTC).replace(tzinfo=None)
+                    if not zoned
+                    else datetime.fromtimestamp(r.eventtime, UTC),
                     r.cid_name,
                     r.cid_num,
                     r.exten,
