@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 
@@ -56,6 +57,10 @@ async def test_authenticate_gives_hs256_tokens_of_the_pbx_secret(lab: Lab) -> No
         "status": "success",
         "results": [],
     }
+    # and multipart/form-data, as `curl -F` sends it
+    form = aiohttp.FormData({"username": "admin", "password": PASSWORD}, default_to_multipart=True)
+    multipart = await call(lab, "POST", f"{API}/authenticate", 200, data=form)
+    assert multipart["token_type"] == "Bearer"
 
 
 @pytest.mark.parametrize(

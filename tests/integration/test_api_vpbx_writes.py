@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
@@ -338,6 +339,12 @@ async def test_the_black_list_and_anonymous_callers(lab: Lab) -> None:
     ]
     assert lab.asterisk.astdb["/crm-bridge/blacklist/89101234567"] == "79101234567"
     assert lab.asterisk.astdb["/crm-bridge/blacklist-prefix/7900800"] == "7900800*"
+    # a multipart form is one entry, as a form-encoded body is
+    form = aiohttp.FormData({"telnum": "74951234567", "comment": "form"}, default_to_multipart=True)
+    await vpbx(lab, "POST", "blacklist/telnums", 204, data=form)
+    listed = await vpbx(lab, "GET", "blacklist/telnums", 200)
+    assert {"telnum": "74951234567", "comment": "form"} in listed
+    await vpbx(lab, "DELETE", "blacklist/telnums?telnum=74951234567", 204)
 
     await vpbx(
         lab, "DELETE", "blacklist/telnums", 204, json={"telnum": ["89101234567", "7900800*"]}

@@ -34,14 +34,14 @@ async def read_input(request: web.Request) -> Fields:
         return fields
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, "Request body too large")
+    if request.content_type == "multipart/form-data":  # parsed from the stream: before read()
+        form = await request.post()
+        fields.update(_lists([(k, v) for k, v in form.items() if isinstance(v, str)]))
+        return fields
     raw = await request.read()
     if len(raw) > MAX_BODY:
         raise ApiError(413, "Request body too large")
     if not raw.strip():
-        return fields
-    if request.content_type == "multipart/form-data":
-        form = await request.post()
-        fields.update(_lists([(k, v) for k, v in form.items() if isinstance(v, str)]))
         return fields
     if request.content_type == "application/json" or raw.lstrip()[:1] in (b"{", b"["):
         fields.update(_json(raw))

@@ -42,6 +42,8 @@ def _numbers(value: Any, where: str) -> list[str]:
 
 async def _entries(request: web.Request) -> list[tuple[str, str]]:
     """(number, comment) pairs of an add: an object, or an array of objects."""
+    if request.content_type == "multipart/form-data":  # a form: one entry, read as such
+        return _pairs([await body.read_fields(request)])
     raw = await request.read() if request.body_exists else b""
     if len(raw) > body.MAX_BODY:
         raise ApiError(413, "Request body too large")
@@ -54,6 +56,10 @@ async def _entries(request: web.Request) -> list[tuple[str, str]]:
             raise bad_request(f"body: at most {MAX_NUMBERS} objects with telnum and comment")
     else:
         items = [await body.read_fields(request)]
+    return _pairs(items)
+
+
+def _pairs(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for item in items:
         if item.get("telnum") in (None, ""):
