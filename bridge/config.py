@@ -808,9 +808,10 @@ class RetentionSettings(_Section):
     """How long rows are kept; `crm-bridge prune` and the daemon (every `interval`) delete
     what is older. 0 keeps forever."""
 
-    sent_days: float = Field(default=7.0, ge=0)  # delivered / expired webhook rows
-    attempts_days: float = Field(default=30.0, ge=0)  # delivery attempts of kept rows
-    calls_days: float = Field(default=0.0, ge=0)  # finished calls, events, legs
+    # (at most a century: an age a date can be computed from)
+    sent_days: float = Field(default=7.0, ge=0, le=36500)  # delivered / expired webhook rows
+    attempts_days: float = Field(default=30.0, ge=0, le=36500)  # attempts of kept rows
+    calls_days: float = Field(default=0.0, ge=0, le=36500)  # finished calls, events, legs
     interval: float = Field(default=3600.0, gt=0)  # seconds between two prunes
 
 

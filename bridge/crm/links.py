@@ -31,7 +31,7 @@ def link_is_valid(secret: str, callid: str, expires: str, sig: str, now: float) 
         until = int(expires)
     except ValueError:
         return "bad expiry"
-    if not hmac.compare_digest(_sig(secret, callid, until), sig):
+    if not hmac.compare_digest(_sig(secret, callid, until).encode(), sig.encode()):
         return "bad signature"
     if now > until:
         return "link expired"

@@ -74,6 +74,9 @@ async def test_recorded_call_gets_a_link_that_plays(pg_dsn: str, tmp_path: Path)
                 assert (await resp.json())["message"]
             async with http.get(link.replace("sig=", "sig=x")) as resp:
                 assert resp.status == 403 and (await resp.json())["message"] == "bad signature"
+            # a signature that is not even ASCII: the same answer, not a 500
+            async with http.get(link.split("sig=")[0] + "sig=%C3%A9") as resp:
+                assert resp.status == 403 and (await resp.json())["message"] == "bad signature"
             expired = recording_link(base, SECRET, record.callid, int(time.time()) - 1)
             async with http.get(expired) as resp:
                 assert resp.status == 403 and (await resp.json())["message"] == "link expired"

@@ -454,6 +454,14 @@ def test_a_variable_that_is_not_json_hides_no_other_problem(
 # --------------------------------------------------------------------------- values
 
 
+def test_retention_ages_are_bounded_to_a_date_that_can_be_computed(tmp_path: Path) -> None:
+    path = write(tmp_path, "[retention]\ncalls_days = 1e9\n")
+
+    (problem,) = check_config_file(path)
+
+    assert problem.startswith("[retention] calls_days:") and "36500" in problem
+
+
 def test_signing_secret_is_checked_the_way_signing_decodes_it(tmp_path: Path) -> None:
     path = write(tmp_path, '[crm]\nsigning_secret = "whsec_SigningSecretS3"\n')
 
