@@ -124,6 +124,7 @@ async def test_a_login_for_another_dialect_cannot_log_in_here(api: Api) -> None:
         ),
         ([EMAIL, PASSWORD], None),  # not an object: no input at all
         ("garbage{", None),
+        ("[" * 5000, None),  # nested deeper than the parser goes
     ],
 )
 async def test_bad_login_input_is_laravel_422(api: Api, body, errors) -> None:

@@ -445,6 +445,7 @@ BAD_DIRECTION = "direction must be inbound, outbound or both"
     ("body", "message"),
     [
         (b"{not json", "The body is not valid JSON"),
+        (b"[" * 5000, "The body is not valid JSON"),  # nested deeper than the parser goes
         (b"[1, 2]", "The body must be a JSON object with url and direction"),
         (b"{}", "url is required"),
         (b'{"url": 5}', "url must be a string"),

@@ -66,6 +66,19 @@ def test_the_five_rules() -> None:
         period_window("fortnight", now, UTC)
 
 
+@pytest.mark.parametrize(
+    ("end", "zone"),
+    [
+        (datetime(9999, 12, 31, 23, tzinfo=UTC), "Europe/Moscow"),  # local: year 10000
+        (datetime(1, 1, 1, 0, 30, tzinfo=UTC), "America/New_York"),  # local: year 0
+    ],
+)
+def test_an_end_at_the_calendars_edge_is_a_plain_error(end: datetime, zone: str) -> None:
+    with pytest.raises(ValueError, match="outside the dates"):
+        history_window(None, None, end, utc(2026, 11, 28), ZoneInfo(zone))
+    assert history_window(None, None, end, utc(2026, 11, 28), UTC).until == end
+
+
 def test_week_and_month_are_this_week_and_this_month() -> None:
     """The documentation's request example sends `"period": "week"`."""
     at = utc(2026, 10, 25, 12)

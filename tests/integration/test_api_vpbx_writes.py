@@ -529,3 +529,13 @@ async def test_an_extension_change_astdb_cannot_follow_is_kept_and_said(lab: Lab
     (warning,) = [e for e in logs if e["event"] == "astdb_not_synced"]
     assert "Database is locked" in warning["error"]
     assert lab.asterisk.astdb == {"/crm-bridge/dnd/1001": "1"}, "left as it was"
+
+
+@pytest.mark.parametrize("raw", ["{not json", "[" * 5000, '"\\ud800"'])
+async def test_a_body_that_is_no_json_object_is_a_400(lab: Lab, raw: str) -> None:
+    json_type = {"Content-Type": "application/json"}
+    answer = await vpbx(lab, "POST", "users", 400, data=raw, headers=json_type)
+    assert answer["message"] in (
+        "Validation error: body: not valid JSON",
+        "Validation error: body: a JSON object is expected",
+    )

@@ -133,7 +133,7 @@ async def read_input(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return data  # Laravel reads an unparseable JSON body as no input
     if isinstance(body, dict):
         data.update(body)

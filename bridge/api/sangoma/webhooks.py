@@ -81,7 +81,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         data = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise bad_request("The body is not valid JSON") from None
     if not isinstance(data, dict):
         raise bad_request("The body must be a JSON object with url and direction")

@@ -44,7 +44,7 @@ async def read_fields(request: web.Request) -> Fields:
 def _json(raw: bytes) -> Fields:
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise bad_request("body: not valid JSON") from None
     if not isinstance(data, dict):
         raise bad_request("body: a JSON object is expected")

@@ -88,13 +88,17 @@ def period_window(period: str, at: datetime, tz: tzinfo) -> Window:
 def history_window(
     period: str | None, start: datetime | None, end: datetime | None, at: datetime, tz: tzinfo
 ) -> Window:
-    """The rules of section 4.5; ValueError when `start` comes after `end`."""
+    """The rules of section 4.5; ValueError when `start` comes after `end`, or `end` is
+    at the very end (or start) of the calendar."""
     if period is not None:
         return period_window(period, at, tz)
     if start is None and end is None:
         return period_window("today", at, tz)
     until = end if end is not None else at
-    since = start if start is not None else _midnight(until.astimezone(tz).date(), tz)
+    try:
+        since = start if start is not None else _midnight(until.astimezone(tz).date(), tz)
+    except OverflowError:  # the calendar's last (or first) day, moved into `tz`
+        raise ValueError("end: outside the dates a call can have") from None
     if since > until:
         raise ValueError("start: must not be after end")
     return Window(since, until)
