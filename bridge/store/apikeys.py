@@ -8,6 +8,7 @@ answer) and to dialects (`native`, `vpbx`, `sangoma`, ...).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -18,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from .errors import DB_ERRORS_OR_TIMEOUT
 from .queries import QUERIES
 
 KEY_PREFIX = "cbk_"
@@ -133,14 +135,20 @@ async def revoke_key(conn: asyncpg.Connection, pbx_id: str, name: str) -> bool:
 
 class KeyRing:
     """Verifies presented keys; a verified key is remembered for `ttl` seconds, so a page
-    of history costs no extra query (a revoked key stops working within `ttl`)."""
+    of history costs no extra query (a revoked key stops working within `ttl`). The keys'
+    `last_used_at` is written at a key's first use, then at most every `flush_every`
+    seconds (one statement for all the keys used meanwhile)."""
 
-    def __init__(self, pool: asyncpg.Pool, pbx_id: str, ttl: float = 10.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, pbx_id: str, ttl: float = 10.0, flush_every: float = 10.0
+    ) -> None:
         self.pool = pool
         self.pbx_id = pbx_id
         self.ttl = ttl
+        self.flush_every = flush_every
         self._known: dict[str, tuple[float, ApiKey | None]] = {}
         self._used: set[int] = set()
+        self._flushed = float("-inf")
 
     async def verify(self, presented: str | None) -> ApiKey | None:
         """The key's record when `presented` is a valid, unrevoked key of this PBX."""
@@ -159,6 +167,10 @@ class KeyRing:
         if record is None or not hmac.compare_digest(record.secret_hash, _digest(presented)):
             return None
         self._used.add(record.id)
+        if now - self._flushed >= self.flush_every:
+            self._flushed = now
+            with contextlib.suppress(*DB_ERRORS_OR_TIMEOUT):  # only a date: next time
+                await self.flush_usage()
         return record
 
     def forget(self) -> None:
@@ -168,4 +180,8 @@ class KeyRing:
         """Write `last_used_at` of the keys used since the last flush (one statement)."""
         used, self._used = self._used, set()
         if used:
-            await self.pool.execute(QUERIES["touch_api_keys"], list(used))
+            try:
+                await self.pool.execute(QUERIES["touch_api_keys"], list(used))
+            except BaseException:
+                self._used |= used
+                raise

@@ -10,7 +10,7 @@ import logging
 import pytest
 from structlog.testing import capture_logs
 
-from bridge.store.apikeys import revoke_key
+from bridge.store.apikeys import list_keys, revoke_key
 from tests.support.api import Api
 from tests.support.traces import expected, scenario_names
 
@@ -30,6 +30,9 @@ async def test_a_key_lets_a_client_read_calls(api: Api) -> None:
     assert starts == sorted(starts, reverse=True), "newest first"
     async with api.http.get("/api/v1/calls", headers={"Authorization": f"Bearer {key}"}) as resp:
         assert resp.status == 200, "a bearer token works as well"
+    async with api.pool.acquire() as conn:  # what `crm-bridge apikey list` shows
+        (listed,) = [k for k in await list_keys(conn, "lab") if k["name"] == "crm"]
+    assert listed["last_used_at"] is not None, "written at its first use"
 
 
 @pytest.mark.parametrize(
