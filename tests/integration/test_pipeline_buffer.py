@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -24,6 +25,19 @@ from tests.unit.test_tracker_traces import LAB22
 pytestmark = pytest.mark.integration
 
 SCENARIOS = LAB22.scenarios()
+THREE_CALLS = ["in_answered", "in_noanswer", "out_answered"]
+
+
+@pytest.fixture
+async def pool(migrated_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
+    await make_partitions(pool)
+    yield pool
+    await pool.close()
+
+
+def histories(names: list[str]) -> list[CallRecord]:
+    return [o for o in clean_outputs(names) if isinstance(o, CallRecord)]
 
 
 class Events:
@@ -112,57 +126,48 @@ async def test_a_full_outage_buffer_drops_pop_ups_first_then_pauses_and_keeps_ev
 
 
 async def test_a_call_the_database_refuses_is_skipped_and_the_rest_of_its_batch_stored(
-    migrated_dsn: str,
+    pool: asyncpg.Pool,
 ) -> None:
-    names = ["in_answered", "in_noanswer", "out_answered"]
-    expected = clean_outputs(names)
-    records = [o for o in expected if isinstance(o, CallRecord)]
+    records = histories(THREE_CALLS)
     refused = records[1].callid
-    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
-    try:
-        await make_partitions(pool)
-        # a real refusal for one call (as a bug would cause one): not an outage
-        await pool.execute(
-            f"ALTER TABLE call_events ADD CONSTRAINT refuse_one CHECK (callid <> '{refused}')"
-        )
-        source = Events(names)
-        pipeline = CallPipeline(source, LAB22.tracker(), CallStore(pool, "lab"))
-        with capture_logs() as logs:
-            await pipeline.drain()
-        assert [e["event"] for e in logs if e["log_level"] == "error"] == [
-            "store_batch_refused_splitting",
-            "store_refused_call",
-        ]
-        assert next(e for e in logs if e["event"] == "store_refused_call")["callid"] == refused
-        assert pipeline.rejected == sum(o.callid == refused for o in expected)
-        got, _ = await stored(pool)
-        assert got == {(o.callid, o.status) for o in records if o.callid != refused}
-
-        source.items.extend((ev, t) for t, ev in LAB22.events("out_busy"))  # and it goes on
-        source.wake.set()
+    # a real refusal for one call (as a bug would cause one): not an outage
+    await pool.execute(
+        f"ALTER TABLE call_events ADD CONSTRAINT refuse_one CHECK (callid <> '{refused}')"
+    )
+    source = Events(THREE_CALLS)
+    pipeline = CallPipeline(source, LAB22.tracker(), CallStore(pool, "lab"))
+    with capture_logs() as logs:
         await pipeline.drain()
-        (busy,) = [o for o in clean_outputs(["out_busy"]) if isinstance(o, CallRecord)]
-        assert (busy.callid, busy.status) in (await stored(pool))[0]
-    finally:
-        await pool.close()
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "store_batch_refused_splitting",
+        "store_refused_call",
+    ]
+    assert next(e for e in logs if e["event"] == "store_refused_call")["callid"] == refused
+    assert pipeline.rejected == sum(o.callid == refused for o in clean_outputs(THREE_CALLS))
+    got, _ = await stored(pool)
+    assert got == {(o.callid, o.status) for o in records if o.callid != refused}
+
+    source.items.extend((ev, t) for t, ev in LAB22.events("out_busy"))  # and it goes on
+    source.wake.set()
+    await pipeline.drain()
+    (busy,) = histories(["out_busy"])
+    assert (busy.callid, busy.status) in (await stored(pool))[0]
 
 
 async def test_a_server_refusing_every_write_keeps_the_calls_until_it_takes_them(
-    migrated_dsn: str,
+    pool: asyncpg.Pool, migrated_dsn: str
 ) -> None:
     """Not the data's fault (here a read-only server, as after a failover onto a standby;
     a full disk is the same): nothing is skipped, the calls wait and are written after."""
-    names = ["in_answered", "in_noanswer", "out_answered"]
-    records = {(o.callid, o.status) for o in clean_outputs(names) if isinstance(o, CallRecord)}
-    database = urlsplit(migrated_dsn).path.lstrip("/")
+    read_only = (
+        f'ALTER DATABASE "{urlsplit(migrated_dsn).path.lstrip("/")}" '
+        "SET default_transaction_read_only = "
+    )
     admin = await asyncpg.connect(migrated_dsn)
-    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
     try:
-        await make_partitions(pool)
-        read_only = f'ALTER DATABASE "{database}" SET default_transaction_read_only = '
         await admin.execute(read_only + "on")
         await pool.expire_connections()
-        source = Events(names)
+        source = Events(THREE_CALLS)
         pipeline = CallPipeline(source, LAB22.tracker(), CallStore(pool, "lab"))
         with capture_logs() as logs:
             task = asyncio.create_task(pipeline.run())
@@ -170,21 +175,18 @@ async def test_a_server_refusing_every_write_keeps_the_calls_until_it_takes_them
                 await until(lambda: not source.items and pipeline.store_failures >= 2)
                 assert pipeline.rejected == 0 and pipeline.buffered > 0 and not pipeline.db_ok
                 assert (await stored(pool))[0] == set()
-                await admin.execute(
-                    f'ALTER DATABASE "{database}" RESET default_transaction_read_only'
-                )
+                await admin.execute(read_only + "off")
                 await pool.expire_connections()
                 await until(lambda: not pipeline.buffered)
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        events = [e["event"] for e in logs]
-        assert "store_unavailable_buffering" in events and "store_available_again" in events
-        assert "store_refused_call" not in events
-        assert (await stored(pool))[0] == records
     finally:
-        await pool.close()
         await admin.close()
+    events = [e["event"] for e in logs]
+    assert "store_unavailable_buffering" in events and "store_available_again" in events
+    assert "store_refused_call" not in events
+    assert (await stored(pool))[0] == {(o.callid, o.status) for o in histories(THREE_CALLS)}
 
 
 class BuggyForOneCall:
@@ -200,29 +202,21 @@ class BuggyForOneCall:
         await self.store.save(outputs)
 
 
-async def test_a_call_whose_rows_cannot_be_built_costs_that_call_only(migrated_dsn: str) -> None:
-    names = ["in_answered", "in_noanswer", "out_answered"]
-    expected = clean_outputs(names)
-    records = [o for o in expected if isinstance(o, CallRecord)]
+async def test_a_call_whose_rows_cannot_be_built_costs_that_call_only(pool: asyncpg.Pool) -> None:
+    records = histories(THREE_CALLS)
     buggy = records[0].callid
-    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
-    try:
-        await make_partitions(pool)
-        source = Events(names)
-        sink = BuggyForOneCall(CallStore(pool, "lab"), buggy)
-        pipeline = CallPipeline(source, LAB22.tracker(), sink)
-        with capture_logs() as logs:
-            task = asyncio.create_task(pipeline.run())
-            try:
-                await until(lambda: not source.items and not pipeline.buffered)
-                assert not task.done(), "the pipeline goes on"
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        refused = [e for e in logs if e["event"] == "store_refused_call"]
-        assert [e["callid"] for e in refused] == [buggy] and "ValueError" in refused[0]["error"]
-        assert pipeline.rejected == sum(o.callid == buggy for o in expected)
-        got, _ = await stored(pool)
-        assert got == {(o.callid, o.status) for o in records if o.callid != buggy}
-    finally:
-        await pool.close()
+    source = Events(THREE_CALLS)
+    pipeline = CallPipeline(source, LAB22.tracker(), BuggyForOneCall(CallStore(pool, "lab"), buggy))
+    with capture_logs() as logs:
+        task = asyncio.create_task(pipeline.run())
+        try:
+            await until(lambda: not source.items and not pipeline.buffered)
+            assert not task.done(), "the pipeline goes on"
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    refused = [e for e in logs if e["event"] == "store_refused_call"]
+    assert [e["callid"] for e in refused] == [buggy] and "ValueError" in refused[0]["error"]
+    assert pipeline.rejected == sum(o.callid == buggy for o in clean_outputs(THREE_CALLS))
+    got, _ = await stored(pool)
+    assert got == {(o.callid, o.status) for o in records if o.callid != buggy}
