@@ -774,6 +774,22 @@ UPDATE directory_users SET
     record_out_internal = $9, record_out_external = $10, updated_at = now()
 WHERE pbx_id = $1 AND login = $2;
 
+-- restore_user --
+-- An employee as they were before a write Asterisk refused, whoever owned them (an undo).
+UPDATE directory_users SET
+    name = $3, ext = $4, telnum = $5, mobile = $6, email = $7, position = $8, source = $9,
+    provisioned = $10, secret = $11, ring_time = $12, voicemail = $13,
+    record_in_internal = $14, record_in_external = $15,
+    record_out_internal = $16, record_out_external = $17, updated_at = now()
+WHERE pbx_id = $1 AND login = $2;
+
+-- restore_number --
+-- A company number as it was before a write Asterisk refused, whoever owned it (an undo).
+UPDATE company_numbers SET
+    name = $3, route_type = $4, route_to = $5, ivr = $6::jsonb, source = $7,
+    provisioned = $8, disabled = $9, updated_at = now()
+WHERE pbx_id = $1 AND telnum = $2;
+
 -- provision_group --
 -- An API client's word on a ring group: rendered or not, its ring time, where an unanswered
 -- call goes.
@@ -918,8 +934,14 @@ UNION
 SELECT ext FROM directory_groups WHERE pbx_id = $1 AND ext <> '';
 
 -- restore_group --
--- A group deleted by a write that Asterisk then refused comes back under its own id.
+-- A group as it was before a write Asterisk then refused (an undo): back under its own id
+-- if the write deleted it; its row exactly as it was if the write changed it, whoever owned
+-- it (the upsert keeps what an API client wrote, so it cannot give a learnt group back).
 INSERT INTO directory_groups (id, pbx_id, kind, name, ext, strategy, ring_time, members, source,
                               provisioned, noanswer)
 VALUES ($2, $1, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-ON CONFLICT DO NOTHING;
+ON CONFLICT (id) DO UPDATE SET
+    kind = EXCLUDED.kind, name = EXCLUDED.name, ext = EXCLUDED.ext,
+    strategy = EXCLUDED.strategy, ring_time = EXCLUDED.ring_time, members = EXCLUDED.members,
+    source = EXCLUDED.source, provisioned = EXCLUDED.provisioned, noanswer = EXCLUDED.noanswer,
+    updated_at = now();

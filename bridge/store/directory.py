@@ -242,12 +242,54 @@ async def delete_user(db: Db, pbx_id: str, login: str) -> bool:
     return await db.fetchval(QUERIES["delete_user"], pbx_id, login) is not None
 
 
+async def restore_user(db: Db, pbx_id: str, u: User) -> None:
+    """An undo: the employee's row exactly as `u` (the upserts keep what an API client
+    wrote, so they cannot give a learnt employee back to Asterisk's config)."""
+    await db.execute(
+        QUERIES["restore_user"],
+        pbx_id,
+        u.login,
+        u.name,
+        u.ext,
+        u.telnum,
+        u.mobile,
+        u.email,
+        u.position,
+        u.source,
+        u.provisioned,
+        u.secret,
+        u.ring_time,
+        u.voicemail,
+        u.record_in_internal,
+        u.record_in_external,
+        u.record_out_internal,
+        u.record_out_external,
+    )
+
+
+async def restore_number(db: Db, pbx_id: str, n: Number) -> None:
+    """An undo: the number's row exactly as `n`."""
+    await db.execute(
+        QUERIES["restore_number"],
+        pbx_id,
+        n.telnum,
+        n.name,
+        n.route_type,
+        n.route_to,
+        json.dumps(n.ivr),
+        n.source,
+        n.provisioned,
+        n.disabled,
+    )
+
+
 async def delete_group(db: Db, pbx_id: str, group_id: int) -> bool:
     return await db.fetchval(QUERIES["delete_group"], pbx_id, group_id) is not None
 
 
 async def restore_group(db: Db, pbx_id: str, g: Group) -> None:
-    """A deleted group back as it was, under its own id (what routes to it finds it again)."""
+    """A group back as it was before a refused write: a deleted one under its own id (what
+    routes to it finds it again), a changed one exactly as it was, owner included."""
     await db.execute(
         QUERIES["restore_group"],
         pbx_id,

@@ -345,6 +345,24 @@ async def test_a_refused_apply_is_an_error_and_the_write_is_undone(lab: Lab) -> 
     assert set(lab.view.logins) == {"1005"}
 
 
+async def test_a_refused_change_of_a_learnt_ring_group_gives_it_back_to_asterisk(
+    lab: Lab,
+) -> None:
+    """Undo is the row as it was, owner included: a group learnt from Asterisk's config and
+    changed through the API stays Asterisk's when Asterisk refuses the change."""
+    token = await lab.token()
+    await store.upsert_user(lab.pool, "lab", User("200", "A", "200", source="pbx"))
+    await store.upsert_group(lab.pool, "lab", Group(0, "ringgroup", "Sales", "600", source="pbx"))
+    (before,) = await store.groups(lab.pool, "lab")
+    lab.asterisk.refuse["pbx_config.so"] = "A reload is in progress"
+    body = await issabel(
+        lab, "PUT", "ringgroups/600", 502, token, json={"name": "Taken", "extension_list": "200"}
+    )
+    assert "it is undone" in body["errors"][0]["detail"]
+    assert await store.groups(lab.pool, "lab") == [before]
+    assert before.source == "pbx" and not before.provisioned
+
+
 # ------------------------------------------------------------------ ring groups
 
 

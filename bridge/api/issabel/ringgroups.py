@@ -295,7 +295,7 @@ async def put_ringgroup(request: web.Request) -> web.Response:
         if before is None:
             await store.delete_group(s.pool, s.pbx_id, group.id)
         else:
-            await store.upsert_group(s.pool, s.pbx_id, before)
+            await store.restore_group(s.pool, s.pbx_id, before)
 
     what = "created" if before is None else "changed"
     outcome = await commit(prov, f"ring group {ext} {what}", undo, apply=apply)

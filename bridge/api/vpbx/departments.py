@@ -234,10 +234,7 @@ async def edit_group(request: web.Request) -> web.Response:
         await store.upsert_group(conn, s.pbx_id, group)
 
     async def undo() -> None:
-        async with s.pool.acquire() as conn, conn.transaction():
-            if group.ext != before.ext:
-                await conn.execute(QUERIES["rekey_group"], s.pbx_id, before.id, before.ext)
-            await store.upsert_group(conn, s.pbx_id, before)
+        await store.restore_group(s.pool, s.pbx_id, before)  # its extension too
 
     outcome = await commit(prov, f"department {group.ext} ({group.name}) changed", undo)
     return answer(outcome, await _answer_group(request, group.id))
@@ -297,7 +294,7 @@ async def change_members(request: web.Request) -> web.Response:
     await store.upsert_group(s.pool, s.pbx_id, group)
 
     async def undo() -> None:
-        await store.upsert_group(s.pool, s.pbx_id, before)
+        await store.restore_group(s.pool, s.pbx_id, before)
 
     return answer(await commit(prov, f"department {group.ext} ({group.name}) members", undo))
 

@@ -188,8 +188,9 @@ async def edit_user(request: web.Request) -> web.Response:
         await _store(conn, s.pbx_id, user)
 
     async def undo() -> None:
-        async with s.pool.acquire() as conn:
+        async with s.pool.acquire() as conn, conn.transaction():
             await _store(conn, s.pbx_id, before)
+            await store.restore_user(conn, s.pbx_id, before)  # a learnt one: Asterisk's again
 
     outcome = await commit(prov, f"employee {user.login} changed", undo)
     if user.ext != before.ext and before.login in names.dnd_or_norecord:

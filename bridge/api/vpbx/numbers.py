@@ -89,7 +89,7 @@ async def set_route(request: web.Request) -> web.Response:
     await store.upsert_number(s.pool, s.pbx_id, number)
 
     async def undo() -> None:
-        await store.upsert_number(s.pool, s.pbx_id, before)
+        await store.restore_number(s.pool, s.pbx_id, before)
 
     outcome = await commit(prov, f"number {number.telnum} routed to {number.route_type}", undo)
     names, number = await _number(request)
