@@ -164,34 +164,30 @@ async def upsert_user(db: Db, pbx_id: str, u: User) -> None:
             await conn.execute(QUERIES["yield_extension"], pbx_id, u.ext, u.login)
         await _upsert_user(conn, pbx_id, u)
         if u.source == "api":
-            await conn.execute(
-                QUERIES["provision_user"],
-                pbx_id,
-                u.login,
-                u.provisioned,
-                u.secret,
-                u.ring_time,
-                u.voicemail,
-                u.record_in_internal,
-                u.record_in_external,
-                u.record_out_internal,
-                u.record_out_external,
-            )
+            await conn.execute(QUERIES["provision_user"], pbx_id, u.login, *_provisioning(u))
+
+
+def _provisioning(u: User) -> tuple[Any, ...]:
+    """The employee's provisioning fields, in the order the queries take them."""
+    return (
+        u.provisioned,
+        u.secret,
+        u.ring_time,
+        u.voicemail,
+        u.record_in_internal,
+        u.record_in_external,
+        u.record_out_internal,
+        u.record_out_external,
+    )
 
 
 async def _upsert_user(db: Db, pbx_id: str, u: User) -> None:
-    await db.execute(
-        QUERIES["upsert_user"],
-        pbx_id,
-        u.login,
-        u.name,
-        u.ext,
-        u.telnum,
-        u.mobile,
-        u.email,
-        u.position,
-        u.source,
-    )
+    await db.execute(QUERIES["upsert_user"], pbx_id, *_fields(u))
+
+
+def _fields(u: User) -> tuple[str, ...]:
+    """The employee's own fields, in the order the queries take them."""
+    return (u.login, u.name, u.ext, u.telnum, u.mobile, u.email, u.position, u.source)
 
 
 async def upsert_group(db: Db, pbx_id: str, g: Group) -> int:
@@ -218,16 +214,7 @@ async def upsert_group(db: Db, pbx_id: str, g: Group) -> int:
 
 async def upsert_number(db: Db, pbx_id: str, n: Number) -> None:
     async with _transaction(db) as conn:
-        await conn.execute(
-            QUERIES["upsert_number"],
-            pbx_id,
-            n.telnum,
-            n.name,
-            n.route_type,
-            n.route_to,
-            json.dumps(n.ivr),
-            n.source,
-        )
+        await conn.execute(QUERIES["upsert_number"], pbx_id, *_number_fields(n))
         if n.source == "api":
             await conn.execute(QUERIES["provision_number"], pbx_id, n.telnum, n.provisioned)
 
@@ -245,42 +232,19 @@ async def delete_user(db: Db, pbx_id: str, login: str) -> bool:
 async def restore_user(db: Db, pbx_id: str, u: User) -> None:
     """An undo: the employee's row exactly as `u` (the upserts keep what an API client
     wrote, so they cannot give a learnt employee back to Asterisk's config)."""
-    await db.execute(
-        QUERIES["restore_user"],
-        pbx_id,
-        u.login,
-        u.name,
-        u.ext,
-        u.telnum,
-        u.mobile,
-        u.email,
-        u.position,
-        u.source,
-        u.provisioned,
-        u.secret,
-        u.ring_time,
-        u.voicemail,
-        u.record_in_internal,
-        u.record_in_external,
-        u.record_out_internal,
-        u.record_out_external,
-    )
+    await db.execute(QUERIES["restore_user"], pbx_id, *_fields(u), *_provisioning(u))
 
 
 async def restore_number(db: Db, pbx_id: str, n: Number) -> None:
     """An undo: the number's row exactly as `n`."""
     await db.execute(
-        QUERIES["restore_number"],
-        pbx_id,
-        n.telnum,
-        n.name,
-        n.route_type,
-        n.route_to,
-        json.dumps(n.ivr),
-        n.source,
-        n.provisioned,
-        n.disabled,
+        QUERIES["restore_number"], pbx_id, *_number_fields(n), n.provisioned, n.disabled
     )
+
+
+def _number_fields(n: Number) -> tuple[str, ...]:
+    """The number's own fields, in the order the queries take them."""
+    return (n.telnum, n.name, n.route_type, n.route_to, json.dumps(n.ivr), n.source)
 
 
 async def delete_group(db: Db, pbx_id: str, group_id: int) -> bool:
