@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncpg
 
-__all__ = ["ARRAY_TYPES", "prime_codecs"]
+__all__ = ["ARRAY_TYPES", "PRIME", "prime_codecs"]
 
 # every non-text array type a named query (sql/queries.sql) or the store passes;
 # (tests/integration/test_pool.py checks the list against every query)
 ARRAY_TYPES = ("timestamptz[]", "integer[]", "bigint[]", "cidr[]")
 
-_PRIME = "SELECT " + ", ".join(f"${n}::{t}" for n, t in enumerate(ARRAY_TYPES, 1))
+PRIME = "SELECT " + ", ".join(f"${n}::{t}" for n, t in enumerate(ARRAY_TYPES, 1))
 
 
 async def prime_codecs(conn: asyncpg.Connection) -> None:
     """One introspection for the store's array types, before the connection's first use."""
-    await conn.prepare(_PRIME)
+    await conn.prepare(PRIME)

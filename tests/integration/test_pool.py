@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from bridge.config import Settings
-from bridge.store.codecs import ARRAY_TYPES, prime_codecs
+from bridge.store.codecs import ARRAY_TYPES, PRIME
 from bridge.store.queries import QUERIES
 from bridge.wiring import open_connections, open_pool
 
@@ -20,9 +20,7 @@ KNOWN_TO_ASYNCPG = {"text[]", "oid[]"}  # arrays asyncpg encodes without asking 
 async def test_every_array_type_of_the_named_queries_is_primed(migrated_dsn: str) -> None:
     conn = await asyncpg.connect(migrated_dsn)
     try:
-        primer = await conn.prepare(
-            "SELECT " + ", ".join(f"${n}::{t}" for n, t in enumerate(ARRAY_TYPES, 1))
-        )
+        primer = await conn.prepare(PRIME)
         primed = {t.name for t in primer.get_parameters()} | KNOWN_TO_ASYNCPG
         unprimed: dict[str, set[str]] = {}
         for name, query in QUERIES.items():
@@ -37,12 +35,15 @@ async def test_every_array_type_of_the_named_queries_is_primed(migrated_dsn: str
         await conn.close()
 
 
-async def test_the_primer_runs_on_a_fresh_connection(migrated_dsn: str) -> None:
-    conn = await asyncpg.connect(migrated_dsn)
+async def test_connections_open_primed_before_any_migration(pg_dsn: str) -> None:
+    """The pool's `init` needs no table: the daemon opens connections before `migrate`."""
+    pool = await open_pool(Settings(database={"url": pg_dsn}))
     try:
-        await prime_codecs(conn)  # no table needed: it runs before migrations too
+        await open_connections(pool, 2)
+        assert pool.get_size() == 2
+        assert await pool.fetchval("SELECT to_regclass('calls')") is None, "an empty database"
     finally:
-        await conn.close()
+        await pool.close()
 
 
 async def test_pool_min_connections_are_opened_and_the_pool_stays_bounded(
