@@ -14,6 +14,8 @@ LATEST = float(2**33)  # the year 2242
 
 def stamp_of(text: object, default: float) -> float:
     """The time `text` says, or `default` when it says none a clock could."""
+    if not text:  # most events (timestampevents = no): no exception raised for them
+        return default
     try:
         value = float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
