@@ -667,6 +667,11 @@ async def test_bodies_must_be_json_and_small(api: Api) -> None:
         "/api/v1/subscriptions", headers={**h, "Content-Type": "application/json"}, data="{"
     ) as resp:
         assert resp.status == 400 and (await resp.json())["message"].startswith("body")
+    deep = "[" * 5000  # nested deeper than the parser goes
+    async with api.http.post(
+        "/api/v1/subscriptions", headers={**h, "Content-Type": "application/json"}, data=deep
+    ) as resp:
+        assert resp.status == 400 and (await resp.json())["message"] == "body: not valid JSON"
     big = io.BytesIO(json.dumps({**SUB, "token": "x" * (2 << 20)}).encode())
     headers = {**h, "Content-Type": "application/json"}
     async with api.http.post("/api/v1/subscriptions", headers=headers, data=big) as resp:

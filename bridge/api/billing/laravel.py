@@ -15,7 +15,6 @@ Input is read the way `$request->all()` reads it: the query string, then the bod
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import json_input
 from ..params import parse_time
 
 INVALID = "The given data was invalid."
@@ -132,8 +132,8 @@ async def read_input(request: web.Request) -> dict[str, Any]:
         return data
     raw = await request.read()
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = json_input.loads(raw)
+    except ValueError:
         return data  # Laravel reads an unparseable JSON body as no input
     if isinstance(body, dict):
         data.update(body)

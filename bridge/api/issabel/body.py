@@ -11,12 +11,12 @@ a 413; a field of the wrong type or shape a 400 naming it. Never a 500.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from .. import json_input
 from ..errors import ApiError
 from .errors import IssabelError
 
@@ -52,8 +52,8 @@ async def read_input(request: web.Request) -> Fields:
 
 def _json(raw: bytes) -> Fields:
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = json_input.loads(raw)
+    except ValueError:
         raise IssabelError(400, UNREADABLE) from None
     if not isinstance(data, dict):
         raise IssabelError(400, UNREADABLE + ": a JSON object is expected")

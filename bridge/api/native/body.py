@@ -7,11 +7,11 @@ what is left over.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from .. import json_input
 from ..errors import ApiError, bad_request
 from ..params import is_text
 
@@ -26,8 +26,8 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise ApiError(415, "Send a JSON body (Content-Type: application/json)")
     raw = await request.read()  # over the root's client_max_size: 413
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = json_input.loads(raw)
+    except ValueError:
         raise bad_request("body: not valid JSON") from None
     if not isinstance(data, dict):
         raise bad_request("body: a JSON object is expected")

@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime
 
 from ...store import history
+from .. import json_input
 from ..errors import bad_request
 
 _INT32 = 1 << 31
@@ -37,7 +38,7 @@ def decode(text: str, sort: str, descending: bool) -> history.Cursor:
     """The cursor `text` for a page of this order; 400 (`after: ...`) when it is not one."""
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        data = json.loads(raw)
+        data = json_input.loads(raw)
         order, start, callid = data["o"], datetime.fromisoformat(data["s"]), data["c"]
         value = data.get("v")
         start.astimezone(UTC)  # in range once in UTC

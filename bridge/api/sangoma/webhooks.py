@@ -9,7 +9,6 @@ signatures. Directions are the module's `inbound` / `outbound` / `both`.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +20,7 @@ from ...config import http_url_problem
 from ...crm.sangoma_call import END, START
 from ...store import targets
 from ...store.queries import QUERIES
+from .. import json_input
 from ..errors import bad_request, not_found
 from ..services import Services, services_of
 
@@ -80,8 +80,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
         return {k: v for k, v in form.items() if isinstance(v, str)}
     raw = await request.read()
     try:
-        data = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = json_input.loads(raw) if raw.strip() else {}
+    except ValueError:
         raise bad_request("The body is not valid JSON") from None
     if not isinstance(data, dict):
         raise bad_request("The body must be a JSON object with url and direction")

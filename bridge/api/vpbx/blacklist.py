@@ -15,11 +15,11 @@ Stored, not applied (Asterisk away): 202 with the message (see `writing`).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
+from .. import json_input
 from ..errors import ApiError, bad_request, not_found
 from ..writes import Outcome, provisioning
 from . import body
@@ -49,8 +49,8 @@ async def _entries(request: web.Request) -> list[tuple[str, str]]:
         raise ApiError(413, "Request body too large")
     if raw.lstrip()[:1] == b"[":
         try:
-            items = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            items = json_input.loads(raw)
+        except ValueError:
             raise bad_request("body: not valid JSON") from None
         if len(items) > MAX_NUMBERS or not all(isinstance(i, dict) for i in items):
             raise bad_request(f"body: at most {MAX_NUMBERS} objects with telnum and comment")

@@ -6,12 +6,12 @@ of the wrong type is a 4xx with a message naming the problem, never a 500.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from .. import json_input
 from ..errors import ApiError, bad_request
 
 MAX_BODY = 64 * 1024  # bytes: these bodies carry a few short fields
@@ -43,8 +43,8 @@ async def read_fields(request: web.Request) -> Fields:
 
 def _json(raw: bytes) -> Fields:
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = json_input.loads(raw)
+    except ValueError:
         raise bad_request("body: not valid JSON") from None
     if not isinstance(data, dict):
         raise bad_request("body: a JSON object is expected")
