@@ -386,9 +386,10 @@ SELECT 1;
 -- own_stale_lock --
 -- End this bridge's own earlier lock session ($2, its backend pid) if it still holds the
 -- PBX's lock ($1): the bridge lost sight of it (a network cut that PostgreSQL has not
--- noticed yet), not the lock. True if it was ended. An advisory lock on a bigint key is
+-- noticed yet), not the lock. True once it has ended (waited for up to 2 s, so its lock is
+-- free when this returns). An advisory lock on a bigint key is
 -- (classid, objid) = its high and low 32 bits, objsubid 1.
-SELECT pg_terminate_backend(pid) FROM pg_locks
+SELECT pg_terminate_backend(pid, 2000) FROM pg_locks
 WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid = $2
   AND classid = (($1::bigint >> 32) & 4294967295)::oid
   AND objid = ($1::bigint & 4294967295)::oid;

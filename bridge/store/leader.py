@@ -91,11 +91,7 @@ class PbxLock:
                 if not await self._end_own_stale_session():
                     return False
                 log.warning("leader_lock_stale_session_ended", pbx=self.pbx_id)
-                for _ in range(10):  # the lock goes with the session, a moment later
-                    await asyncio.sleep(0.1)
-                    if await self._try():
-                        return True
-                return False
+                return await self._try()
             except DB_ERRORS_OR_TIMEOUT:
                 await self._drop_connection()
                 await backoff.sleep()
@@ -104,8 +100,8 @@ class PbxLock:
         backend, self._backend = self._backend, 0  # one try (ending it may be refused)
         if not backend or self._conn is None:
             return False
-        ended = await self._conn.fetchval(
-            QUERIES["own_stale_lock"], self.key, backend, timeout=self.timeout
+        ended = await self._conn.fetchval(  # waits up to 2 s for it to end
+            QUERIES["own_stale_lock"], self.key, backend, timeout=self.timeout + 2
         )
         return bool(ended)
 
