@@ -33,7 +33,7 @@ from .cel.service import Backfilled, Backfiller, CloseParked
 from .net.priority import Priority
 from .observability.logs import get_logger
 from .store.errors import STORE_RETRY, refuses_data
-from .tracker.model import CallEvent, Output
+from .tracker.model import CallEvent, CallParked, GapsPending, Output, Stored
 from .tracker.tracker import CallTracker
 
 BUSY_CHUNK = 100  # AMI events tracked between two yields while a look-up is in progress
@@ -48,7 +48,7 @@ class Source(Protocol):
 
 
 class Sink(Protocol):
-    async def save(self, outputs: Sequence[Output]) -> None: ...
+    async def save(self, outputs: Sequence[Stored]) -> None: ...
 
 
 class CallPipeline:
@@ -78,7 +78,9 @@ class CallPipeline:
         self.seen_until = seen_until
         self.backfill: Backfiller | None = None  # the CEL's account of gaps (if configured)
         self._injected: deque[Backfilled | CloseParked] = deque()
-        self.pending: deque[Output] = deque()  # tracked, not yet committed, in order
+        self.pending: deque[Stored] = deque()  # tracked, not yet committed, in order
+        # the start of each gap handed to the backfill whose account was not tracked yet
+        self._unaccounted: deque[float] = deque()
         self.events = 0
         self.batches = 0
         self.store_failures = 0
@@ -144,10 +146,10 @@ class CallPipeline:
         self._injected.append(item)
         self.source.wake.set()
 
-    def track(self, items: Sequence[Item | Backfilled | CloseParked]) -> list[Output]:
+    def track(self, items: Sequence[Item | Backfilled | CloseParked]) -> list[Stored]:
         tracker = self.tracker
         feed = tracker.feed
-        outputs: list[Output] = []
+        outputs: list[Stored] = []
         for item in items:
             if type(item) is tuple:
                 result = feed(item[0], item[1])
@@ -173,8 +175,14 @@ class CallPipeline:
                 )
                 if backfill is not None:
                     backfill.gap(since, item.at)
+                    self._unaccounted.append(item.at if since is None else since)
+                    outputs.append(GapsPending(min(self._unaccounted)))
             elif isinstance(item, Backfilled):
                 outputs.extend(apply(tracker, item.account, item.finished))
+                if item.gaps:  # stored after the calls of the gaps it accounts for
+                    for _ in range(min(item.gaps, len(self._unaccounted))):
+                        self._unaccounted.popleft()
+                    outputs.append(GapsPending(min(self._unaccounted, default=None)))
             elif isinstance(item, CloseParked):
                 for callid in item.callids:
                     outputs.extend(tracker.close_parked(callid))
@@ -195,7 +203,7 @@ class CallPipeline:
                 closed=list(fault.closed),
             )
 
-    def _keep(self, outputs: list[Output]) -> None:
+    def _keep(self, outputs: list[Stored]) -> None:
         if not outputs:
             return
         self.pending.extend(outputs)
@@ -210,7 +218,7 @@ class CallPipeline:
         target = self.buffer_limit * 9 // 10
         excess = len(self.pending) - target
         if excess > 0:
-            kept: deque[Output] = deque()
+            kept: deque[Stored] = deque()
             dropped = 0
             for i, out in enumerate(self.pending):
                 # the head being written now stays: the writer removes it once committed
@@ -250,7 +258,7 @@ class CallPipeline:
             self._queued.clear()
             self._idle.set()
 
-    async def _save(self, batch: list[Output]) -> set[str]:
+    async def _save(self, batch: list[Stored]) -> set[str]:
         """Store the batch; return the calls that could not be stored for good, each logged
         and skipped: PostgreSQL refused their data (`refuses_data`), or building their rows
         failed (a bug). Anything else about the server raises, and the batch is kept and
@@ -269,12 +277,14 @@ class CallPipeline:
             log.warning("store_available_again", buffered=len(self.pending))
         return refused
 
-    async def _save_per_call(self, batch: list[Output]) -> set[str]:
-        by_call: dict[str, list[Output]] = {}
+    async def _save_per_call(self, batch: list[Stored]) -> set[str]:
+        by_call: dict[str, list[Stored]] = {}
         for out in batch:
             by_call.setdefault(out.callid, []).append(out)
         refused: dict[str, BaseException] = {}
-        for callid, outputs in by_call.items():
+        # the gaps' state ("", no call) last: a gap is never marked accounted for before
+        # the calls of its account are stored
+        for callid, outputs in sorted(by_call.items(), key=lambda item: item[0] == ""):
             try:
                 await self.sink.save(outputs)
             except Exception as exc:
@@ -286,15 +296,18 @@ class CallPipeline:
             log.error("store_refused_call", callid=callid, error=repr(error)[:300])
         return set(refused)
 
-    def _saved(self, batch: list[Output], refused: set[str]) -> None:
+    def _saved(self, batch: list[Stored], refused: set[str]) -> None:
         self.batches += 1
         if refused:
             batch = [out for out in batch if out.callid not in refused]
+        calls = [out for out in batch if not isinstance(out, GapsPending)]
         if self.on_outputs is not None:
-            self.on_outputs(batch)
-        for out in batch:
+            self.on_outputs(calls)
+        for out in calls:
             if isinstance(out, CallEvent):
                 log.info("call_event", **_fields(out, _EVENT_FIELDS))
+            elif isinstance(out, CallParked):
+                log.info("call_parked", **_fields(out, _PARKED_FIELDS))
             else:
                 log.info("call_finished", **_fields(out, _RECORD_FIELDS))
 
@@ -345,6 +358,7 @@ def _refused(exc: Exception) -> bool:
 
 _EVENT_FIELDS = ("callid", "type", "ext", "direction", "phone")
 _RECORD_FIELDS = ("callid", "direction", "status", "ext", "duration", "closed_by")
+_PARKED_FIELDS = ("callid", "direction", "phone")
 
 
 def _fields(obj: Any, names: Sequence[str]) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class TrackerInterpreter:
         for out in outputs:
             if isinstance(out, CallRecord):
                 calls[out.callid] = CelCall(out, events.pop(out.callid, []))
-            else:
+            elif isinstance(out, CallEvent):  # a CEL tracker never parks a call
                 events.setdefault(out.callid, []).append(out)
         return list(calls.values())
 

@@ -71,6 +71,7 @@ class Backfilled:
 
     account: GapAccount
     finished: frozenset[str] = frozenset()
+    gaps: int = 0  # how many of the gaps handed to `Backfiller.gap`, oldest first, it covers
 
 
 @dataclass(slots=True)
@@ -204,7 +205,7 @@ class Backfiller:
                 settled=len(settled),
                 seconds=round(self.last_read_seconds, 3),
             )
-        self.inject(Backfilled(account, frozenset(finished)))
+        self.inject(Backfilled(account, frozenset(finished), gaps=len(gaps)))
 
     def _expire(self, parked: list[str]) -> None:
         now = self.clock()

@@ -32,6 +32,7 @@ from .fake_directory import FakePbx
 __all__ = ["BANNER", "FakeAmiServer", "Headers", "load_trace", "parse_message"]
 
 BANNER = "Asterisk Call Manager/11.0.0\r\n"
+WAIT = 60.0  # seconds a test waits for the replay or a login, by default
 Headers = dict[str, str]
 Responder = Callable[[Headers], Iterable[str]]
 
@@ -415,15 +416,16 @@ class FakeAmiServer:
         self._cel = CelFile(recorded, path)
         self._cel.reveal(self.asterisk.clock)
 
-    # The waits have no timeout of their own: wrap them in ``asyncio.timeout()``.
-    async def wait_replayed(self, n: int) -> None:
-        await self._wait(lambda: self._pos >= n)
+    # Each wait gives up after `within` seconds (TimeoutError saying what it waited for):
+    # a client that never logs in fails its test instead of hanging the run.
+    async def wait_replayed(self, n: int, within: float = WAIT) -> None:
+        await self._wait(lambda: self._pos >= n, within, f"{n} messages replayed")
 
-    async def wait_logins(self, n: int) -> None:
-        await self._wait(lambda: self.logins >= n)
+    async def wait_logins(self, n: int, within: float = WAIT) -> None:
+        await self._wait(lambda: self.logins >= n, within, f"{n} logins")
 
-    async def wait_done(self) -> None:
-        await self.wait_replayed(len(self._trace))
+    async def wait_done(self, within: float = WAIT) -> None:
+        await self.wait_replayed(len(self._trace), within)
 
     async def flood(self, raws: Sequence[str], rate: float | None = None) -> int:
         """Once a client listens for events: send ``raws`` in big writes, ``rate`` events
@@ -453,9 +455,18 @@ class FakeAmiServer:
         event, self._changed = self._changed, asyncio.Event()
         event.set()
 
-    async def _wait(self, predicate: Callable[[], bool]) -> None:
-        while not predicate():
-            await self._changed.wait()
+    async def _wait(
+        self, predicate: Callable[[], bool], within: float | None = None, what: str = ""
+    ) -> None:
+        try:
+            async with asyncio.timeout(within):
+                while not predicate():
+                    await self._changed.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"fake AMI: no {what} after {within} s (replayed {self._pos} of "
+                f"{len(self._trace)}, {self.logins} logins, {self.connections} connections)"
+            ) from None
 
     def _listener(self) -> _Conn | None:
         """The newest logged-in, event-receiving, non-silent connection."""

@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..replay import crm_payloads
-from ..tracker.model import CallEvent, CallFacts, CallRecord, OpenCall, Output
+from ..tracker.model import (
+    CallEvent,
+    CallFacts,
+    CallParked,
+    CallRecord,
+    GapsPending,
+    OpenCall,
+    Output,
+    Stored,
+)
 from ..tracker.settle import BACKFILL
 
 
@@ -40,12 +49,13 @@ class MemoryCallStore:
         self.events: dict[tuple[str, int], CallEvent] = {}
         self.sent: list[Output] = []  # what reached the outbox, in order
         self.covered: float | None = None
+        self.gaps_since: float | None = None  # the earliest gap waiting for its account
         self.saves = 0
         self.fail_next = 0  # that many saves raise ConnectionError (an outage)
 
     # --------------------------------------------------------------- the port
 
-    async def save(self, outputs: Sequence[Output]) -> None:
+    async def save(self, outputs: Sequence[Stored]) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("the store is away")
@@ -58,20 +68,39 @@ class MemoryCallStore:
         return {c for c in callids if c in self.calls and self.calls[c].record is not None}
 
     async def seen_until(self) -> float | None:
-        return self.covered
+        return min((t for t in (self.covered, self.gaps_since) if t is not None), default=None)
 
     async def cover(self, until: float) -> None:
         self.covered = until if self.covered is None else max(self.covered, until)
 
     # ------------------------------------------------------------ synchronous
 
-    def save_now(self, outputs: Iterable[Output]) -> None:
+    def save_now(self, outputs: Iterable[Stored]) -> None:
         self.saves += 1
         for out in outputs:
             if isinstance(out, CallEvent):
                 self._event(out)
+            elif isinstance(out, CallParked):
+                self._parked(out)
+            elif isinstance(out, GapsPending):
+                self.gaps_since = out.since
             else:
                 self._record(out)
+
+    def _parked(self, parked: CallParked) -> None:
+        call = self.calls.get(parked.callid)
+        if call is None:
+            call = self.calls[parked.callid] = _Call(
+                parked.callid,
+                parked.direction,
+                phone=parked.phone,
+                diversion=parked.diversion,
+                group=parked.group,
+                start=parked.start,
+                answered=parked.answered,
+            )
+        if call.record is None:
+            call.facts = parked.facts
 
     def _event(self, ev: CallEvent) -> None:
         call = self.calls.get(ev.callid)

@@ -15,7 +15,16 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ..crm.outbox_rows import OutboxRows
-from ..tracker.model import CallEvent, CallFacts, CallRecord, OpenCall, Output
+from ..tracker.model import (
+    CallEvent,
+    CallFacts,
+    CallParked,
+    CallRecord,
+    GapsPending,
+    OpenCall,
+    Output,
+    Stored,
+)
 from .queries import QUERIES
 from .targets import TargetCache
 
@@ -39,8 +48,11 @@ class CallStore:
         self.callback_window = callback_window  # how old a missed call may be, called back
         self.targets = targets or TargetCache(pbx_id)
 
-    async def save(self, outputs: Sequence[Output]) -> None:
-        """Store one batch of tracker outputs atomically."""
+    async def save(self, stored: Sequence[Stored]) -> None:
+        """Store one batch of tracker outputs atomically (and where gaps wait for their
+        account, the batch's last word on it)."""
+        outputs = [o for o in stored if not isinstance(o, GapsPending)]
+        gaps = [o for o in stored if isinstance(o, GapsPending)]
         opened, events, finished, legs = _rows(self.pbx_id, outputs)
         statements: list[tuple[str, Sequence[Row]]] = [
             ("open_call", opened),
@@ -58,6 +70,8 @@ class CallStore:
                 rows = self.outbox.rows(outputs, targets, callbacks) if targets else []
                 if rows:
                     await conn.executemany(QUERIES["enqueue"], rows)
+            if gaps:
+                await conn.execute(QUERIES["gaps_pending"], self.pbx_id, _ts(gaps[-1].since))
 
     async def _callbacks(self, conn: asyncpg.Connection, outputs: Sequence[Output]) -> set[str]:
         """Outbound calls that called back a customer whose inbound call was missed (and not
@@ -220,6 +234,21 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
                     out.channel,
                 )
             )
+        elif isinstance(out, CallParked):  # stored open until its account comes
+            opened.setdefault(
+                out.callid,
+                (
+                    pbx,
+                    out.callid,
+                    out.direction,
+                    out.phone,
+                    out.diversion,
+                    out.group,
+                    _ts(out.start),
+                    _ts(out.answered),
+                ),
+            )
+            facts[out.callid] = json.dumps(out.facts.as_json())
         else:
             finished.append(_finished_row(pbx, out))
             legs.extend(

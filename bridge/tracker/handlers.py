@@ -55,7 +55,7 @@ class EventHandlers:
         self.channels = topology.channels  # the same dict, looked up on every event
         # where a call up across a gap goes when it ends (CallTracker: it waits for the
         # CEL's account); None: finished at once
-        self.hold: Callable[[Call, float], None] | None = None
+        self.hold: Callable[[Call, float, list[Output]], None] | None = None
 
     def table(self) -> dict[str, Handler]:
         return {
@@ -428,7 +428,7 @@ class EventHandlers:
     def finish(self, call: Call, at: float, out: list[Output], closed_by: str = "hangup") -> None:
         """The call's last channel is gone: close every sequence, report, forget."""
         if call.gapped and closed_by == "hangup" and self.hold is not None:
-            self.hold(call, at)
+            self.hold(call, at, out)
             return
         call.gapped = False
         self.grammar.close_all(call, at, out)

@@ -1,4 +1,5 @@
-"""What the call tracker reports: CRM events and finished call records.
+"""What the call tracker reports: CRM events, finished call records, and calls parked
+until Asterisk's own account of their end comes.
 
 Plain data, no behaviour: the CRM protocol, the store and the replay CLI all read these.
 """
@@ -147,6 +148,37 @@ class CallRecord:
 
 
 @dataclass(slots=True)
+class CallParked:
+    """A call whose end the bridge learnt, with its history waiting for Asterisk's own
+    account of it (the CEL, `CallTracker.settle`): up across a gap and then hung up, or
+    found gone at a resync. Stored as an open call, so that a bridge restarted before the
+    account comes takes it back (`OpenCall`) instead of losing it: a call that rang nobody
+    has no event that would have stored it. Nothing is sent to a CRM."""
+
+    callid: str
+    direction: str
+    phone: str
+    diversion: str
+    group: str
+    start: float
+    answered: float | None
+    facts: CallFacts
+
+
+@dataclass(frozen=True, slots=True)
+class GapsPending:
+    """Not a call: where the bridge's account of Asterisk is still incomplete. `since` is
+    the start of the earliest AMI gap whose account from the CEL is not among the outputs
+    before this one (None: every gap is accounted for). The pipeline puts it among the
+    tracker's outputs and the store keeps it with them, in order: a bridge killed before a
+    gap's account came reads the CEL again from there (the store's `seen_until`), instead
+    of starting after the calls stored since and losing the gap's."""
+
+    since: float | None
+    callid: str = ""  # no call's: a batch split per call stores it on its own
+
+
+@dataclass(slots=True)
 class OpenCall:
     """What the store knows of a call a previous run left open (for `restore`)."""
 
@@ -175,4 +207,5 @@ class TrackerFault:
     closed: tuple[str, ...] = ()  # every call closed because of it
 
 
-Output = CallEvent | CallRecord
+Output = CallEvent | CallRecord | CallParked
+Stored = Output | GapsPending  # what the pipeline hands the store, in order

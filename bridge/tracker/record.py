@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from . import model
-from .model import CallFacts, CallRecord, Leg
+from .model import CallFacts, CallParked, CallRecord, Leg
 from .state import Call, Kind
 from .status import MISSED, inbound_status, outbound_status
 
@@ -26,6 +26,20 @@ def facts_of(call: Call) -> CallFacts:
         recording=call.recording,
         dial_status=call.dial_status,
         cause=call.cause,
+    )
+
+
+def parked_output(call: Call) -> CallParked:
+    """The open call a parked one is stored as, until its account comes."""
+    return CallParked(
+        callid=call.callid,
+        direction=call.direction or model.INTERNAL,
+        phone=call.phone,
+        diversion=call.diversion,
+        group=call.group,
+        start=call.start,
+        answered=call.answered,
+        facts=facts_of(call),
     )
 
 

@@ -44,7 +44,7 @@ from .handlers import EventHandlers
 from .ids import uid_order
 from .model import CallEvent, CallFacts, CallRecord, OpenCall, Output, TrackerFault
 from .numbers import PhoneNormalizer
-from .record import RESYNC, facts_of
+from .record import RESYNC, facts_of, parked_output
 from .settle import BACKFILL, settle_call
 from .stamps import stamp_of
 from .state import UP, Call, Channel
@@ -265,7 +265,7 @@ class CallTracker:
             if uid not in live_by_uid and (known is None or uid in known)
         ]
         if park:
-            gone = self._park_ended(gone, until)
+            gone = self._park_ended(gone, until, out)
         for ch in gone:
             self._step(_RESYNC, _ids(ch), at, out, handlers.hangup, ch, until, None, out, RESYNC)
         adopted: list[Channel] = []
@@ -299,7 +299,7 @@ class CallTracker:
             if call.restored and calls.get(call.callid) is call:
                 ids = {"Linkedid": call.callid}
                 if park and not call.live:
-                    self._park(call, until)
+                    self._park(call, until, out)
                     continue
                 self._step(_RESYNC, ids, until, out, handlers.close_restored, call, until, out)
         if park:  # what happened to them meanwhile, the CEL will tell when they end
@@ -309,7 +309,7 @@ class CallTracker:
 
     # ----------------------------------------------------------- parked calls
 
-    def _park_ended(self, gone: list[Channel], until: float) -> list[Channel]:
+    def _park_ended(self, gone: list[Channel], until: float, out: list[Output]) -> list[Channel]:
         """Park the calls all of whose channels are among `gone`; the other gone
         channels are returned (their calls go on)."""
         gone_ids = {ch.uid for ch in gone}
@@ -320,23 +320,25 @@ class CallTracker:
                 if all(uid in gone_ids for uid in call.live):
                     ended[call.callid] = call
         for call in ended.values():
-            self._park(call, until)
+            self._park(call, until, out)
         return [ch for ch in gone if ch.call is None or ch.call.callid not in ended]
 
-    def _park(self, call: Call, until: float) -> None:
+    def _park(self, call: Call, until: float, out: list[Output]) -> None:
         topology = self._topology
         for ch in list(call.live.values()):
             topology.forget_channel(ch, until)
         call.restored = call.gapped = False
         topology.retire(call)  # later events of it are stragglers
         self._parked[call.callid] = Parked(call, until, seen_end=False)
+        out.append(parked_output(call))
 
-    def _hold(self, call: Call, at: float) -> None:
+    def _hold(self, call: Call, at: float, out: list[Output]) -> None:
         """A call the bridge did not follow whole (it was up across a gap) ended: its
         history waits for the CEL's account, which saw all of it (`settle`)."""
         call.gapped = False
         self._topology.retire(call)
         self._parked[call.callid] = Parked(call, at, seen_end=True)
+        out.append(parked_output(call))
 
     def waiting_for_cel(self) -> dict[str, float]:
         """Calls the CEL has something to tell of, with their start: parked ones, and

@@ -80,6 +80,21 @@ def problems(want: list[dict[str, Any]], crm: FakeCrm) -> list[str]:
     return found
 
 
+def diagnosis(found: list[str], *bridges: Daemon) -> str:
+    """The problems, and every log line of each bridge that names a call concerned."""
+    callids = {p.split(":")[0] for p in found}
+    marks = ('"bridge_tracking"', '"cel_backfill', '"ami_resync"', '"store_')
+    lines = [
+        f"bridge {n}: {line}"
+        for n, bridge in enumerate(bridges, 1)
+        for line in bridge.lines
+        if any(c in line for c in callids) or any(m in line for m in marks)
+    ]
+    stored = [line for line in bridges[0].lines if '"call_' in line]
+    lines += [f"bridge 1 stored {len(stored)} outputs, the last: {stored[-3:]}"]
+    return "\n".join(["histories missing or wrong:", *found, *lines])
+
+
 def grammar_problems(crm: FakeCrm) -> list[str]:
     found = []
     for callid, events in crm.events_by_call().items():
@@ -120,7 +135,10 @@ async def stopped_and_started(
             await second.wait_log("ami_resync", within=20)
             server.resume()
             await server.wait_done()
-            await crm.wait_for(lambda: len(crm.history().unique) >= len(want), 30)
+            try:
+                await crm.wait_for(lambda: len(crm.history().unique) >= len(want), 30)
+            except TimeoutError:
+                pytest.fail(diagnosis(problems(want, crm), first, second))
             await asyncio.sleep(0.5)  # a duplicate would show up by now
             assert not [line for line in second.lines if "Traceback" in line]
         return want, crm, second

@@ -6,8 +6,11 @@ import asyncpg
 import pytest
 
 from bridge.ami.trace import trace_events
+from bridge.devtools.fake_ami import AsteriskView
 from bridge.store.calls import CallStore
 from bridge.store.migrations import migrate, migration_files
+from bridge.tracker.model import CallParked, CallRecord
+from tests.support.continuity import Trace
 from tests.support.traces import TRACES, expected, scenario_names
 from tests.unit.test_tracker_traces import lab_tracker
 
@@ -144,3 +147,40 @@ async def test_a_call_up_shows_its_real_start_however_events_are_batched(
     (done,) = await pool.fetch("SELECT * FROM calls WHERE callid = $1", open_row["callid"])
     assert done["status"] == "Success"
     assert open_row["started_at"] == done["started_at"] < open_row["answered_at"]
+
+
+async def test_a_call_waiting_for_the_cel_is_stored_open_until_its_account_comes(
+    pool: asyncpg.Pool,
+) -> None:
+    """A call up across an AMI gap hangs up: its history waits for the CEL's account, and
+    the call is stored open meanwhile (`CallParked`), so that a bridge restarted before
+    the account came takes it back; a late copy never reopens it once finished."""
+    trace = Trace(TRACES, "in_answered")
+    msgs, talking = trace.messages, trace.moment("talking")
+    view = AsteriskView()
+    view.start_clock([(t, raw) for t, raw, _ in msgs])
+    tracker, store = lab_tracker(), CallStore(pool, "lab")
+    for t, raw, ev in msgs[:talking]:
+        await store.save(tracker.feed(ev, t))
+        view.apply(t, raw)
+    live = [{"Event": "CoreShowChannel", **c} for c in view.show()]
+    known, seen = tracker.mark(), tracker.last_at
+    await store.save(tracker.resync(live, view.clock, known, seen_until=seen, park=True))
+    rest = [o for t, _, ev in msgs[talking:] for o in tracker.feed(ev, t)]
+    (parked,) = [o for o in rest if isinstance(o, CallParked)]
+    assert not [o for o in rest if isinstance(o, CallRecord)], "the history waits"
+    await store.save(rest)
+
+    (open_call,) = await store.open_calls()
+    assert (open_call.callid, open_call.phone) == (parked.callid, "79101234567")
+    assert open_call.facts is not None and open_call.facts.answered == parked.facts.answered
+    again = lab_tracker()  # a restart: Asterisk no longer has the call
+    again.restore(await store.open_calls())
+    (waits,) = again.resync([], view.clock, None, seen_until=tracker.last_at, park=True)
+    assert isinstance(waits, CallParked) and again.parked() == [parked.callid]
+    await store.save(again.close_parked(parked.callid))  # no account came in time
+    row = await pool.fetchrow("SELECT status, closed_by, answered_at FROM calls")
+    assert row["status"] is not None and row["closed_by"] == "resync"
+    assert row["answered_at"].timestamp() == pytest.approx(parked.facts.answered)
+    await store.save([parked])
+    assert await store.open_calls() == []

@@ -125,6 +125,53 @@ def interrupted(
     return store
 
 
+def killed_before_the_account(
+    trace: Trace, new_tracker: Any, stop: int, back: int, kill: int, again: int
+) -> tuple[MemoryCallStore, list[str]]:
+    """The bridge follows `stop` messages and loses its AMI link until `back`; the CEL's
+    account of the gap comes at once, but the calls up across the gap that end later
+    wait for the next one, which is slow: the bridge follows up to `kill` and is killed
+    (kill -9) before it came; a new bridge starts at `again`. Returns the store and the
+    calls the first bridge had waiting at its death."""
+    msgs = trace.messages
+    store = MemoryCallStore()
+    tracker: CallTracker = new_tracker()
+    view = AsteriskView()
+    view.start_clock([(t, raw) for t, raw, _ in msgs])
+    for t, raw, ev in msgs[:stop]:
+        store.save_now(tracker.feed(ev, t))
+        view.apply(t, raw)
+    seen_until = tracker.last_at
+    for t, raw, _ in msgs[stop:back]:
+        view.apply(t, raw)
+    known = tracker.mark()
+    live = [{"Event": "CoreShowChannel", **c} for c in view.show()]
+    store.save_now(tracker.resync(live, view.clock, known, seen_until=seen_until, park=True))
+    _backfill(
+        tracker, store, seen_until, view.clock, [r for r in trace.cel if r.eventtime <= view.clock]
+    )
+    for t, raw, ev in msgs[back:kill]:
+        store.save_now(tracker.feed(ev, t))
+        view.apply(t, raw)
+    waiting = tracker.parked()
+    store.covered = tracker.last_at  # everything it tracked was stored
+    for t, raw, _ in msgs[kill:again]:
+        view.apply(t, raw)
+    tracker = new_tracker()
+    tracker.restore(store.open_now())
+    live = [{"Event": "CoreShowChannel", **c} for c in view.show()]
+    store.save_now(tracker.resync(live, view.clock, None, seen_until=store.covered, park=True))
+    written = [r for r in trace.cel if r.eventtime <= view.clock]
+    _backfill(tracker, store, store.covered, view.clock, written)
+    for t, _, ev in msgs[again:]:
+        store.save_now(tracker.feed(ev, t))
+    if tracker.parked():
+        _backfill(tracker, store, store.covered, view.clock, trace.cel)
+    for callid in tracker.parked():
+        store.save_now(tracker.close_parked(callid))
+    return store, waiting
+
+
 def _backfill(
     tracker: CallTracker, store: MemoryCallStore, since: float, until: float, rows: list[CelRow]
 ) -> None:

@@ -14,6 +14,7 @@ from tests.support.continuity import (
     Trace,
     differences,
     interrupted,
+    killed_before_the_account,
     uninterrupted,
 )
 from tests.unit.test_tracker_traces import LAB18, LABS, Lab
@@ -130,3 +131,23 @@ def test_calls_taken_over_at_start_up_keep_their_true_start_and_number(cel: bool
                 assert (adopted.status, adopted.ext) == (history.status, history.ext)
                 assert abs(adopted.duration - history.duration) <= 1, (name, moment)
                 assert abs(adopted.wait - history.wait) <= 1, (name, moment)
+
+
+def test_killed_while_calls_wait_for_the_cel_loses_none_of_them() -> None:
+    """After a gap, calls wait for Asterisk's own account of their end (the CEL); the
+    bridge is killed before it came, many seconds of later calls stored. A call that rang
+    nobody has no event that stored it: it is stored open while it waits, so the next
+    bridge takes it back and reports it once (before: lost, the next bridge's gap began
+    after its end)."""
+    lab = LABS[0]
+    trace = Trace(lab.directory, "load_mixed")
+    want = uninterrupted(trace, lab.tracker())
+    n = len(trace.messages)
+    stop, back = n // 2, n // 2 + n // 15
+    kill = back + n // 8
+    got, waiting = killed_before_the_account(trace, lab.tracker, stop, back, kill, kill + 50)
+    msgs = trace.messages
+    assert msgs[kill][0] - msgs[back][0] > 10, "later calls stored long after they waited"
+    unstored = [c for c in waiting if not any(e.callid == c for e in got.events.values())]
+    assert unstored, "a waiting call that rang nobody (no event stored it)"
+    assert differences(want, got, strict_events=False) == []

@@ -1,0 +1,117 @@
+"""A bridge killed while a gap waits for its account from Asterisk's CEL, on a real
+PostgreSQL, with the real pipeline, backfill and CSV source.
+
+The AMI link drops for a while in the middle of the 200-call load trace; when it is back
+the bridge asks the CEL what it missed, but the read does not come (the file is
+unreadable, or slow) while the bridge goes on tracking and storing later calls; then it is
+killed. The next bridge must read the CEL from the gap's start, not from the last call
+stored: every call of the trace ends up with exactly one history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bridge.ami.ingest import Resync, ResyncMark
+from bridge.cel.service import Backfiller, CsvSource
+from bridge.devtools.fake_ami import AsteriskView
+from bridge.pipeline import CallPipeline, Item
+from bridge.store.calls import CallStore
+from bridge.store.partitions import make_partitions
+from bridge.tracker.tracker import CallTracker
+from tests.support.continuity import Trace, uninterrupted
+from tests.unit.test_tracker_traces import LAB22
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def pool(migrated_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
+    await make_partitions(pool)
+    yield pool
+    await pool.close()
+
+
+class Stream:
+    """What the AMI side hands the pipeline, without a socket."""
+
+    def __init__(self, items: list[Item]) -> None:
+        self.items: deque[Item] = deque(items)
+        self.wake = asyncio.Event()
+        self.wake.set()
+
+    def take(self, limit: int) -> list[Item]:
+        taken = [self.items.popleft() for _ in range(min(limit, len(self.items)))]
+        if not self.items:
+            self.wake.clear()
+        return taken
+
+
+def snapshot(view: AsteriskView, trace: Trace, upto: int, resync_id: int) -> list[Item]:
+    """The view brought to message `upto`; the resync the bridge makes there."""
+    live = [{"Event": "CoreShowChannel", **c} for c in view.show()]
+    return [ResyncMark(view.clock, resync_id), Resync(view.clock, live, resync_id)]
+
+
+def bridge(
+    pool: asyncpg.Pool, tracker: CallTracker, items: list[Item], cel: Path, seen: float | None
+) -> tuple[CallPipeline, Backfiller]:
+    store = CallStore(pool, "lab")
+    pipeline = CallPipeline(Stream(items), tracker, store, seen_until=seen)
+    backfill = Backfiller(CsvSource(cel), tracker, store.finished_among, pipeline.inject)
+    pipeline.backfill = backfill
+    return pipeline, backfill
+
+
+async def test_killed_before_a_gaps_account_came_the_next_bridge_reads_it_again(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    trace = Trace(LAB22.directory, "load_mixed")
+    msgs = trace.messages
+    n = len(msgs)
+    stop, back, kill = n // 2, n // 2 + n // 15, n // 2 + n // 15 + n // 8
+    want = {h.callid for h in uninterrupted(trace, LAB22.tracker()).histories()}
+    view = AsteriskView()
+    view.start_clock([(t, raw) for t, raw, _ in msgs])
+    for t, raw, _ in msgs[:back]:
+        view.apply(t, raw)
+    items: list[Item] = [(ev, t) for t, _, ev in msgs[:stop]]
+    items += snapshot(view, trace, back, 1)  # the link is back: what Asterisk has now
+    items += [(ev, t) for t, _, ev in msgs[back:kill]]
+    tracker = LAB22.tracker()
+    first, _ = bridge(pool, tracker, items, tmp_path / "not-readable-yet.csv", None)
+    await first.drain()  # its CEL read never succeeded: nothing accounts for the gap
+    store = CallStore(pool, "lab")
+    seen = await store.seen_until()
+    gap_start = float(msgs[stop - 1][2]["Timestamp"])  # its last event before the gap
+    assert seen == pytest.approx(gap_start), "held back to the gap's start"
+    stored_until = await pool.fetchval(
+        "SELECT extract(epoch FROM max(ended_at))::float8 FROM calls WHERE pbx_id = 'lab'"
+    )
+    assert stored_until > seen + 15, "later calls were stored meanwhile"
+
+    # killed; a new bridge starts a little later, with the CEL readable
+    for t, raw, _ in msgs[back : kill + 50]:
+        view.apply(t, raw)
+    cel = tmp_path / "cel_master.csv"
+    cel.write_text((LAB22.directory / "load_mixed.cel.csv").read_text())
+    second_tracker = LAB22.tracker()
+    second_tracker.restore(await store.open_calls())
+    rest = snapshot(view, trace, kill + 50, 1) + [(ev, t) for t, _, ev in msgs[kill + 50 :]]
+    second, backfill = bridge(pool, second_tracker, rest, cel, seen)
+    await second.drain()
+    for _ in range(3):  # the account, then what still waited for the rows of its end
+        await backfill.once()
+        await second.drain()
+    assert await store.seen_until() is not None
+    assert await pool.fetchval("SELECT since FROM pbx_gaps WHERE pbx_id = 'lab'") is None
+    rows = await pool.fetch("SELECT callid, closed_by FROM calls WHERE status IS NOT NULL")
+    assert want - {r["callid"] for r in rows} == set(), "every call has its history"
+    assert [r for r in rows if r["closed_by"] == "backfill"], "the gap's, from the CEL"
