@@ -96,8 +96,8 @@ class MemoryCallStore:
                 phone=parked.phone,
                 diversion=parked.diversion,
                 group=parked.group,
-                start=parked.start,
-                answered=parked.answered,
+                start=parked.facts.start,
+                answered=parked.facts.answered,
             )
         if call.record is None:
             call.facts = parked.facts

@@ -195,16 +195,7 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
             answered = _ts(out.at) if out.type == "ACCEPTED" else None
             previous = opened.get(out.callid)
             if previous is None:
-                opened[out.callid] = (
-                    pbx,
-                    out.callid,
-                    out.direction,
-                    out.phone,
-                    out.diversion,
-                    out.group,
-                    _ts(out.call_start),
-                    answered,
-                )
+                opened[out.callid] = _open_row(pbx, out, out.call_start, answered)
             elif answered is not None and previous[7] is None:
                 # its answer in the same batch: as the upsert does, keep the start and
                 # fill what was still empty
@@ -235,19 +226,8 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
                 )
             )
         elif isinstance(out, CallParked):  # stored open until its account comes
-            opened.setdefault(
-                out.callid,
-                (
-                    pbx,
-                    out.callid,
-                    out.direction,
-                    out.phone,
-                    out.diversion,
-                    out.group,
-                    _ts(out.start),
-                    _ts(out.answered),
-                ),
-            )
+            start, answered = out.facts.start, _ts(out.facts.answered)
+            opened.setdefault(out.callid, _open_row(pbx, out, start, answered))
             facts[out.callid] = json.dumps(out.facts.as_json())
         else:
             finished.append(_finished_row(pbx, out))
@@ -269,6 +249,22 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
             )
     opened_rows = [(*row, facts.get(callid)) for callid, row in opened.items()]
     return opened_rows, events, finished, legs
+
+
+def _open_row(
+    pbx: str, out: CallEvent | CallParked, start: float, answered: datetime | None
+) -> Row:
+    """The open_call row of a call first stored (by an event, or parked with none)."""
+    return (
+        pbx,
+        out.callid,
+        out.direction,
+        out.phone,
+        out.diversion,
+        out.group,
+        _ts(start),
+        answered,
+    )
 
 
 def _finished_row(pbx: str, rec: CallRecord) -> Row:

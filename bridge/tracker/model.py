@@ -160,9 +160,7 @@ class CallParked:
     phone: str
     diversion: str
     group: str
-    start: float
-    answered: float | None
-    facts: CallFacts
+    facts: CallFacts  # its start and answer among them
 
 
 @dataclass(frozen=True, slots=True)

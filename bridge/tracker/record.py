@@ -37,8 +37,6 @@ def parked_output(call: Call) -> CallParked:
         phone=call.phone,
         diversion=call.diversion,
         group=call.group,
-        start=call.start,
-        answered=call.answered,
         facts=facts_of(call),
     )
 

@@ -10,8 +10,6 @@ stored: every call of the trace ends up with exactly one history.
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from bridge.store.calls import CallStore
 from bridge.store.partitions import make_partitions
 from bridge.tracker.tracker import CallTracker
 from tests.support.continuity import Trace, uninterrupted
+from tests.support.stream import Stream
 from tests.unit.test_tracker_traces import LAB22
 
 pytestmark = pytest.mark.integration
@@ -39,25 +38,10 @@ async def pool(migrated_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-class Stream:
-    """What the AMI side hands the pipeline, without a socket."""
-
-    def __init__(self, items: list[Item]) -> None:
-        self.items: deque[Item] = deque(items)
-        self.wake = asyncio.Event()
-        self.wake.set()
-
-    def take(self, limit: int) -> list[Item]:
-        taken = [self.items.popleft() for _ in range(min(limit, len(self.items)))]
-        if not self.items:
-            self.wake.clear()
-        return taken
-
-
-def snapshot(view: AsteriskView, trace: Trace, upto: int, resync_id: int) -> list[Item]:
-    """The view brought to message `upto`; the resync the bridge makes there."""
+def resync(view: AsteriskView) -> list[Item]:
+    """The resync a bridge makes with Asterisk where `view` is: its mark, the snapshot."""
     live = [{"Event": "CoreShowChannel", **c} for c in view.show()]
-    return [ResyncMark(view.clock, resync_id), Resync(view.clock, live, resync_id)]
+    return [ResyncMark(view.clock, 1), Resync(view.clock, live, 1)]
 
 
 def bridge(
@@ -83,7 +67,7 @@ async def test_killed_before_a_gaps_account_came_the_next_bridge_reads_it_again(
     for t, raw, _ in msgs[:back]:
         view.apply(t, raw)
     items: list[Item] = [(ev, t) for t, _, ev in msgs[:stop]]
-    items += snapshot(view, trace, back, 1)  # the link is back: what Asterisk has now
+    items += resync(view)  # the link is back: what Asterisk has now
     items += [(ev, t) for t, _, ev in msgs[back:kill]]
     tracker = LAB22.tracker()
     first, _ = bridge(pool, tracker, items, tmp_path / "not-readable-yet.csv", None)
@@ -104,7 +88,7 @@ async def test_killed_before_a_gaps_account_came_the_next_bridge_reads_it_again(
     cel.write_text((LAB22.directory / "load_mixed.cel.csv").read_text())
     second_tracker = LAB22.tracker()
     second_tracker.restore(await store.open_calls())
-    rest = snapshot(view, trace, kill + 50, 1) + [(ev, t) for t, _, ev in msgs[kill + 50 :]]
+    rest = resync(view) + [(ev, t) for t, _, ev in msgs[kill + 50 :]]
     second, backfill = bridge(pool, second_tracker, rest, cel, seen)
     await second.drain()
     for _ in range(3):  # the account, then what still waited for the rows of its end

@@ -6,7 +6,6 @@ batch is split: the other calls are stored, the refused one is logged and counte
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -15,11 +14,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from bridge.devtools.local_postgres import LocalPostgres
-from bridge.pipeline import CallPipeline, Item
+from bridge.pipeline import CallPipeline
 from bridge.store.calls import CallStore
 from bridge.store.migrations import migrate
 from bridge.store.partitions import make_partitions
 from bridge.tracker.model import CallEvent, CallRecord, Output
+from tests.support.stream import Stream
 from tests.unit.test_tracker_traces import LAB22
 
 pytestmark = pytest.mark.integration
@@ -40,21 +40,9 @@ def histories(names: list[str]) -> list[CallRecord]:
     return [o for o in clean_outputs(names) if isinstance(o, CallRecord)]
 
 
-class Events:
-    """What the AMI side hands the pipeline, without a socket: recorded events in order."""
-
-    def __init__(self, names: list[str]) -> None:
-        self.items: deque[Item] = deque(
-            (event, t) for name in names for t, event in LAB22.events(name)
-        )
-        self.wake = asyncio.Event()
-        self.wake.set()
-
-    def take(self, limit: int) -> list[Item]:
-        taken = [self.items.popleft() for _ in range(min(limit, len(self.items)))]
-        if not self.items:
-            self.wake.clear()
-        return taken
+def recorded(names: list[str]) -> Stream:
+    """The scenarios' recorded events, in order."""
+    return Stream((event, t) for name in names for t, event in LAB22.events(name))
 
 
 def clean_outputs(names: list[str]) -> list[Output]:
@@ -88,7 +76,7 @@ async def test_a_full_outage_buffer_drops_pop_ups_first_then_pauses_and_keeps_ev
         async with pool.acquire() as conn:
             await migrate(conn)
             await make_partitions(conn)
-        source = Events(SCENARIOS)
+        source = recorded(SCENARIOS)
         pipeline = CallPipeline(
             source,
             LAB22.tracker(),
@@ -134,7 +122,7 @@ async def test_a_call_the_database_refuses_is_skipped_and_the_rest_of_its_batch_
     await pool.execute(
         f"ALTER TABLE call_events ADD CONSTRAINT refuse_one CHECK (callid <> '{refused}')"
     )
-    source = Events(THREE_CALLS)
+    source = recorded(THREE_CALLS)
     pipeline = CallPipeline(source, LAB22.tracker(), CallStore(pool, "lab"))
     with capture_logs() as logs:
         await pipeline.drain()
@@ -167,7 +155,7 @@ async def test_a_server_refusing_every_write_keeps_the_calls_until_it_takes_them
     try:
         await admin.execute(read_only + "on")
         await pool.expire_connections()
-        source = Events(THREE_CALLS)
+        source = recorded(THREE_CALLS)
         pipeline = CallPipeline(source, LAB22.tracker(), CallStore(pool, "lab"))
         with capture_logs() as logs:
             task = asyncio.create_task(pipeline.run())
@@ -205,7 +193,7 @@ class BuggyForOneCall:
 async def test_a_call_whose_rows_cannot_be_built_costs_that_call_only(pool: asyncpg.Pool) -> None:
     records = histories(THREE_CALLS)
     buggy = records[0].callid
-    source = Events(THREE_CALLS)
+    source = recorded(THREE_CALLS)
     pipeline = CallPipeline(source, LAB22.tracker(), BuggyForOneCall(CallStore(pool, "lab"), buggy))
     with capture_logs() as logs:
         task = asyncio.create_task(pipeline.run())
