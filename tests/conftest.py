@@ -7,9 +7,16 @@ import os
 from hypothesis import settings
 
 from tests.support.log_state import restore_logging
-from tests.support.pg import migrated_dsn, migrated_template, pg_cluster, pg_dsn
+from tests.support.pg import migrated_dsn, migrated_template, pg_cluster, pg_dsn, store_pool
 
-__all__ = ["migrated_dsn", "migrated_template", "pg_cluster", "pg_dsn", "restore_logging"]
+__all__ = [
+    "migrated_dsn",
+    "migrated_template",
+    "pg_cluster",
+    "pg_dsn",
+    "restore_logging",
+    "store_pool",
+]
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None)
 settings.register_profile("explore", deadline=None)

@@ -10,7 +10,6 @@ stored: every call of the trace ends up with exactly one history.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -21,7 +20,6 @@ from bridge.cel.service import Backfiller, CsvSource
 from bridge.devtools.fake_ami import AsteriskView
 from bridge.pipeline import CallPipeline, Item
 from bridge.store.calls import CallStore
-from bridge.store.partitions import make_partitions
 from bridge.tracker.tracker import CallTracker
 from tests.support.continuity import Trace, uninterrupted
 from tests.support.stream import Stream
@@ -31,11 +29,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def pool(migrated_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
-    await make_partitions(pool)
-    yield pool
-    await pool.close()
+async def pool(store_pool: asyncpg.Pool) -> asyncpg.Pool:
+    return store_pool
 
 
 def resync(view: AsteriskView) -> list[Item]:

@@ -6,7 +6,6 @@ batch is split: the other calls are stored, the refused one is logged and counte
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -29,11 +28,8 @@ THREE_CALLS = ["in_answered", "in_noanswer", "out_answered"]
 
 
 @pytest.fixture
-async def pool(migrated_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
-    await make_partitions(pool)
-    yield pool
-    await pool.close()
+async def pool(store_pool: asyncpg.Pool) -> asyncpg.Pool:
+    return store_pool
 
 
 def histories(names: list[str]) -> list[CallRecord]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 
 from bridge.devtools.local_postgres import LocalPostgres, LocalPostgresError
 from bridge.store.migrations import migrate
+from bridge.store.partitions import make_partitions
 
 _counter = itertools.count(1)
 
@@ -70,3 +71,12 @@ def pg_dsn(pg_cluster: LocalPostgres) -> Iterator[str]:
     """DSN of a new, empty database unique to this test, dropped after it (a session of
     hundreds of tests would otherwise keep gigabytes of databases until its end)."""
     yield from fresh_database(pg_cluster)
+
+
+@pytest.fixture
+async def store_pool(migrated_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool on a migrated database with this year's partitions: a bridge's store."""
+    pool = await asyncpg.create_pool(migrated_dsn, min_size=1, max_size=2)
+    await make_partitions(pool)
+    yield pool
+    await pool.close()
