@@ -53,7 +53,7 @@ class CallStore:
         account, the batch's last word on it)."""
         outputs = [o for o in stored if not isinstance(o, GapsPending)]
         gaps = [o for o in stored if isinstance(o, GapsPending)]
-        opened, events, finished, legs = _rows(self.pbx_id, outputs)
+        opened, events, finished, legs = _rows(outputs)
         statements: list[tuple[str, Sequence[Row]]] = [
             ("open_call", opened),
             ("call_event", events),
@@ -172,19 +172,19 @@ Row = tuple[object, ...]
 
 
 def _columns(rows: Sequence[Row]) -> list[list[object]]:
-    """The rows' columns after the first (the PBX id, passed once): the queries' arrays."""
-    return [list(column) for column in zip(*rows, strict=True)][1:]
+    """The rows' columns: the queries' arrays (the PBX id is passed once, before them)."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _last_per_key(rows: Sequence[Row]) -> list[Row]:
-    """One row per key (the second column), the batch's last: one statement cannot update
+    """One row per key (the first column), the batch's last: one statement cannot update
     a row twice, and one after another the last would have won."""
-    return list({row[1]: row for row in rows}.values())
+    return list({row[0]: row for row in rows}.values())
 
 
-def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
-    """The rows of the open_call, call_event, finish_call and call_leg queries, each
-    starting with the PBX id."""
+def _rows(outputs: Sequence[Output]) -> tuple[list[Row], list[Row], list[Row], list[Row]]:
+    """The rows of the open_call, call_event, finish_call and call_leg queries (the PBX
+    id is not in them: it is the queries' first parameter)."""
     opened: dict[str, Row] = {}
     facts: dict[str, str] = {}  # callid -> its facts after its last event of the batch
     events: list[Row] = []
@@ -195,13 +195,12 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
             answered = _ts(out.at) if out.type == "ACCEPTED" else None
             previous = opened.get(out.callid)
             if previous is None:
-                opened[out.callid] = _open_row(pbx, out, out.call_start, answered)
-            elif answered is not None and previous[7] is None:
+                opened[out.callid] = _open_row(out, out.call_start, answered)
+            elif answered is not None and previous[6] is None:
                 # its answer in the same batch: as the upsert does, keep the start and
                 # fill what was still empty
-                _, _, direction, phone, diversion, group, start_ts, _ = previous
+                _, direction, phone, diversion, group, start_ts, _ = previous
                 opened[out.callid] = (
-                    pbx,
                     out.callid,
                     direction,
                     phone or out.phone,
@@ -214,7 +213,6 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
                 facts[out.callid] = json.dumps(out.facts.as_json())
             events.append(
                 (
-                    pbx,
                     out.callid,
                     out.seq,
                     out.type,
@@ -227,13 +225,12 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
             )
         elif isinstance(out, CallParked):  # stored open until its account comes
             start, answered = out.facts.start, _ts(out.facts.answered)
-            opened.setdefault(out.callid, _open_row(pbx, out, start, answered))
+            opened.setdefault(out.callid, _open_row(out, start, answered))
             facts[out.callid] = json.dumps(out.facts.as_json())
         else:
-            finished.append(_finished_row(pbx, out))
+            finished.append(_finished_row(out))
             legs.extend(
                 (
-                    pbx,
                     leg.uniqueid,
                     out.callid,
                     leg.channel,
@@ -251,12 +248,9 @@ def _rows(pbx: str, outputs: Sequence[Output]) -> tuple[list[Row], list[Row], li
     return opened_rows, events, finished, legs
 
 
-def _open_row(
-    pbx: str, out: CallEvent | CallParked, start: float, answered: datetime | None
-) -> Row:
+def _open_row(out: CallEvent | CallParked, start: float, answered: datetime | None) -> Row:
     """The open_call row of a call first stored (by an event, or parked with none)."""
     return (
-        pbx,
         out.callid,
         out.direction,
         out.phone,
@@ -267,9 +261,8 @@ def _open_row(
     )
 
 
-def _finished_row(pbx: str, rec: CallRecord) -> Row:
+def _finished_row(rec: CallRecord) -> Row:
     return (
-        pbx,
         rec.callid,
         rec.direction,
         rec.status,
