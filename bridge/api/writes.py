@@ -156,9 +156,6 @@ async def sync_astdb(prov: Provisioning) -> None:
     """AstDB follows a change of the DND and recording keys now, or at the next AMI login
     (the change itself is committed either way: a warning, not an error)."""
     try:
-        synced = await prov.runtime.sync()
+        await prov.sync_astdb()
     except DB_ERRORS_OR_TIMEOUT as exc:
         log.warning("astdb_not_synced", error=repr(exc)[:300])
-        return
-    if not synced.applied:
-        log.warning("astdb_not_synced", error=synced.message)

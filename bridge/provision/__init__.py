@@ -107,9 +107,7 @@ class Provisioning:
     async def _catch_up(self, reason: str, everything: bool) -> None:
         try:
             if everything or await self.pool.fetchval(QUERIES["astdb_wanted"], self.runtime.pbx_id):
-                synced = await self.runtime.sync()
-                if not synced.applied:
-                    log.warning("astdb_not_synced", message=synced.message)
+                await self.sync_astdb()
             if self.provisioner.enabled and (
                 everything or await self.provisioner.pending(include_deferred=False)
             ):
@@ -122,6 +120,14 @@ class Provisioning:
             log.warning("provision_database_unavailable", error=repr(exc)[:300])
 
     # --------------------------------------------------------- runtime state (AstDB)
+
+    async def sync_astdb(self) -> bool:
+        """AstDB follows the stored DND and recording keys now; False (said in the log)
+        when Asterisk could not take them: the next AMI login tries again."""
+        synced = await self.runtime.sync()
+        if not synced.applied:
+            log.warning("astdb_not_synced", error=synced.message)
+        return synced.applied
 
     async def set_dnd(self, login: str, on: bool) -> StateResult:
         return await self.runtime.set_dnd(login, on)
