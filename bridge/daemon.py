@@ -274,7 +274,7 @@ class Bridge:
             await lock.acquire()
             try:
                 left_open = await self.store.open_calls()
-                seen_until = await self.store.seen_until()
+                seen_until = await self.store.seen_until(gaps=bool(s.cel.source))
             except DB_ERRORS_OR_TIMEOUT as exc:
                 log.warning("open_calls_unavailable", error=_plain(exc), retry_in=backoff.delay)
                 await lock.release()

@@ -111,7 +111,8 @@ SELECT callid FROM calls WHERE pbx_id = $1 AND callid = ANY($2::text[]) AND stat
 -- seen_until --
 -- How far a previous run followed this PBX (Asterisk's clock, epoch seconds): the newest
 -- start or end of a recent call, or event of a call left open; NULL when it never stored
--- a call. Never past the start of a gap whose account from the CEL it did not store.
+-- a call. With $2 (the CEL is read), never past the start of a gap whose account from the
+-- CEL it did not store.
 SELECT extract(epoch FROM least(
     greatest(
         (SELECT max(greatest(started_at, ended_at)) FROM calls
@@ -121,7 +122,7 @@ SELECT extract(epoch FROM least(
         (SELECT max(e.at) FROM calls c
          JOIN call_events e ON e.pbx_id = c.pbx_id AND e.callid = c.callid
          WHERE c.pbx_id = $1 AND c.status IS NULL)),
-    (SELECT since FROM pbx_gaps WHERE pbx_id = $1)))::float8;
+    (SELECT since FROM pbx_gaps WHERE pbx_id = $1 AND $2::boolean)))::float8;
 
 -- gaps_pending --
 -- The start of the earliest gap still waiting for its account ($2; NULL: none).

@@ -67,8 +67,9 @@ class MemoryCallStore:
     async def finished_among(self, callids: Collection[str]) -> set[str]:
         return {c for c in callids if c in self.calls and self.calls[c].record is not None}
 
-    async def seen_until(self) -> float | None:
-        return min((t for t in (self.covered, self.gaps_since) if t is not None), default=None)
+    async def seen_until(self, gaps: bool = True) -> float | None:
+        waiting = self.gaps_since if gaps else None
+        return min((t for t in (self.covered, waiting) if t is not None), default=None)
 
     async def cover(self, until: float) -> None:
         self.covered = until if self.covered is None else max(self.covered, until)

@@ -162,9 +162,11 @@ class CallStore:
         rows = await self.pool.fetch(QUERIES["finished_among"], self.pbx_id, list(callids))
         return {r["callid"] for r in rows}
 
-    async def seen_until(self) -> float | None:
-        """How far a previous run followed this PBX (Asterisk's clock), None if never."""
-        found: float | None = await self.pool.fetchval(QUERIES["seen_until"], self.pbx_id)
+    async def seen_until(self, gaps: bool = True) -> float | None:
+        """How far a previous run followed this PBX (Asterisk's clock), None if never;
+        with `gaps` (the CEL is read), not past a gap still waiting for its account (a
+        gap left by a bridge that read the CEL is kept for when it is read again)."""
+        found: float | None = await self.pool.fetchval(QUERIES["seen_until"], self.pbx_id, gaps)
         return found
 
 
