@@ -425,13 +425,9 @@ class Bridge:
     # ----------------------------------------------------------- ops views
 
     async def _ready(self) -> dict[str, bool]:
-        pools = [p for p in (self.pool, self.api_pool) if p is not None]
-        db = len(pools) == 2  # the bridge's and the pull APIs'
-        for pool in pools:
-            try:
-                db = db and bool(await asyncio.wait_for(pool.fetchval("SELECT true"), 2))
-            except Exception:
-                db = False
+        pool, api_pool = self.pool, self.api_pool  # the bridge's and the pull APIs'
+        both = pool is not None and api_pool is not None
+        db = both and await _answers(pool) and await _answers(api_pool)
         term = self.term
         lagging = any(
             b.oldest_history_age > self.settings.api.ready_history_age for b in self.backlog
@@ -488,6 +484,14 @@ class Bridge:
         while True:
             notify("WATCHDOG=1")
             await asyncio.sleep(interval)
+
+
+async def _answers(pool: asyncpg.Pool) -> bool:
+    """Whether PostgreSQL answers through `pool` within 2 s."""
+    try:
+        return bool(await asyncio.wait_for(pool.fetchval("SELECT true"), 2))
+    except Exception:
+        return False
 
 
 async def _close(pool: asyncpg.Pool) -> None:

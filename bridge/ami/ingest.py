@@ -60,11 +60,6 @@ class Resync:
 Item = tuple[AmiMessage, float] | ResyncMark | Resync
 
 
-def _stamp(message: AmiMessage, received_at: float) -> float:
-    """An event's time: its `Timestamp` (Asterisk's clock), else when it was received."""
-    return stamp_of(message.get("Timestamp"), received_at)
-
-
 class _Manager(Manager):
     """panoramisk's Manager with backoff and without blind re-sends."""
 
@@ -219,7 +214,7 @@ class AmiIngest:
         if len(self.buffer) >= self.queue_size:
             self.dropped += 1
             if self._dropped_since is None:
-                self._dropped_since = _stamp(message, received_at)
+                self._dropped_since = stamp_of(message.get("Timestamp"), received_at)
             if not self._resync_wanted:
                 log.error("ami_buffer_full_dropping_events", size=self.queue_size)
             self._resync_wanted = True

@@ -37,7 +37,6 @@ from ..provision import (
 )
 from ..store import directory as store
 from ..store.directory import User
-from ..store.errors import DB_ERRORS_OR_TIMEOUT
 from ..store.queries import QUERIES
 
 log = get_logger("bridge.api")
@@ -148,14 +147,5 @@ async def delete_employees(
 
     outcome = await commit(prov, reason, undo, apply=apply)
     if dnd or norecord:
-        await sync_astdb(prov)  # their keys leave AstDB (or at the next AMI login)
+        await prov.sync_astdb()  # their keys leave AstDB (or at the next AMI login)
     return outcome
-
-
-async def sync_astdb(prov: Provisioning) -> None:
-    """AstDB follows a change of the DND and recording keys now, or at the next AMI login
-    (the change itself is committed either way: a warning, not an error)."""
-    try:
-        await prov.sync_astdb()
-    except DB_ERRORS_OR_TIMEOUT as exc:
-        log.warning("astdb_not_synced", error=repr(exc)[:300])

@@ -123,8 +123,13 @@ class Provisioning:
 
     async def sync_astdb(self) -> bool:
         """AstDB follows the stored DND and recording keys now; False (said in the log)
-        when Asterisk could not take them: the next AMI login tries again."""
-        synced = await self.runtime.sync()
+        when Asterisk or the database could not: the next AMI login tries again. A change
+        already committed stands either way (a warning, not an error)."""
+        try:
+            synced = await self.runtime.sync()
+        except DB_ERRORS_OR_TIMEOUT as exc:
+            log.warning("astdb_not_synced", error=repr(exc)[:300])
+            return False
         if not synced.applied:
             log.warning("astdb_not_synced", error=synced.message)
         return synced.applied

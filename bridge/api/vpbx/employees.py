@@ -35,7 +35,7 @@ from ...store.queries import QUERIES
 from ...tracker.numbers import PhoneNormalizer
 from ..errors import bad_request, not_found
 from ..services import services_of
-from ..writes import Outcome, commit, delete_employees, provisioning, sync_astdb
+from ..writes import Outcome, commit, delete_employees, provisioning
 from . import body
 from . import names as names_mod
 from .directory import user_json
@@ -194,7 +194,7 @@ async def edit_user(request: web.Request) -> web.Response:
 
     outcome = await commit(prov, f"employee {user.login} changed", undo)
     if user.ext != before.ext and before.login in names.dnd_or_norecord:
-        await sync_astdb(prov)  # the DND and recording keys follow the extension
+        await prov.sync_astdb()  # the DND and recording keys follow the extension
     recorded = await _record(request, user.login, record)
     return answer(_worst(outcome, recorded), _shown(user, await _names(request), record))
 
