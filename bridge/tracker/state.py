@@ -128,6 +128,7 @@ class Call:
         "provisional",
         "answer_guessed",
         "gapped",
+        "born_seen",
     )
 
     def __init__(self, callid: str, start: float) -> None:
@@ -164,3 +165,6 @@ class Call:
         # up across a gap with Asterisk's own log to tell what the bridge missed: its end
         # waits for that account (CallTracker.settle)
         self.gapped = False
+        # its originating channel's Newchannel came after the last snapshot was asked for
+        # (CallTracker.mark): the bridge saw all of it, no gap's account is needed
+        self.born_seen = False

@@ -88,6 +88,8 @@ class Topology:
         if call is None:
             call = self.calls[linkedid] = Call(linkedid, at)
             call.provisional = not named
+            # the call's own first channel (Linkedid is its Uniqueid) seen being created
+            call.born_seen = named == uid and not prefix and ev.get("Event") == "Newchannel"
         elif named:
             call.provisional = False
         self._attach(ch, call)

@@ -207,7 +207,10 @@ class CallTracker:
         return faults
 
     def mark(self) -> frozenset[str]:
-        """The channels known now: taken where a channel snapshot is asked for."""
+        """The channels known now: taken where a channel snapshot is asked for. The calls
+        up now may have lived through a gap; those born from here on are seen whole."""
+        for call in self._topology.calls.values():
+            call.born_seen = False
         return frozenset(self._topology.channels)
 
     def restore(self, calls: Iterable[OpenCall]) -> None:
@@ -304,7 +307,8 @@ class CallTracker:
                 self._step(_RESYNC, ids, until, out, handlers.close_restored, call, until, out)
         if park:  # what happened to them meanwhile, the CEL will tell when they end
             for call in calls.values():
-                call.gapped = True
+                if not call.born_seen:
+                    call.gapped = True
         return self._stamp_facts(out)
 
     # ----------------------------------------------------------- parked calls
@@ -392,7 +396,7 @@ class CallTracker:
         (its real start, when it was answered, whom it was offered to first, who talked
         with the customer while the bridge was away): what the bridge did not see."""
         call = self._topology.calls.get(callid)
-        if call is None:
+        if call is None or not call.gapped:  # one seen whole has nothing to learn
             return
         call.phone = call.phone or phone
         call.last_talker = call.last_talker or facts.last_talker

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bridge.ami.trace import trace_events
 from bridge.replay import crm_payloads
-from bridge.tracker.model import CallEvent, CallRecord, OpenCall
+from bridge.tracker.model import CallEvent, CallParked, CallRecord, OpenCall
 from bridge.tracker.tracker import CallTracker
 from tests.support.traces import TRACES, by_call, compare_with_expected, grammar_violations
-from tests.unit.test_tracker_traces import lab_tracker
+from tests.unit.test_tracker_traces import Lab, lab_traces, lab_tracker
 
 
 def events_of(name: str) -> list[tuple[float, dict[str, str]]]:
@@ -65,6 +67,41 @@ def test_channels_created_after_the_mark_survive_the_resync() -> None:
     outputs += tracker.resync([], at=before[-1][0], known=mark)
     outputs += [o for t, ev in after for o in tracker.feed(ev, t)]
     assert compare_with_expected("in_answered", list(crm_payloads(outputs))) == []
+
+
+@pytest.mark.parametrize(("lab", "name"), lab_traces())
+def test_calls_born_after_the_mark_are_seen_whole_and_wait_for_no_cel(lab: Lab, name: str) -> None:
+    """Between the snapshot's request and its answer the bridge follows AMI: a call whose
+    first channel it saw created then needs no account of a gap. Its history comes at its
+    hang-up, as without the gap."""
+    tracker = lab.tracker()
+    events = lab.events(name)
+    mark = tracker.mark()  # asked for before the first call started
+    before, after = events[: len(events) // 3], events[len(events) // 3 :]
+    outputs = [o for t, ev in before for o in tracker.feed(ev, t)]
+    at = before[-1][0]
+    outputs += tracker.resync(live_channels(tracker, at), at, mark, seen_until=at, park=True)
+    assert tracker.open_calls and not tracker.waiting_for_cel()
+    outputs += [o for t, ev in after for o in tracker.feed(ev, t)]
+    assert not tracker.parked()
+    assert not [o for o in outputs if isinstance(o, CallParked)]
+    unbroken = lab.tracker()
+    alone = [o for t, ev in events for o in unbroken.feed(ev, t)]
+    assert list(crm_payloads(outputs)) == list(crm_payloads(alone))
+
+
+def test_a_call_up_when_the_mark_was_taken_waits_for_the_cel() -> None:
+    tracker = lab_tracker()
+    before, after = split_after(events_of("in_answered"), answered)
+    outputs = [o for t, ev in before for o in tracker.feed(ev, t)]
+    mark = tracker.mark()  # the call may have lived through a gap
+    at = before[-1][0]
+    tracker.resync(live_channels(tracker, at), at, mark, seen_until=at, park=True)
+    (callid,) = tracker.waiting_for_cel()
+    outputs = [o for t, ev in after for o in tracker.feed(ev, t)]
+    assert [o.callid for o in outputs if isinstance(o, CallParked)] == [callid]
+    assert not [o for o in outputs if isinstance(o, CallRecord)]
+    assert tracker.parked() == [callid]
 
 
 def test_live_call_survives_a_reconnect_without_duplicates() -> None:
