@@ -187,7 +187,14 @@ class Provisioner:
             await self._pending(conn, reason, str(exc))
             raise NotRendered(exc.problems) from None
         folder = ConfigDir(self.settings.provision.config_dir)
-        changes = folder.changes(rendered.files)
+        try:  # an error here is the folder's (not the database's, though both are OSError)
+            changes = folder.changes(rendered.files)
+            old_phones = _phones_in(folder.read(target_of(self.settings).phone_file))
+        except OSError as exc:
+            await self._pending(conn, reason, str(exc))
+            raise ApplyError(
+                f"cannot read {self.settings.provision.config_dir}: {exc.strerror or exc}"
+            ) from None
         applied_digest = state["digest"] if state is not None else ""
         if not changes and applied_digest == rendered.digest:
             if state is not None and state["pending_since"] is not None:
@@ -206,7 +213,6 @@ class Provisioner:
             return ApplyResult("stored", message, (), rendered.warnings)
         # written or not (a previous run may have left them), reload what these files feed
         forced = changes or {name: rendered.files[name] for name in self._active_files()}
-        old_phones = _phones_in(folder.read(target_of(self.settings).phone_file))
         try:
             previous = folder.write(changes)
         except OSError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from bridge.agi.directory import Directory
 from bridge.ami.ingest import AmiIngest
@@ -202,6 +203,24 @@ async def test_a_refused_reload_rolls_back_and_reloads_the_previous_files(lab: L
     assert (await prov.apply("retry")).status == "applied"
     assert '"Ivan Ivanov" <1001>' in lab.read(PJSIP_FILE)
     assert not await prov.provisioner.pending()
+
+
+async def test_a_config_folder_it_cannot_read_is_said_so_not_taken_for_the_database(
+    lab: Lab,
+) -> None:
+    (lab.folder / PJSIP_FILE).mkdir()  # a file Asterisk's admin made a directory of
+    prov = lab.provisioning()
+
+    with pytest.raises(ApplyError, match=f"cannot read {lab.folder}: Is a directory"):
+        await prov.apply("first")
+    row = await applied_row(lab.pool)
+    assert row["pending_since"] is not None and "Is a directory" in row["last_error"]
+    assert lab.actions("Reload") == []
+
+    with capture_logs() as logs:  # the login catch-up says what it is, not "database ..."
+        await prov.on_login()
+    said = [(e["event"], e.get("error", "")) for e in logs if e["log_level"] != "info"]
+    assert said == [("provision_not_applied", f"cannot read {lab.folder}: Is a directory")]
 
 
 async def test_a_change_asterisk_does_not_show_is_rolled_back(lab: Lab) -> None:
