@@ -75,9 +75,21 @@ def _line(message: Mapping[str, Any]) -> bytes:
 
 
 def lower_priority(nice: int) -> int:
-    """Add ``nice`` to this process's niceness (its FastAGI worker keeps its own);
-    returns the niceness now."""
-    return os.nice(nice)
+    """Add ``nice`` to the niceness of every thread of this process (its FastAGI worker
+    keeps its own); returns this thread's niceness now.
+
+    Linux keeps a niceness per thread (``os.nice`` changes the caller's only): a thread
+    started before, such as the log writer's, would go on competing with the worker at
+    the old priority. Threads started later take it from the thread starting them."""
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: this thread, as POSIX has it
+        return os.nice(nice)
+    for tid in threads:
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            now = os.getpriority(os.PRIO_PROCESS, tid)
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, now + nice))
+    return os.nice(0)
 
 
 async def serve_agi(

@@ -419,6 +419,10 @@ async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, t
         assert "bridge.agi.worker" in command_line(worker)
         ours = os.getpriority(os.PRIO_PROCESS, os.getpid())
         assert os.getpriority(os.PRIO_PROCESS, proc.pid) == min(19, ours + 5)
+        # every thread of it, the log writer's started before the lowering too
+        threads = [int(tid) for tid in os.listdir(f"/proc/{proc.pid}/task")]
+        assert len(threads) > 1
+        assert {os.getpriority(os.PRIO_PROCESS, tid) for tid in threads} == {min(19, ours + 5)}
         assert os.getpriority(os.PRIO_PROCESS, worker) == ours
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(15):
