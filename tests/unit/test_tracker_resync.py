@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bridge.ami.trace import trace_events
+from bridge.cel.backfill import Gap, apply, read_gap
+from bridge.cel.interpret import CelInterpreters
 from bridge.replay import crm_payloads
-from bridge.tracker.model import CallEvent, CallParked, CallRecord, OpenCall
+from bridge.tracker.model import CallEvent, CallFacts, CallParked, CallRecord, OpenCall
 from bridge.tracker.tracker import CallTracker
+from tests.support.continuity import Trace
 from tests.support.traces import TRACES, by_call, compare_with_expected, grammar_violations
 from tests.unit.test_tracker_traces import Lab, lab_traces, lab_tracker
 
@@ -72,8 +75,9 @@ def test_channels_created_after_the_mark_survive_the_resync() -> None:
 @pytest.mark.parametrize(("lab", "name"), lab_traces())
 def test_calls_born_after_the_mark_are_seen_whole_and_wait_for_no_cel(lab: Lab, name: str) -> None:
     """Between the snapshot's request and its answer the bridge follows AMI: a call whose
-    first channel it saw created then needs no account of a gap. Its history comes at its
-    hang-up, as without the gap."""
+    first channel it saw created then needs no account of a gap, and the CEL's account of
+    the gap (what Asterisk had written by the snapshot) changes nothing of it. Its history
+    comes at its hang-up, as without the gap."""
     tracker = lab.tracker()
     events = lab.events(name)
     mark = tracker.mark()  # asked for before the first call started
@@ -82,12 +86,36 @@ def test_calls_born_after_the_mark_are_seen_whole_and_wait_for_no_cel(lab: Lab, 
     at = before[-1][0]
     outputs += tracker.resync(live_channels(tracker, at), at, mark, seen_until=at, park=True)
     assert tracker.open_calls and not tracker.waiting_for_cel()
+    written = [row for row in Trace(lab.directory, name).cel if row.eventtime <= at]
+    gap = Gap(events[0][0] - 1.0, at, frozenset(tracker.waiting_for_cel()))
+    outputs += apply(tracker, read_gap(CelInterpreters.for_tracker(tracker), gap, written))
     outputs += [o for t, ev in after for o in tracker.feed(ev, t)]
     assert not tracker.parked()
     assert not [o for o in outputs if isinstance(o, CallParked)]
     unbroken = lab.tracker()
     alone = [o for t, ev in events for o in unbroken.feed(ev, t)]
     assert list(crm_payloads(outputs)) == list(crm_payloads(alone))
+
+
+def test_only_a_call_up_across_a_gap_takes_the_cels_facts() -> None:
+    """What the CEL says of a live call fills in what the bridge missed in a gap: a call
+    it saw whole keeps its own start and answer."""
+    for mark_first, amended in ((True, False), (False, True)):
+        tracker = lab_tracker()
+        before, _ = split_after(events_of("in_answered"), answered)
+        mark = tracker.mark() if mark_first else frozenset()
+        for t, ev in before:
+            tracker.feed(ev, t)
+        mark = mark if mark_first else tracker.mark()
+        at = before[-1][0]
+        tracker.resync(live_channels(tracker, at), at, mark, seen_until=at, park=True)
+        (call,) = tracker.calls.values()
+        start, answer = call.start, call.answered
+        assert answer is not None
+        tracker.amend(call.callid, CallFacts(start=start - 7, answered=answer - 3))
+        assert (call.start, call.answered) == (
+            (start - 7, answer) if amended else (start, answer)
+        ), f"mark taken {'before' if mark_first else 'after'} the call began"
 
 
 def test_a_call_up_when_the_mark_was_taken_waits_for_the_cel() -> None:
