@@ -36,7 +36,7 @@ demo: run
 
 lint: setup
 	$(BIN)/ruff check bridge tests bench
-	$(BIN)/mypy bridge
+	$(BIN)/mypy bridge tests bench
 
 bench: setup
 	$(BIN)/python -m bench

@@ -34,6 +34,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 
 from bench import baselines
 from bench.corpus import bench_events, build_corpus
@@ -145,6 +146,11 @@ def _as_result(obj) -> Result:
     return obj if isinstance(obj, Result) else Result.from_dict(dict(obj))
 
 
+def _bench_result(fn: Callable[[bytes, int], Result], data: bytes, events: int) -> Result:
+    """One of the project's own benchmarks, run on the corpus."""
+    return _as_result(fn(data, events))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=None, help="minimum events (BENCH_EVENTS)")
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         label = getattr(fn, "__name__", repr(fn))
         # No warm-up pass for the project's own benchmarks (they may write to a database):
         # warm up inside the callable if wanted.
-        run(label, lambda fn=fn: _as_result(fn(corpus.data, corpus.events)), None)
+        run(label, partial(_bench_result, fn, corpus.data, corpus.events), None)
 
     if args.no_cacofonisk:
         caco = [Result.skip(n, "--no-cacofonisk") for n in ("cacofonisk tracking only", PIPELINE)]

@@ -189,14 +189,16 @@ async def _serve_agi(conn: Connection, crm_url: str, port: int, ami_port: int) -
         ) -> None:
             return None
 
-    settings = Settings(
-        pbx={"users": {"101": "ivan"}},
-        crm={"url": crm_url, "token": "bench", "contact_timeout": CONTACT_TIMEOUT},
-        agi={
-            "listen": f"127.0.0.1:{port}",
-            "breaker_failures": 1_000_000,
-            "own_process": OWN_PROCESS,
-        },
+    settings = Settings.model_validate(
+        {
+            "pbx": {"users": {"101": "ivan"}},
+            "crm": {"url": crm_url, "token": "bench", "contact_timeout": CONTACT_TIMEOUT},
+            "agi": {
+                "listen": f"127.0.0.1:{port}",
+                "breaker_failures": 1_000_000,
+                "own_process": OWN_PROCESS,
+            },
+        }
     )
     # as the daemon does: the server as [agi] says, then the rest at bridge_nice
     priority = Priority()  # the AMI side's, behind this loop's look-ups if any

@@ -86,7 +86,7 @@ async def _serve(conn: Connection, dsn: str) -> None:
             pass
 
     configure_logging("info", stream=_Null())  # type: ignore[arg-type]
-    settings = Settings(pbx={"id": PBX}, database={"url": dsn})
+    settings = Settings.model_validate({"pbx": {"id": PBX}, "database": {"url": dsn}})
     pool = await open_pool(settings, max_size=10, plans_per_query=True)  # the daemon's API pool
     services = Services(settings, pool, CallStore(pool, PBX), KeyRing(pool, PBX))
 

@@ -14,10 +14,20 @@ import asyncio
 import statistics
 import time
 from collections import deque
+from functools import partial
+from typing import TYPE_CHECKING
 
 from bench.corpus import traces_dir
 
-LAB = dict(trunks=["PJSIP/trunk-*"], extensions=["PJSIP/*"], region="RU", main_number="74957654321")
+if TYPE_CHECKING:
+    import asyncpg
+
+    from bridge.crm.outbox_rows import OutboxRows
+    from bridge.delivery.service import Delivery
+    from bridge.devtools.fake_crm import FakeCrm
+    from bridge.devtools.local_postgres import LocalPostgres
+    from bridge.tracker.tracker import CallTracker
+
 ID_KEYS = ("Uniqueid", "Linkedid", "DestUniqueid", "DestLinkedid")
 
 
@@ -72,7 +82,23 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def _setup(pg, crm_url: str, workers: int = 4):  # type: ignore[no-untyped-def]
+def _tracker() -> CallTracker:
+    """The lab's tracker (trunks, phones, region, main number of the recorded traces)."""
+    from bridge.tracker.tracker import CallTracker
+
+    return CallTracker(["PJSIP/trunk-*"], ["PJSIP/*"], "RU", "74957654321")
+
+
+def _has(crm: FakeCrm, callid: str, history: bool) -> bool:
+    """Whether the CRM received the call's history, or (not `history`) two of its events."""
+    if history:
+        return any(r.cmd == "history" and r.fields.get("callid") == callid for r in crm.received)
+    return sum(r.fields.get("callid") == callid for r in crm.received) >= 2
+
+
+async def _setup(
+    pg: LocalPostgres, crm_url: str, workers: int = 4
+) -> tuple[asyncpg.Pool, OutboxRows, Delivery]:
     from bridge.config import Settings
     from bridge.crm.outbox_rows import OutboxRows
     from bridge.delivery.retry import RetryPolicy
@@ -83,11 +109,13 @@ async def _setup(pg, crm_url: str, workers: int = 4):  # type: ignore[no-untyped
     from bridge.wiring import open_connections, open_pool
 
     dsn = pg.create_database(f"bench{time.monotonic_ns()}")
-    settings = Settings(
-        pbx={"id": "bench"},
-        database={"url": dsn, "pool_max": 12},
-        crm={"url": crm_url, "token": "tok"},
-        delivery={"workers": workers, "poll_interval": 0.5},
+    settings = Settings.model_validate(
+        {
+            "pbx": {"id": "bench"},
+            "database": {"url": dsn, "pool_max": 12},
+            "crm": {"url": crm_url, "token": "tok"},
+            "delivery": {"workers": workers, "poll_interval": 0.5},
+        }
     )
     pool = await open_pool(settings)  # the daemon's pool, opened as the daemon opens it
     async with pool.acquire() as conn:
@@ -99,37 +127,28 @@ async def _setup(pg, crm_url: str, workers: int = 4):  # type: ignore[no-untyped
     return pool, OutboxRows("bench", event_ttl=3600), delivery
 
 
-async def latency(pg, n: int = 200) -> dict[str, float]:  # type: ignore[no-untyped-def]
+async def latency(pg: LocalPostgres, n: int = 200) -> dict[str, float]:
     from bridge.devtools.fake_crm import FakeCrm
     from bridge.pipeline import CallPipeline
     from bridge.store.calls import CallStore
-    from bridge.tracker.tracker import CallTracker
 
     crm = FakeCrm(token="tok")
     await crm.start()
     pool, outbox, delivery = await _setup(pg, crm.url)
     source = MemorySource()
-    pipeline = CallPipeline(source, CallTracker(**LAB), CallStore(pool, "bench", outbox))
+    pipeline = CallPipeline(source, _tracker(), CallStore(pool, "bench", outbox))
     task = asyncio.create_task(pipeline.run())
     await delivery.start()
-    samples = []
+    samples: list[float] = []
     try:
         for callid, head, tail in call_copies(n):
             for ev in head:
                 source.push(ev, time.time())
-            await crm.wait_for(
-                lambda c=callid: sum(r.fields.get("callid") == c for r in crm.received) >= 2,
-                timeout=10,
-            )
+            await crm.wait_for(partial(_has, crm, callid, False), timeout=10)
             start = time.time()
             for ev in tail:
                 source.push(ev, time.time())
-            await crm.wait_for(
-                lambda c=callid: any(
-                    r.cmd == "history" and r.fields.get("callid") == c for r in crm.received
-                ),
-                timeout=10,
-            )
+            await crm.wait_for(partial(_has, crm, callid, True), timeout=10)
             arrived = next(
                 r.at
                 for r in crm.received
@@ -149,11 +168,10 @@ async def latency(pg, n: int = 200) -> dict[str, float]:  # type: ignore[no-unty
     }
 
 
-async def throughput(pg, calls: int = 1500, fail: float = 0.0) -> dict[str, float]:  # type: ignore[no-untyped-def]
+async def throughput(pg: LocalPostgres, calls: int = 1500, fail: float = 0.0) -> dict[str, float]:
     from bridge.devtools.fake_crm import FakeCrm
     from bridge.pipeline import CallPipeline
     from bridge.store.calls import CallStore
-    from bridge.tracker.tracker import CallTracker
 
     crm = FakeCrm(token="tok")
     if fail:
@@ -161,7 +179,7 @@ async def throughput(pg, calls: int = 1500, fail: float = 0.0) -> dict[str, floa
     await crm.start()
     pool, outbox, delivery = await _setup(pg, crm.url, workers=8)
     source = MemorySource()
-    pipeline = CallPipeline(source, CallTracker(**LAB), CallStore(pool, "bench", outbox))
+    pipeline = CallPipeline(source, _tracker(), CallStore(pool, "bench", outbox))
     for _, head, tail in call_copies(calls):
         for ev in head + tail:
             source.push(ev, time.time())

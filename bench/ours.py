@@ -19,6 +19,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.baselines import NullTransport, chunk_size
 from bench.result import Result
@@ -40,7 +41,7 @@ class _Factory:
         self.on_ami_event = sink
         self.skipped = 0
         self.forgetable_actions = ()
-        self.awaiting_actions = []
+        self.awaiting_actions: list[Any] = []
 
     def on_ami_skipped(self) -> None:
         self.skipped += 1
@@ -150,7 +151,9 @@ async def _end_to_end(port: int, dsn: str, events: int) -> Result:
     from bridge.store.partitions import make_partitions
     from bridge.wiring import open_pool
 
-    pool = await open_pool(Settings(database={"url": dsn}), max_size=2)  # the daemon's
+    pool = await open_pool(
+        Settings.model_validate({"database": {"url": dsn}}), max_size=2
+    )  # the daemon's
     async with pool.acquire() as conn:
         await migrate(conn)
         await make_partitions(conn)  # as the daemon does at start

@@ -18,6 +18,7 @@ Every field of the profile is sent, empty or not (receivers index them blindly),
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -87,7 +88,7 @@ def sends(profile: str, cmd: str) -> bool:
     return not (profile == "vpbx-legacy" and cmd == "rating") and cmd in FIELDS
 
 
-def wire_fields(profile: str, fields: dict[str, object], token: str) -> dict[str, str]:
+def wire_fields(profile: str, fields: Mapping[str, object], token: str) -> dict[str, str]:
     """The exact fields, in the spec's order, as strings."""
     cmd = str(fields["cmd"])
     names = FIELDS[cmd]
@@ -104,7 +105,7 @@ def wire_fields(profile: str, fields: dict[str, object], token: str) -> dict[str
     return out
 
 
-def json_fields(fields: dict[str, object], token: str) -> dict[str, str | int]:
+def json_fields(fields: Mapping[str, object], token: str) -> dict[str, str | int]:
     """The `json` profile's object: the `vpbx` fields with the numbers as numbers, an
     empty number left out."""
     typed: dict[str, str | int] = {}
@@ -116,7 +117,7 @@ def json_fields(fields: dict[str, object], token: str) -> dict[str, str | int]:
     return typed
 
 
-def encode(profile: str, fields: dict[str, object], token: str) -> WireRequest:
+def encode(profile: str, fields: Mapping[str, object], token: str) -> WireRequest:
     if profile not in PROFILES:
         raise ValueError(f"unknown CRM profile {profile!r}")
     if profile == "sangoma":  # the call object as it is; Sangoma subscriptions carry no token

@@ -13,7 +13,7 @@ page is.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -210,7 +210,7 @@ async def count_calls(db: asyncpg.Pool | asyncpg.Connection, pbx_id: str, q: Cal
 
 async def stream_calls(
     pool: asyncpg.Pool, pbx_id: str, q: CallQuery, prefetch: int = 1000
-) -> AsyncIterator[asyncpg.Record]:
+) -> AsyncGenerator[asyncpg.Record, None]:
     """Every call the query selects (offset/limit ignored), through a server-side cursor:
     memory stays flat whatever the number of rows."""
     sql, args = calls_sql(pbx_id, q, paged=False)

@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -256,15 +258,15 @@ def test_targets_add_checks_url_and_signing_secret_without_echoing_them() -> Non
 
 
 def daemon_config(
-    path,
+    path: Path,
     ami_port: int,
     dsn: str,
     crm_url: str,
-    token: str,  # type: ignore[no-untyped-def]
+    token: str,
     agi_port: int,
     api_port: int,
     asterisk_extra: str = "",
-):
+) -> Path:
     """The lab's [pbx] plus everything `crm-bridge run` needs, all on localhost."""
     path.write_text(
         LAB_CONFIG.read_text()
@@ -289,7 +291,7 @@ listen = "127.0.0.1:{api_port}"
     return path
 
 
-def endpoints(*names: str):  # type: ignore[no-untyped-def]
+def endpoints(*names: str) -> Callable[[dict[str, str]], list[str]]:
     """Asterisk's answer to PJSIPShowEndpoints (EndpointList events)."""
 
     def respond(headers: dict[str, str]) -> list[str]:
@@ -332,6 +334,7 @@ async def test_run_follows_ami_into_postgres_and_stops_on_sigterm(pg_dsn: str, t
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "NOTIFY_SOCKET": ""},
     )
+    assert proc.stdout is not None
     try:
         async with asyncio.timeout(30):
             while server.logins == 0:
@@ -516,7 +519,7 @@ async def test_two_bridges_on_one_pbx_run_active_standby(pg_dsn: str, tmp_path) 
             if n == 0:
                 async with asyncio.timeout(20):
                     await server.wait_replayed(45)
-        roles = {}
+        roles: dict[int, str] = {}
         async with aiohttp.ClientSession() as http:
             async with asyncio.timeout(20):
                 while len(roles) < 2:
@@ -538,10 +541,10 @@ async def test_two_bridges_on_one_pbx_run_active_standby(pg_dsn: str, tmp_path) 
         await crm.wait_count("history", 1, timeout=20)
         await asyncio.sleep(0.5)
     finally:
-        for p in procs:
-            if p.returncode is None:
-                p.send_signal(signal.SIGTERM)
-                await p.wait()
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await proc.wait()
         await server.stop()
         await crm.stop()
     assert [r.fields["type"] for r in crm.requests("event")] == [

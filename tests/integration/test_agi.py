@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -92,15 +92,17 @@ class KnownCalls:
 def settings_for(
     crm_url: str | None, *, crm: dict[str, Any] | None = None, agi: dict[str, Any] | None = None
 ) -> Settings:
-    return Settings(
-        pbx={"region": "RU", "users": USERS},
-        crm={"url": crm_url, "token": TOKEN, "contact_timeout": 0.5, **(crm or {})},
-        agi={
-            "listen": f"127.0.0.1:{free_port()}",
-            "breaker_failures": 3,
-            "breaker_reset": 0.5,
-            **(agi or {}),
-        },
+    return Settings.model_validate(
+        {
+            "pbx": {"region": "RU", "users": USERS},
+            "crm": {"url": crm_url, "token": TOKEN, "contact_timeout": 0.5, **(crm or {})},
+            "agi": {
+                "listen": f"127.0.0.1:{free_port()}",
+                "breaker_failures": 3,
+                "breaker_reset": 0.5,
+                **(agi or {}),
+            },
+        }
     )
 
 
@@ -226,7 +228,9 @@ async def test_the_calls_log_line_is_written_after_the_socket_closed(crm: FakeCr
     crm.contacts[PHONE] = '{"contact_name": "Ivan"}'
     closed_before: dict[str, int] = {}
 
-    def closed_connections(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    def closed_connections(
+        logger: Any, method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         # The server counts a round trip in its histogram when the socket is closed.
         if event["event"] in ("agi_contact", "agi_rating"):
             closed_before[event["event"]] = sum(h.count for h in server.latency.values())

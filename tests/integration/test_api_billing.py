@@ -392,6 +392,7 @@ async def test_call_range_reads_dates_as_php_does(api: Api) -> None:
         assert len(body) == count, (frm, to)
     for wrong in ("22/11/2026", "2026/13/01", "13/01/2026", "2026/11/22 25:00", "2026/11"):
         status, body = await answer(wrong, "2030-01-01")
+        assert isinstance(body, dict), (wrong, status, body)
         assert status == 422 and body["errors"] == {"from": ["The from is not a valid date."]}
 
 

@@ -14,7 +14,7 @@ from contextlib import aclosing
 from html import escape
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 import pytest
@@ -545,7 +545,20 @@ async def test_directory_users_groups_and_numbers(api: Api) -> None:
 
 # ---------------------------------------------------------------- subscriptions
 
-SUB = {
+
+class SubscriptionBody(TypedDict):
+    """A subscription as a client posts it."""
+
+    name: str
+    url: str
+    token: str
+    profile: str
+    commands: list[str]
+    direction: str
+    signing_secret: str
+
+
+SUB: SubscriptionBody = {
     "name": "billing",
     "url": "https://user:pa55@billing.example/hook",
     "token": "tok-SECRET-1",

@@ -17,7 +17,7 @@ from tests.support.vpbx import USERS, seed_directory
 pytestmark = pytest.mark.integration
 
 
-async def get(api: Api, path: str, key: str, status: int = 200, **params: str) -> Any:
+async def get(api: Api, path: str, key: str, status: int = 200, /, **params: str) -> Any:
     async with api.http.get(f"/crmapi/v1/{path}", params=params, headers={"X-API-KEY": key}) as r:
         assert r.status == status, (path, params, r.status, await r.text())
         assert r.content_type == "application/json"

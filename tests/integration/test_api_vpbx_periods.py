@@ -15,8 +15,8 @@ from bridge.api.vpbx.periods import Window, history_window, period_window
 BERLIN = ZoneInfo("Europe/Berlin")  # summer time ends on Sunday 2026-10-25, 03:00 -> 02:00
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

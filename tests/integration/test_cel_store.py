@@ -116,7 +116,9 @@ async def test_store_keeps_facts_finished_calls_and_how_far_it_followed(pg_dsn: 
         tracker = lab_tracker()
         events = list(trace_events(TRACES / "in_answered.ami.jsonl"))
         outputs = [o for t, ev in events for o in tracker.feed(ev, t)]
-        accepted = next(i for i, o in enumerate(outputs) if o.type == "ACCEPTED")
+        accepted = next(
+            i for i, o in enumerate(outputs) if isinstance(o, CallEvent) and o.type == "ACCEPTED"
+        )
         await store.save(outputs[: accepted + 1])
         (open_call,) = await store.open_calls()
         assert open_call.facts is not None

@@ -19,7 +19,7 @@ import pytest
 from bridge.agi.directory import Directory
 from bridge.ami.ingest import AmiIngest
 from bridge.config import PbxSettings
-from bridge.devtools.fake_ami import FakeAmiServer, parse_message
+from bridge.devtools.fake_ami import FakeAmiServer, Headers, parse_message
 from bridge.devtools.fake_directory import FakePbx, FakeQueue, QueueMember
 from bridge.devtools.traces import traces_dir
 from bridge.directory_sync import DirectorySync, DirectoryView
@@ -274,7 +274,12 @@ async def test_chan_sip_peers_of_an_older_asterisk(pg_dsn: str) -> None:
 async def test_the_link_dropping_during_a_read_forgets_nothing(lab: Lab) -> None:
     sync = lab.sync(**CONFIG)
     await sync.refresh(lab.ingest)
-    lab.server.respond_with("QueueStatus", lambda headers: lab.server.cut() or [])
+
+    def cut_the_link(headers: Headers) -> list[str]:
+        lab.server.cut()
+        return []
+
+    lab.server.respond_with("QueueStatus", cut_the_link)
     assert await sync.refresh(lab.ingest), "the config is still written"
     assert ("queue", "sales") in await lab.groups()
     assert set(await lab.users()) == {"ivanov", "1002", "1003"}

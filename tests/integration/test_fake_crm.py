@@ -285,7 +285,7 @@ async def test_start_on_a_given_port_and_stop_twice() -> None:
 
 async def test_contact_answers(http: aiohttp.ClientSession) -> None:
     contact: dict[str, object] = {"cmd": "contact", "phone": "79161234567", "callid": "c1"}
-    answer = {"contact_name": "Пётр Иванов", "responsible": "101"}
+    answer: dict[str, object] = {"contact_name": "Пётр Иванов", "responsible": "101"}
     async with FakeCrm(contact_answer=answer) as crm:
         status, text, headers = await send(http, crm.url, contact)
         assert status == 200 and json.loads(text) == answer

@@ -71,6 +71,7 @@ async def test_killed_before_a_gaps_account_came_the_next_bridge_reads_it_again(
     seen = await store.seen_until()
     gap_start = float(msgs[stop - 1][2]["Timestamp"])  # its last event before the gap
     assert seen == pytest.approx(gap_start), "held back to the gap's start"
+    assert seen is not None
     stored_until = await pool.fetchval(
         "SELECT extract(epoch FROM max(ended_at))::float8 FROM calls WHERE pbx_id = 'lab'"
     )

@@ -21,6 +21,7 @@ from bridge.pipeline import CallPipeline
 from bridge.store.calls import CallStore
 from bridge.store.migrations import migrate
 from bridge.tracker.grammar import Grammar
+from bridge.tracker.tracker import CallTracker
 from tests.support.traces import TRACES, expected, scenario_names
 from tests.unit.test_tracker_faults import ALL_CALLS, ANSWERED, failing
 from tests.unit.test_tracker_traces import lab_tracker
@@ -63,7 +64,9 @@ async def settle(ingest: AmiIngest, pipeline: CallPipeline, received: int = 0) -
     await pipeline.drain()
 
 
-async def replayed_and_closed(server, ingest, tracker, pipeline) -> None:  # type: ignore[no-untyped-def]
+async def replayed_and_closed(
+    server: FakeAmiServer, ingest: AmiIngest, tracker: CallTracker, pipeline: CallPipeline
+) -> None:
     """The trace is out, every call it opened is closed, and all of it is stored."""
     await server.wait_done()
     while tracker.open_calls:

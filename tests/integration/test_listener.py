@@ -192,7 +192,9 @@ async def test_close_lets_a_request_finish_and_refuses_newcomers() -> None:
 
 
 class NoRatings:
-    async def submit_rating(self, callid: str, rating: int, phone: str = "", ext: str = "") -> None:
+    async def submit_rating(
+        self, callid: str, rating: int, phone: str = "", ext: str = "", *, verified: bool = True
+    ) -> None:
         raise AssertionError("no rating is sent in these tests")
 
 
@@ -212,10 +214,12 @@ async def agi(max_connections: int, contact_timeout: float = 0.5) -> AsyncIterat
     original = AgiServer.max_connections
     AgiServer.max_connections = max_connections
     try:
-        settings = Settings(
-            pbx={"region": "RU"},
-            crm={"url": crm.url, "token": "t0k", "contact_timeout": contact_timeout},
-            agi={"listen": f"127.0.0.1:{free_port()}"},
+        settings = Settings.model_validate(
+            {
+                "pbx": {"region": "RU"},
+                "crm": {"url": crm.url, "token": "t0k", "contact_timeout": contact_timeout},
+                "agi": {"listen": f"127.0.0.1:{free_port()}"},
+            }
         )
         server = await start_agi_server(settings, NoRatings())
     finally:

@@ -6,6 +6,7 @@ batch is split: the other calls are stored, the refused one is logged and counte
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -17,7 +18,7 @@ from bridge.pipeline import CallPipeline
 from bridge.store.calls import CallStore
 from bridge.store.migrations import migrate
 from bridge.store.partitions import make_partitions
-from bridge.tracker.model import CallEvent, CallRecord, Output
+from bridge.tracker.model import CallEvent, CallRecord, Output, Stored
 from tests.support.stream import Stream
 from tests.unit.test_tracker_traces import LAB22
 
@@ -46,7 +47,7 @@ def clean_outputs(names: list[str]) -> list[Output]:
     return [out for name in names for t, ev in LAB22.events(name) for out in tracker.feed(ev, t)]
 
 
-async def until(predicate, limit: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+async def until(predicate: Callable[[], object], limit: float = 30.0) -> None:
     async with asyncio.timeout(limit):
         while not predicate():
             await asyncio.sleep(0.01)
@@ -180,7 +181,7 @@ class BuggyForOneCall:
     def __init__(self, store: CallStore, callid: str) -> None:
         self.store, self.callid = store, callid
 
-    async def save(self, outputs: list[Output]) -> None:
+    async def save(self, outputs: Sequence[Stored]) -> None:
         if any(o.callid == self.callid for o in outputs):
             raise ValueError(f"cannot build the rows of {self.callid}")
         await self.store.save(outputs)

@@ -37,7 +37,7 @@ async def test_every_array_type_of_the_named_queries_is_primed(migrated_dsn: str
 
 async def test_connections_open_primed_before_any_migration(pg_dsn: str) -> None:
     """The pool's `init` needs no table: the daemon opens connections before `migrate`."""
-    pool = await open_pool(Settings(database={"url": pg_dsn}))
+    pool = await open_pool(Settings.model_validate({"database": {"url": pg_dsn}}))
     try:
         await open_connections(pool, 2)
         assert pool.get_size() == 2
@@ -49,7 +49,9 @@ async def test_connections_open_primed_before_any_migration(pg_dsn: str) -> None
 async def test_pool_min_connections_are_opened_and_the_pool_stays_bounded(
     migrated_dsn: str,
 ) -> None:
-    settings = Settings(database={"url": migrated_dsn, "pool_min": 3, "pool_max": 4})
+    settings = Settings.model_validate(
+        {"database": {"url": migrated_dsn, "pool_min": 3, "pool_max": 4}}
+    )
     pool = await open_pool(settings)
     try:
         assert pool.get_size() == 0  # nothing up front: start-up never waits for PostgreSQL
@@ -68,7 +70,7 @@ async def test_the_api_pool_plans_each_query_and_the_bridge_pool_keeps_plans(
 ) -> None:
     """The pull APIs read slices of very different sizes (a plan for the values at hand);
     the bridge's writes and deliveries have one shape each (PostgreSQL's cached plans)."""
-    settings = Settings(database={"url": migrated_dsn})
+    settings = Settings.model_validate({"database": {"url": migrated_dsn}})
     bridge, api = await open_pool(settings), await open_pool(settings, plans_per_query=True)
     try:
         assert await bridge.fetchval("SHOW plan_cache_mode") == "auto"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ from bridge.config import Settings
 from bridge.devtools.fake_ami import FakeAmiServer
 from bridge.directory_sync import DirectorySync, DirectoryView
 from bridge.provision import ApplyError, NotRendered, Provisioning
-from bridge.provision.render import DIALPLAN_FILE, PJSIP_FILE, SIP_FILE
+from bridge.provision.asterisk import Asterisk
+from bridge.provision.render import DIALPLAN_FILE, PJSIP_FILE, SIP_FILE, Rendered
 from bridge.provision.runtime import Blocked
 from bridge.provision.testing import FakeAsteriskConfig
 from bridge.store import directory as store
@@ -88,11 +89,18 @@ class Lab:
 
 
 def settings_for(dsn: str, port: int, folder: Path, **provision: Any) -> Settings:
-    return Settings(
-        pbx={"id": "lab", "region": "RU"},
-        asterisk={"host": "127.0.0.1", "port": port, "secret": "bridge", "username": "bridge"},
-        database={"url": dsn},
-        provision={"config_dir": str(folder), "confirm_timeout": 1.0, **provision},
+    return Settings.model_validate(
+        {
+            "pbx": {"id": "lab", "region": "RU"},
+            "asterisk": {
+                "host": "127.0.0.1",
+                "port": port,
+                "secret": "bridge",
+                "username": "bridge",
+            },
+            "database": {"url": dsn},
+            "provision": {"config_dir": str(folder), "confirm_timeout": 1.0, **provision},
+        }
     )
 
 
@@ -311,10 +319,17 @@ async def test_two_applies_take_turns_across_processes(lab: Lab, pg_dsn: str) ->
         for name, prov in (("a", first), ("b", second)):
             original = prov.provisioner._confirm
 
-            async def confirm(*args: Any, _name: str = name, _orig: Any = original) -> None:
+            async def confirm(
+                asterisk: Asterisk,
+                rendered: Rendered,
+                old_phones: set[str],
+                *,
+                _name: str = name,
+                _orig: Callable[[Asterisk, Rendered, set[str]], Awaitable[None]] = original,
+            ) -> None:
                 spans.append((_name, "in"))
                 await asyncio.sleep(0.2)  # a slow Asterisk: the other one must wait
-                await _orig(*args)
+                await _orig(asterisk, rendered, old_phones)
                 spans.append((_name, "out"))
 
             prov.provisioner._confirm = confirm  # type: ignore[method-assign]
@@ -504,7 +519,7 @@ async def test_the_daemon_applies_at_login_and_serves_provisioning(lab: Lab, pg_
         request = type("R", (), {"config_dict": {PROVISIONING: bridge.provisioning}})()
         from bridge.provision import provisioning_of
 
-        assert provisioning_of(request) is bridge.provisioning  # type: ignore[arg-type]
+        assert provisioning_of(request) is bridge.provisioning
         assert isinstance(PROVISIONING, web.AppKey)
 
 

@@ -95,7 +95,7 @@ async def test_recorded_call_gets_a_link_that_plays(pg_dsn: str, tmp_path: Path)
     assert json.loads(rows[0][6])["link"] == ""
 
 
-def _target():  # type: ignore[no-untyped-def]
+def _target() -> Target:
     return Target(
         id=1,
         pbx_id="lab",

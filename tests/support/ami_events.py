@@ -58,6 +58,16 @@ def ev(name: str, t: float, *parts: dict[str, str], **extra: str) -> dict[str, s
 Step = dict[str, str] | Callable[[Any], list[Any]]
 
 
+def take_mark(into: list[frozenset[str]]) -> Step:
+    """A step that keeps the tracker's `mark()` (for a later resync) and outputs nothing."""
+
+    def step(tracker: Any) -> list[Any]:
+        into.append(tracker.mark())
+        return []
+
+    return step
+
+
 def feed(tracker: Any, steps: Iterable[Step]) -> list[Any]:
     """Events are fed; callables (resyncs, marks) get the tracker and return outputs."""
     outputs: list[Any] = []

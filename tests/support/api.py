@@ -44,9 +44,11 @@ class Api:
 
 
 def api_settings(dsn: str) -> Settings:
-    return Settings(
-        pbx={"id": "lab", "trunks": ["PJSIP/trunk-*"], "extensions": ["PJSIP/*"]},
-        database={"url": dsn},
+    return Settings.model_validate(
+        {
+            "pbx": {"id": "lab", "trunks": ["PJSIP/trunk-*"], "extensions": ["PJSIP/*"]},
+            "database": {"url": dsn},
+        }
     )
 
 

@@ -41,7 +41,7 @@ def bridge_settings(dsn: str, ami_port: int, crm_url: str, **sections: dict[str,
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}
-    return Settings(**base)
+    return Settings.model_validate(base)
 
 
 @asynccontextmanager

@@ -4,7 +4,8 @@ delivery settings that retry fast, and checks of what a CRM received."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
+from typing import TypedDict
 
 import asyncpg
 import pytest
@@ -23,15 +24,27 @@ from tests.support.traces import TRACES, expected, grammar_violations, scenario_
 from tests.unit.test_tracker_traces import lab_tracker
 
 EXTERNAL = sum(len(expected(n)["calls"]) for n in scenario_names())
-FAST = dict(base_delay=0.05, max_delay=0.3, jitter=0.1)
+
+
+class Backoff(TypedDict):
+    """The backoff arguments of `RetryPolicy`."""
+
+    base_delay: float
+    max_delay: float
+    jitter: float
+
+
+FAST: Backoff = {"base_delay": 0.05, "max_delay": 0.3, "jitter": 0.1}
 
 
 def settings(dsn: str, url: str, **delivery: object) -> Settings:
-    return Settings(
-        pbx={"id": "lab", "trunks": ["PJSIP/trunk-*"], "extensions": ["PJSIP/*"]},
-        database={"url": dsn},
-        crm={"url": url, "token": "tok", "timeout": 2.0, "connect_timeout": 0.5},
-        delivery={"workers": 4, "lease": 5.0, "poll_interval": 0.2, **delivery},
+    return Settings.model_validate(
+        {
+            "pbx": {"id": "lab", "trunks": ["PJSIP/trunk-*"], "extensions": ["PJSIP/*"]},
+            "database": {"url": dsn},
+            "crm": {"url": url, "token": "tok", "timeout": 2.0, "connect_timeout": 0.5},
+            "delivery": {"workers": 4, "lease": 5.0, "poll_interval": 0.2, **delivery},
+        }
     )
 
 
@@ -45,7 +58,9 @@ async def prepare(
     return pool, OutboxRows("lab", event_ttl=event_ttl)
 
 
-async def store_scenarios(pool: asyncpg.Pool, outbox: OutboxRows, names=None) -> None:
+async def store_scenarios(
+    pool: asyncpg.Pool, outbox: OutboxRows, names: Iterable[str] | None = None
+) -> None:
     store = CallStore(pool, "lab", outbox)
     for name in names or scenario_names():
         tracker = lab_tracker()

@@ -94,11 +94,23 @@ class Lab:
 
 
 def lab_settings(dsn: str, port: int, folder: Path) -> Settings:
-    return Settings(
-        pbx={"id": PBX, "region": "RU", "trunks": ["PJSIP/trunk-*"], "extensions": ["PJSIP/*"]},
-        asterisk={"host": "127.0.0.1", "port": port, "username": "bridge", "secret": "bridge"},
-        database={"url": dsn},
-        provision={"config_dir": str(folder), "confirm_timeout": 1.0},
+    return Settings.model_validate(
+        {
+            "pbx": {
+                "id": PBX,
+                "region": "RU",
+                "trunks": ["PJSIP/trunk-*"],
+                "extensions": ["PJSIP/*"],
+            },
+            "asterisk": {
+                "host": "127.0.0.1",
+                "port": port,
+                "username": "bridge",
+                "secret": "bridge",
+            },
+            "database": {"url": dsn},
+            "provision": {"config_dir": str(folder), "confirm_timeout": 1.0},
+        }
     )
 
 

@@ -7,11 +7,12 @@ tests/integration/test_agi.py; here: order, capacity, verification, counts, shut
 from __future__ import annotations
 
 import asyncio
+from typing import TypedDict, Unpack
 
 import pytest
 from structlog.testing import capture_logs
 
-from bridge.agi.ports import RatingSink
+from bridge.agi.ports import KnownCall, RatingSink
 from bridge.agi.rating_buffer import BufferedRatingSink
 
 Rating = tuple[str, int, str, str, bool]
@@ -38,7 +39,14 @@ class OutageSink:
         self.written.append((callid, rating, phone, ext, verified))
 
 
-def buffered(sink: OutageSink, known=None, **kw: object) -> BufferedRatingSink:
+class BufferOptions(TypedDict, total=False):
+    capacity: int
+    attempt_timeout: float
+
+
+def buffered(
+    sink: OutageSink, known: KnownCall | None = None, **kw: Unpack[BufferOptions]
+) -> BufferedRatingSink:
     return BufferedRatingSink(sink, known, retry_first=0.01, retry_max=0.02, **kw)
 
 

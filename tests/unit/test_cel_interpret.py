@@ -59,7 +59,7 @@ def test_load_trace_from_cel_is_what_the_tracker_saw_on_ami(lab: Lab) -> None:
     _, outputs = run("load_mixed", lab=lab)
     ami = {o.callid: o for o in outputs if isinstance(o, CallRecord)}
     assert len(ami) == 200 and set(cel) == set(ami)
-    differences = []
+    differences: list[tuple[str, object]] = []
     for callid, a in ami.items():
         c = cel[callid]
         keys = ("direction", "status", "ext", "user", "phone", "diversion", "external")

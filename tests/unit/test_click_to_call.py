@@ -3,10 +3,12 @@ is refused before Asterisk is asked (the AMI side is tests/integration/test_clic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from bridge.ami.ingest import AmiIngest
 from bridge.ami.originate import AmiDialer, Dialable, new_callid
 from bridge.api.services import DialError
 from bridge.config import ApiSettings, PbxSettings, check_config_file
@@ -66,8 +68,8 @@ def view() -> DirectoryView:
     return v
 
 
-def dialer(ami=lambda: None, **api: object) -> AmiDialer:  # type: ignore[no-untyped-def]
-    return AmiDialer(ami, view().employee, ApiSettings(**api), "RU")
+def dialer(ami: Callable[[], AmiIngest | None] = lambda: None, **api: object) -> AmiDialer:
+    return AmiDialer(ami, view().employee, ApiSettings.model_validate(api), "RU")
 
 
 def test_the_originate_rings_the_employee_then_dials_the_customer() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bridge.tracker.model import CallEvent
 from tests.support.continuity import (
     MOMENTS,
     Trace,
@@ -126,6 +127,7 @@ def test_calls_taken_over_at_start_up_keep_their_true_start_and_number(cel: bool
             assert abs(adopted.start - history.start) <= 1.0, (name, moment)
             assert adopted.phone == history.phone and adopted.direction == history.direction
             first = [e for e in got.sent if not isinstance(e, type(history))][0]
+            assert isinstance(first, CallEvent), first
             assert first.type in ("INCOMING", "OUTGOING"), (name, moment)
             if cel or moment == "ringing":
                 assert (adopted.status, adopted.ext) == (history.status, history.ext)

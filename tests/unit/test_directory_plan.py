@@ -140,10 +140,12 @@ def snapshot(
 
 
 def test_view_starts_from_the_config_then_follows_the_database() -> None:
-    pbx = PbxSettings(
-        users={"1001": "ivanov"},
-        groups={"600": "Support"},
-        numbers={"74957654321": "Main line"},
+    pbx = PbxSettings.model_validate(
+        {
+            "users": {"1001": "ivanov"},
+            "groups": {"600": "Support"},
+            "numbers": {"74957654321": "Main line"},
+        }
     )
     agi = Directory(pbx.users)
     view = DirectoryView(pbx, agi)
@@ -168,8 +170,9 @@ def test_employee_lookup_by_login_or_extension_with_its_technology() -> None:
     view.apply(snapshot([User("ivanov", ext="1001"), User("Petrova", ext="1002")]))
     view.learn_techs([Endpoint("1001", "", "PJSIP")])
     assert view.employee("ivanov") == view.employee("1001")
-    assert view.employee("ivanov").tech == "PJSIP"  # as Asterisk listed it
-    assert view.employee("petrova").tech == "SIP"  # none seen: `[pbx] extensions` says SIP
+    ivanov, petrova = view.employee("ivanov"), view.employee("petrova")
+    assert ivanov is not None and ivanov.tech == "PJSIP"  # as Asterisk listed it
+    assert petrova is not None and petrova.tech == "SIP"  # none seen: `[pbx] extensions` says SIP
     assert view.employee("nobody") is None and view.employee("") is None
 
 

@@ -91,7 +91,7 @@ async def test_tokens_of_another_key_or_kind_are_refused() -> None:
     from bridge.api.issabel.tokens import Tokens
     from bridge.store.logins import Login
 
-    kit = Tokens(None, "lab")  # type: ignore[arg-type]
+    kit = Tokens(None, "lab")
     kit._key = b"k" * 64
     login = Login(3, "lab", "admin", "", ("issabel",), None, None)  # type: ignore[arg-type]
     issued = await kit.issue(login)

@@ -64,7 +64,7 @@ def test_limiter_remembers_a_bounded_number_of_keys() -> None:
 
 def test_rate_limited_log_writes_one_line_per_interval_and_flushes_the_rest() -> None:
     clock, out = Clock(), Recorder()
-    log = RateLimitedLog(out, 10.0, clock=clock)  # type: ignore[arg-type]
+    log = RateLimitedLog(out, 10.0, clock=clock)
     written = [log.warning("ami_oversized_message_dropped", bytes=n) for n in range(2660)]
     assert written.count(True) == 1
     assert out.lines == [("warning", "ami_oversized_message_dropped", {"bytes": 0})]
@@ -157,7 +157,7 @@ def test_ami_garbage_floods_are_rate_limited(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(
         ami_protocol,
         "bad_input_log",
-        RateLimitedLog(out, 10.0, clock=clock),  # type: ignore[arg-type]
+        RateLimitedLog(out, 10.0, clock=clock),
     )
     protocol = FastAmiProtocol()
     protocol.connection_made(None)

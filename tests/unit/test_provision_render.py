@@ -110,7 +110,7 @@ def attempt(**changes: object) -> list[str]:
     return refused.value.problems
 
 
-ATTACKS = {
+ATTACKS: dict[str, list[str | int]] = {
     # a new line would start a section or an option of the attacker's
     "user__name": [
         "Ivan\n[evil]\ntype=endpoint",

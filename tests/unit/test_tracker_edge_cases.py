@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bridge.tracker.model import CallEvent, CallRecord
 from bridge.tracker.tracker import CallTracker
-from tests.support.ami_events import T0, Ch, ev, feed
+from tests.support.ami_events import T0, Ch, Step, ev, feed, take_mark
 from tests.support.traces import grammar_violations
 
 L = "1800000000.1"
@@ -29,12 +29,12 @@ def test_answered_while_the_link_was_down() -> None:
     trunk = Ch("PJSIP/trunk-00000001", L, L, 4, "74957654321", "+79101234567", "from-trunk")
     phone = Ch("PJSIP/1001-00000002", "1800000000.2", L, 0, "s", "1001")
     mark: list[frozenset[str]] = []
-    steps = [
+    steps: list[Step] = [
         ev("Newchannel", 0, trunk.h()),
         ev("Newchannel", 0.1, phone.h()),
         ev("DialBegin", 0.1, trunk.h(), phone.h("Dest"), DialString="1001"),
         ev("Newstate", 0.2, phone.h(ChannelState="5")),
-        lambda tr: mark.append(tr.mark()) or [],
+        take_mark(mark),
         # link lost; 1001 answered; link back: the snapshot shows both up and bridged
         lambda tr: tr.resync(
             [trunk.shown(20, "b1", ChannelState="6"), phone.shown(20, "b1", ChannelState="6")],
@@ -54,8 +54,8 @@ def test_a_stale_snapshot_never_moves_a_call_back() -> None:
     trunk = Ch("PJSIP/trunk-00000001", L, L, 4, "74957654321", "+79101234567", "from-trunk")
     phone = Ch("PJSIP/1001-00000002", "1800000000.2", L, 5, "74957654321", "1001")
     mark: list[frozenset[str]] = []
-    steps = [
-        lambda tr: mark.append(tr.mark()) or [],
+    steps: list[Step] = [
+        take_mark(mark),
         ev("Newstate", 10, phone.h(ChannelState="6")),
         ev("DialEnd", 10, trunk.h(), phone.h("Dest", ChannelState="6"), DialStatus="ANSWER"),
         ev("Newstate", 10, trunk.h(ChannelState="6")),

@@ -12,7 +12,8 @@ import pytest
 from bridge.cli import main as crm_bridge
 from bridge.replay import crm_payloads, fault_line, tracked, write_replay
 from bridge.tracker.grammar import Grammar
-from bridge.tracker.model import CallRecord, TrackerFault
+from bridge.tracker.model import CallRecord, Output, TrackerFault
+from bridge.tracker.state import Call, Channel
 from tests.unit.test_tracker_shapes import joined, write_trace
 from tests.unit.test_tracker_traces import LAB18, LAB22, Lab, run
 
@@ -26,7 +27,7 @@ def test_a_tracker_fault_is_one_line_on_stderr_and_stdout_is_unchanged(
     write_replay(LAB18.trace("concurrent"), LAB18.tracker(), clean, errors=io.StringIO())
     original_ring = Grammar.ring
 
-    def ring(self: Grammar, call, ch, at, out) -> None:  # type: ignore[no-untyped-def]
+    def ring(self: Grammar, call: Call, ch: Channel, at: float, out: list[Output]) -> None:
         if ch.ext == "1002":
             raise RuntimeError("injected")
         original_ring(self, call, ch, at, out)

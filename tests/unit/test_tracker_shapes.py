@@ -357,9 +357,9 @@ def dial_published_late(evs: Events) -> Events:
     for _, ev in evs:
         name, uid = ev.get("Channel", ""), ev.get("Uniqueid", "")
         if ev.get("Event") == "Newchannel" and name.startswith("Local/") and name[-2:-1] == ";":
-            other = halves.get(name[:-1] + ("2" if name.endswith("1") else "1"))
-            if other:
-                peer[uid], peer[other] = other, uid
+            twin = halves.get(name[:-1] + ("2" if name.endswith("1") else "1"))
+            if twin:
+                peer[uid], peer[twin] = twin, uid
             halves[name] = uid
 
     def side(dest: str) -> set[str]:
@@ -661,6 +661,7 @@ def outcome_of(outputs: Iterable[Output]) -> Outcome:
         if isinstance(o, CallRecord):
             records[o.callid] = o
         else:
+            assert isinstance(o, CallEvent), o  # no call is parked here
             events.setdefault(o.callid, {}).setdefault(o.ext, []).append(o)
     return Outcome(records, events)
 

@@ -8,11 +8,11 @@ import csv
 import io
 import os
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
@@ -123,8 +123,7 @@ async def csv_chunks(
     out.writerow(CALL_FIELDS)
     # closed here, not whenever the garbage collector comes: a client gone mid-body must
     # give its pooled connection back at once
-    stream = cast(AsyncGenerator[Any, None], history.stream_calls(s.pool, s.pbx_id, q))
-    async with aclosing(stream) as rows:
+    async with aclosing(history.stream_calls(s.pool, s.pbx_id, q)) as rows:
         async for row in rows:
             item = call_json(row, names)
             out.writerow([_csv_value(item[f]) for f in CALL_FIELDS])
