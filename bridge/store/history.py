@@ -120,8 +120,9 @@ def _where(pbx_id: str, q: CallQuery) -> _Sql:
         s.add("c.born <= {}", _utc_day(q.until))
     if q.ended_since is not None:
         s.add("c.ended_at >= {}", q.ended_since)
-    if q.ended_until is not None:
+    if q.ended_until is not None:  # a call ended before then was born no later (its years)
         s.add("c.ended_at < {}", q.ended_until)
+        s.add("c.born <= {}", _utc_day(q.ended_until))
     if q.directions:
         s.add("c.direction = ANY({})", list(q.directions))
     if q.statuses:

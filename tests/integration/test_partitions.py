@@ -289,6 +289,46 @@ async def test_a_start_range_finds_calls_whatever_year_their_id_names(pool: asyn
     }, plan
 
 
+async def test_an_end_range_reads_no_year_after_it(pool: asyncpg.Pool) -> None:
+    """A call ended before a moment started, so was born, no later: the billing tools' end
+    filters skip the years after it, and still find a call that ended in the new year."""
+    for year in ("2024-01-01", "2025-01-01", "2026-01-01"):
+        for table in CALL_TABLES:
+            await pool.execute("SELECT call_partition($1, $2::text::date)", table, year)
+    add = (
+        "INSERT INTO calls (pbx_id, callid, born, direction, status, started_at, ended_at) "
+        "VALUES ('lab', $1, call_day($1), 'in', 'Success', $2, $3)"
+    )
+    new_year = datetime(2025, 1, 1, tzinfo=UTC)
+    await pool.execute(
+        add,
+        "1735689590.1",
+        datetime(2024, 12, 31, 23, 59, 50, tzinfo=UTC),
+        datetime(2025, 1, 1, 0, 0, 5, tzinfo=UTC),
+    )  # over the new year
+    await pool.execute(
+        add,
+        "1735689595.2",
+        datetime(2024, 12, 31, 23, 59, 55, tzinfo=UTC),
+        datetime(2024, 12, 31, 23, 59, 58, tzinfo=UTC),
+    )  # ended before
+    await pool.execute(
+        add,
+        "1767225600.3",
+        datetime(2026, 1, 1, tzinfo=UTC),
+        datetime(2026, 1, 1, 0, 1, tzinfo=UTC),
+    )  # a year later
+    q = history.CallQuery(ended_since=new_year, ended_until=datetime(2025, 1, 2, tzinfo=UTC))
+    assert [r["callid"] for r in await history.search_calls(pool, "lab", q)] == ["1735689590.1"]
+    sql, args = history.calls_sql("lab", q)
+    plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + sql, *args))
+    assert set(re.findall(r"\bcalls_(?:\d{4}|default)\b", plan)) == {
+        "calls_2024",
+        "calls_2025",
+        "calls_default",
+    }, plan
+
+
 async def test_a_range_from_the_first_day_of_the_calendar(pool: asyncpg.Pool) -> None:
     """The day's margin before `since` stops at the first date there is (no overflow)."""
     await store_trace(pool, "in_answered")
