@@ -38,22 +38,23 @@ ON CONFLICT (pbx_id, callid, seq, born) DO NOTHING;
 -- Finished calls (one row per call): their histories, as the tracker built them.
 INSERT INTO calls (pbx_id, callid, born, direction, status, phone, diversion, ext, user_login,
                    group_name, started_at, answered_at, ended_at, duration, wait, recording,
-                   closed_by)
+                   closed_by, phone_name)
 SELECT $1, r.callid, call_day(r.callid), r.direction, r.status, r.phone, r.diversion, r.ext,
        r.user_login, r.grp, r.started_at, r.answered_at, r.ended_at, r.duration, r.wait,
-       r.recording, r.closed_by
+       r.recording, r.closed_by, r.phone_name
 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::text[], $10::timestamptz[], $11::timestamptz[],
-            $12::timestamptz[], $13::integer[], $14::integer[], $15::text[], $16::text[])
+            $12::timestamptz[], $13::integer[], $14::integer[], $15::text[], $16::text[],
+            $17::text[])
      AS r(callid, direction, status, phone, diversion, ext, user_login, grp, started_at,
-          answered_at, ended_at, duration, wait, recording, closed_by)
+          answered_at, ended_at, duration, wait, recording, closed_by, phone_name)
 ON CONFLICT (pbx_id, callid, born) DO UPDATE SET
     direction = EXCLUDED.direction, status = EXCLUDED.status, phone = EXCLUDED.phone,
     diversion = EXCLUDED.diversion, ext = EXCLUDED.ext, user_login = EXCLUDED.user_login,
     group_name = EXCLUDED.group_name, started_at = EXCLUDED.started_at,
     answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,
     duration = EXCLUDED.duration, wait = EXCLUDED.wait, recording = EXCLUDED.recording,
-    closed_by = EXCLUDED.closed_by, facts = NULL
+    closed_by = EXCLUDED.closed_by, phone_name = EXCLUDED.phone_name, facts = NULL
 -- a history rebuilt from Asterisk's CEL never replaces one already reported
 WHERE EXCLUDED.closed_by <> 'backfill' OR calls.status IS NULL;
 
@@ -445,7 +446,8 @@ UPDATE api_keys SET last_used_at = now() WHERE id = ANY($1);
 
 -- call_by_id --
 SELECT callid, direction, status, phone, diversion, ext, user_login, group_name, started_at,
-       answered_at, ended_at, duration, wait, recording, rating, missed_status, closed_by
+       answered_at, ended_at, duration, wait, recording, rating, missed_status, closed_by,
+       phone_name
 FROM calls WHERE pbx_id = $1 AND callid = $2 AND born = call_day($2);
 
 -- call_legs_of --

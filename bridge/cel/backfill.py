@@ -139,6 +139,7 @@ def _facts_of_record(record: CallRecord) -> CallFacts:
         answered=record.answered,
         recording=record.recording,
         last_talker=talker,
+        phone_name=record.phone_name,
     )
 
 

@@ -280,4 +280,5 @@ def _finished_row(rec: CallRecord) -> Row:
         rec.wait,
         rec.recording,
         rec.closed_by,
+        rec.phone_name,
     )

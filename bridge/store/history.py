@@ -28,7 +28,7 @@ MAX_LIMIT = 10_000
 # The columns every dialect serialises from (a call row).
 COLUMNS = """c.callid, c.direction, c.status, c.phone, c.diversion, c.ext, c.user_login,
     c.group_name, c.started_at, c.answered_at, c.ended_at, c.duration, c.wait, c.recording,
-    c.rating, c.missed_status, c.closed_by"""
+    c.rating, c.missed_status, c.closed_by, c.phone_name"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ class CallFacts:
     recording: str = ""
     dial_status: str = ""  # of the customer leg (outbound)
     cause: int | None = None  # of the customer leg's hang-up
+    phone_name: str = ""  # the name the carrier presented with the customer's number
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -49,6 +50,7 @@ class CallFacts:
             "recording": self.recording,
             "dial_status": self.dial_status,
             "cause": self.cause,
+            "phone_name": self.phone_name,
         }
 
     @classmethod
@@ -74,6 +76,7 @@ class CallFacts:
             recording=text("recording"),
             dial_status=text("dial_status"),
             cause=cause if isinstance(cause, int) else None,
+            phone_name=text("phone_name"),
         )
 
 
@@ -135,6 +138,7 @@ class CallRecord:
     duration: int
     wait: int
     recording: str = ""
+    phone_name: str = ""  # the name the carrier presented with `phone` (inbound calls)
     # "hangup"; "resync": ended while the bridge was not listening, closed with what it
     # saw (its end is the last moment the bridge knew it alive); "backfill": rebuilt from
     # Asterisk's Channel Event Log after a gap; "fault": closed with what was known when

@@ -6,6 +6,8 @@ from functools import lru_cache
 
 import phonenumbers
 
+NAME_LIMIT = 80  # characters of a presented name kept (SIP allows more; no phone shows it)
+
 
 class PhoneNormalizer:
     def __init__(self, region: str) -> None:
@@ -36,3 +38,13 @@ class PhoneNormalizer:
             except phonenumbers.NumberParseException:
                 pass
         return digits
+
+
+def presented_name(raw: str | None) -> str:
+    """The caller's name as the carrier presented it (CallerIDName), or "" when it is no
+    name: Asterisk's `<unknown>`, or a number (many carriers repeat the number there)."""
+    printable = "".join(c if c.isprintable() else " " for c in raw or "")
+    name = " ".join(printable.split())  # control characters and runs of blanks: one space
+    if name.lower() in ("<unknown>", "unknown", "anonymous") or not any(map(str.isalpha, name)):
+        return ""
+    return name[:NAME_LIMIT]

@@ -26,6 +26,7 @@ def facts_of(call: Call) -> CallFacts:
         recording=call.recording,
         dial_status=call.dial_status,
         cause=call.cause,
+        phone_name=call.phone_name,
     )
 
 
@@ -121,6 +122,7 @@ def build_record(call: Call, at: float, closed_by: str, users: Mapping[str, str]
         duration=duration,
         wait=wait,
         recording=call.recording,
+        phone_name=call.phone_name,
         closed_by=closed_by,
         legs=[
             Leg(
@@ -159,5 +161,6 @@ def bare_record(call: Call, at: float, closed_by: str, users: Mapping[str, str])
         duration=max(0, round(at - answered)) if answered is not None else 0,
         wait=max(0, round((answered if answered is not None else at) - call.start)),
         recording=call.recording,
+        phone_name=call.phone_name,
         closed_by=closed_by,
     )

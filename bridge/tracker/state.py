@@ -45,6 +45,7 @@ class Channel:
         "customer_of",
         "sessions",
         "caller_num",
+        "caller_name",
         "exten",
     )
 
@@ -59,6 +60,7 @@ class Channel:
         role: int,
         caller_num: str,
         exten: str,
+        caller_name: str = "",
     ) -> None:
         self.uid = uid
         self.name = name
@@ -81,6 +83,7 @@ class Channel:
         self.customer_of: Call | None = None  # set on the customer's channel of a call
         self.sessions: list[Session] = []
         self.caller_num = caller_num
+        self.caller_name = caller_name
         self.exten = exten
 
 
@@ -129,6 +132,7 @@ class Call:
         "answer_guessed",
         "gapped",
         "born_seen",
+        "phone_name",
     )
 
     def __init__(self, callid: str, start: float) -> None:
@@ -142,6 +146,7 @@ class Call:
         self.answered: float | None = None
         self.customer_end: float | None = None
         self.phone = ""
+        self.phone_name = ""  # the name the carrier presented with `phone` (inbound)
         self.diversion = ""
         self.group = ""
         self.offer: list[str] = []  # employees the call was offered to first

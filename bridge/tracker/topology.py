@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Mapping
 
 from . import model
 from .channels import ChannelClassifier, Kind, local_peer_name
-from .numbers import PhoneNormalizer
+from .numbers import PhoneNormalizer, presented_name
 from .state import CALLER, DIALLED, DOWN, RING, RINGING, SNAPSHOT, UNDECIDED, UP, Call, Channel
 
 Event = Mapping[str, str]
@@ -82,6 +82,7 @@ class Topology:
             role,
             ev.get(prefix + "CallerIDNum", ""),
             ev.get(prefix + "Exten", "") or ev.get("Extension", ""),
+            ev.get(prefix + "CallerIDName", ""),
         )
         self.channels[uid] = ch
         call = self.calls.get(linkedid)
@@ -173,6 +174,8 @@ class Topology:
         if direction == model.IN:
             if not call.phone:
                 call.phone = self.numbers.normalize(ch.caller_num)
+            if not call.phone_name:
+                call.phone_name = presented_name(ch.caller_name)
             if not call.diversion and ch.exten != "s":
                 call.diversion = self.numbers.normalize(ch.exten)
             call.start = min(call.start, ch.created)

@@ -72,6 +72,7 @@ def _take_facts(call: Call, facts: CallFacts) -> None:
     call.last_talker, call.last_rung = facts.last_talker, facts.last_rung
     call.placer, call.recording = facts.placer, facts.recording
     call.dial_status, call.cause = facts.dial_status, facts.cause
+    call.phone_name = call.phone_name or facts.phone_name
 
 
 def _ids(ch: Channel) -> dict[str, str]:
@@ -399,6 +400,7 @@ class CallTracker:
         if call is None or not call.gapped:  # one seen whole has nothing to learn
             return
         call.phone = call.phone or phone
+        call.phone_name = call.phone_name or facts.phone_name
         call.last_talker = call.last_talker or facts.last_talker
         if facts.start and facts.start < call.start:
             call.start = facts.start

@@ -25,7 +25,11 @@ from bridge.api.native.openapi import document
 from bridge.api.native.shapes import CALL_FIELDS
 from bridge.api.services import DialError
 from bridge.store import directory, history, targets
+from bridge.store.calls import CallStore
+from bridge.tracker.model import CallRecord
 from tests.support.api import Api
+from tests.unit.test_phone_name import NAME, with_caller_name
+from tests.unit.test_tracker_traces import LAB22
 
 EMPLOYEES = ("1001", "1002", "1003")  # logins and extensions alike
 
@@ -837,6 +841,32 @@ async def test_cloud_offset_limit_and_sort(api: Api) -> None:
     ):
         await get_json(api, "/api/v1/cloud/user-calls", h, 400, **query)
     await get_json(api, "/api/v1/cloud/queue-calls", h, 400)
+
+
+async def test_the_name_a_carrier_presented_reaches_the_apis(api: Api) -> None:
+    """The recorded call, had its carrier presented the caller's name: stored (a second
+    save of the same call, as a restarted bridge would make) and shown by the native call
+    and its list, and as the cloud-PBX lists' caller_name."""
+    await seed_directory(api.pool)
+    tracker = LAB22.tracker()
+    outputs = [
+        o for t, ev in with_caller_name(LAB22.events("in_answered")) for o in tracker.feed(ev, t)
+    ]
+    await CallStore(api.pool, "lab").save(outputs)
+    (record,) = [o for o in outputs if isinstance(o, CallRecord)]
+    h = await client(api)
+    assert (await get_json(api, f"/api/v1/calls/{record.callid}", h))["phone_name"] == NAME
+    page = await get_json(api, "/api/v1/calls", h, phone=record.phone, limit=1000)
+    assert {c["callid"]: c["phone_name"] for c in page["items"]}[record.callid] == NAME
+    mine = await get_json(api, "/api/v1/cloud/user-calls", h, users=record.ext, limit=1000)
+    cloud = {c["call_id"]: c for c in mine["items"]}[record.callid]
+    assert (cloud["type"], cloud["caller_name"], cloud["caller_id"]) == (
+        "inbound",
+        NAME,
+        record.phone,
+    )
+    others = [c["caller_name"] for c in mine["items"] if c["type"] == "inbound"]
+    assert others.count(NAME) == 1, "the lab's carrier presents no name: the others have none"
 
 
 # ---------------------------------------------------------------- the document

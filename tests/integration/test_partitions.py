@@ -154,24 +154,30 @@ async def test_an_upgrade_keeps_every_call_and_its_keys(pg_dsn: str) -> None:
                 t: sorted(tuple(r) for r in await conn.fetch(f"SELECT * FROM {t}"))
                 for t in CALL_TABLES
             }
-            assert await migrate(conn) == ["008_partitions.sql", "009_gaps.sql"]
+            assert await migrate(conn) == [
+                "008_partitions.sql",
+                "009_gaps.sql",
+                "010_phone_name.sql",
+            ]
             for table in CALL_TABLES:
                 cols = ", ".join(
                     r["column_name"]
                     for r in await conn.fetch(
                         "SELECT column_name FROM information_schema.columns "
-                        "WHERE table_name = $1 AND column_name <> 'born' ORDER BY ordinal_position",
+                        "WHERE table_name = $1 AND column_name NOT IN ('born', 'phone_name') "
+                        "ORDER BY ordinal_position",
                         table,
                     )
                 )
                 after = sorted(tuple(r) for r in await conn.fetch(f"SELECT {cols} FROM {table}"))
                 assert after == before[table], table
             assert await where(pool, "calls") == {"calls_2025": 1, "calls_2026": 1}
+            assert await conn.fetchval("SELECT array_agg(DISTINCT phone_name) FROM calls") == [""]
             assert await where(pool, "call_legs") == {"call_legs_2025": 1}
             # the stored open call finishes: an upsert of the same row
             finished = [
                 "1767225599.1", "in", "Success", "79101234567", "", "101", "ivan", "",
-                datetime.fromtimestamp(1767225599, UTC), None, None, 10, 2, "", "hangup",
+                datetime.fromtimestamp(1767225599, UTC), None, None, 10, 2, "", "hangup", "",
             ]  # fmt: skip
             await conn.execute(QUERIES["finish_call"], "lab", *([v] for v in finished))
             assert await conn.fetchval("SELECT count(*) FROM calls") == 2

@@ -62,6 +62,7 @@ def call_row(**kw) -> dict:
         "rating": None,
         "missed_status": None,
         "closed_by": "hangup",
+        "phone_name": "",
     }
     return row | kw
 
@@ -76,6 +77,13 @@ def test_a_cdr_rounds_down_like_asterisk() -> None:
     out = cdr(call_row(direction="out"), [], domain="lab", names={"ivan": "Ivan Petrov"})
     assert (out["caller_id_name"], out["caller_id_number"]) == ("Ivan Petrov", "1001")
     assert out["destination_number"] == "79101234567" and out["missed_call"] is False
+
+
+def test_an_inbound_cdr_names_the_caller_as_the_carrier_did() -> None:
+    named = cdr(call_row(phone_name="Ivan Sidorov"), [], domain="lab")
+    assert (named["caller_id_name"], named["caller_id_number"]) == ("Ivan Sidorov", "79101234567")
+    unnamed = cdr(call_row(), [], domain="lab")
+    assert (unnamed["caller_id_name"], unnamed["caller_id_number"]) == ("79101234567",) * 2
 
 
 def test_an_unanswered_cdr_and_a_recording() -> None:

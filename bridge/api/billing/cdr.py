@@ -200,7 +200,7 @@ def _parties(
     user_name = names.get(call["user_login"]) or call["user_login"] or None
     if call["direction"] == "in":
         return {
-            "caller_id_name": phone or None,
+            "caller_id_name": call["phone_name"] or phone or None,
             "caller_id_number": phone or None,
             "caller_destination": diversion or None,
             "source_number": phone or None,

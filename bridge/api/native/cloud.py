@@ -33,7 +33,7 @@ def cloud_call_json(row: Any, names: dict[str, str]) -> dict[str, Any]:
         "call_id": row["callid"],
         "type": TYPES.get(row["direction"], row["direction"]),
         "caller_id": caller,
-        "caller_name": "" if row["direction"] == "in" else user_name,
+        "caller_name": row["phone_name"] if row["direction"] == "in" else user_name,
         "destination": destination,
         "user_name": user_name,
         "extension": row["ext"],

@@ -236,6 +236,11 @@ CALL: dict[str, Schema] = {
         "description": "Inbound the company number dialled, else the number the employee dialled.",
     },
     "phone": {"type": "string", "description": "The customer's number, E.164 digits."},
+    "phone_name": {
+        "type": "string",
+        "description": "The name the carrier presented with an inbound caller's number "
+        "('' when none, or only the number again).",
+    },
     "diversion": {"type": "string", "description": "The company number, E.164 digits."},
     "user": {"type": "string", "description": "The employee's login ('' when none took part)."},
     "user_name": {"type": "string", "description": "The employee's name in the directory."},
