@@ -105,6 +105,12 @@ def _utc_day(at: datetime) -> date:
     return at.astimezone(UTC).date() if at.tzinfo else at.date()
 
 
+def _day_after(at: datetime) -> date:
+    """The UTC day after `at`'s (the last date there is stays itself)."""
+    day = _utc_day(at)
+    return day + DAY if day < date.max else day
+
+
 def _where(pbx_id: str, q: CallQuery) -> _Sql:
     s = _Sql(pbx_id)
     # A start range also names the year partitions to read (sql/008_partitions.sql): a
@@ -115,14 +121,14 @@ def _where(pbx_id: str, q: CallQuery) -> _Sql:
         s.add("c.started_at >= {}", q.since)
         day = _utc_day(q.since)
         s.add("(c.born >= {} OR c.born = {})", day - DAY if day > date.min else day, UNDATED)
-    if q.until is not None:
+    if q.until is not None:  # (a day's margin: an originate's id is made on the bridge's clock)
         s.add("c.started_at < {}", q.until)
-        s.add("c.born <= {}", _utc_day(q.until))
+        s.add("c.born <= {}", _day_after(q.until))
     if q.ended_since is not None:
         s.add("c.ended_at >= {}", q.ended_since)
     if q.ended_until is not None:  # a call ended before then was born no later (its years)
         s.add("c.ended_at < {}", q.ended_until)
-        s.add("c.born <= {}", _utc_day(q.ended_until))
+        s.add("c.born <= {}", _day_after(q.ended_until))
     if q.directions:
         s.add("c.direction = ANY({})", list(q.directions))
     if q.statuses:

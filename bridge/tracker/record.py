@@ -104,7 +104,7 @@ def build_record(call: Call, at: float, closed_by: str, users: Mapping[str, str]
     else:
         status, ext = _STATUS_AND_EXT[direction](call)
     answered = _internal_answer(call) if direction == model.INTERNAL else call.answered
-    end = call.customer_end if call.customer_end is not None else at
+    end = max(call.customer_end if call.customer_end is not None else at, call.start)
     duration = max(0, round(end - answered)) if answered is not None else 0
     wait = max(0, round((answered if answered is not None else end) - call.start))
     return CallRecord(

@@ -270,8 +270,9 @@ class CallTracker:
         ]
         if park:
             gone = self._park_ended(gone, until, out)
-        for ch in gone:
-            self._step(_RESYNC, _ids(ch), at, out, handlers.hangup, ch, until, None, out, RESYNC)
+        for ch in gone:  # (never before it was made: a call may be younger than the gap)
+            end = max(until, ch.created)
+            self._step(_RESYNC, _ids(ch), at, out, handlers.hangup, ch, end, None, out, RESYNC)
         adopted: list[Channel] = []
         for uid in sorted(live_by_uid, key=uid_order):
             if uid in channels:

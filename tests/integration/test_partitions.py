@@ -324,8 +324,20 @@ async def test_an_end_range_reads_no_year_after_it(pool: asyncpg.Pool) -> None:
         datetime(2026, 1, 1, tzinfo=UTC),
         datetime(2026, 1, 1, 0, 1, tzinfo=UTC),
     )  # a year later
-    q = history.CallQuery(ended_since=new_year, ended_until=datetime(2025, 1, 2, tzinfo=UTC))
-    assert [r["callid"] for r in await history.search_calls(pool, "lab", q)] == ["1735689590.1"]
+    # an originate's id made on a bridge clock a few seconds ahead of Asterisk's
+    await pool.execute(
+        add,
+        "1735776001.4",
+        datetime(2025, 1, 1, 23, 59, 57, tzinfo=UTC),
+        datetime(2025, 1, 1, 23, 59, 59, tzinfo=UTC),
+    )
+    q = history.CallQuery(
+        ended_since=new_year, ended_until=datetime(2025, 1, 1, 23, 59, 59, 999999, tzinfo=UTC)
+    )
+    assert [r["callid"] for r in await history.search_calls(pool, "lab", q)] == [
+        "1735776001.4",
+        "1735689590.1",
+    ]
     sql, args = history.calls_sql("lab", q)
     plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + sql, *args))
     assert set(re.findall(r"\bcalls_(?:\d{4}|default)\b", plan)) == {
@@ -339,6 +351,11 @@ async def test_a_range_from_the_first_day_of_the_calendar(pool: asyncpg.Pool) ->
     """The day's margin before `since` stops at the first date there is (no overflow)."""
     await store_trace(pool, "in_answered")
     q = history.CallQuery(since=datetime(1, 1, 1, tzinfo=UTC))
+    assert len(await history.search_calls(pool, "lab", q)) == await pool.fetchval(
+        "SELECT count(*) FROM calls"
+    )
+    last = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)  # and the margin after ends there
+    q = history.CallQuery(until=last, ended_until=last)
     assert len(await history.search_calls(pool, "lab", q)) == await pool.fetchval(
         "SELECT count(*) FROM calls"
     )

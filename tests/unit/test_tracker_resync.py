@@ -61,6 +61,22 @@ def test_call_that_ended_while_disconnected_is_closed_by_resync() -> None:
     assert tracker.open_calls == 0 and not tracker.channels
 
 
+def test_a_call_younger_than_the_gap_never_ends_before_it_began() -> None:
+    """A call whose events were dropped (a full buffer) may be younger than the moment the
+    bridge last knew Asterisk's state: closed at a resync, it ends when it began, not
+    before."""
+    tracker = lab_tracker()
+    events = events_of("in_answered")
+    before, _ = split_after(events, answered)
+    for t, ev in before:
+        tracker.feed(ev, t)
+    mark = tracker.mark()  # the events dropped since began before the call
+    closed = tracker.resync([], at=before[-1][0] + 30, known=mark, seen_until=events[0][0] - 60)
+    (record,) = [o for o in closed if isinstance(o, CallRecord)]
+    assert record.end >= record.start and record.closed_by == "resync"
+    assert all(leg.ended is not None and leg.ended >= leg.started for leg in record.legs)
+
+
 def test_channels_created_after_the_mark_survive_the_resync() -> None:
     tracker = lab_tracker()
     events = events_of("in_answered")
