@@ -6,6 +6,10 @@ from functools import lru_cache
 
 import phonenumbers
 
+# what carriers and Asterisk put there when they have no name to give
+NO_NAME = frozenset(
+    ("<unknown>", "unknown", "anonymous", "private", "restricted", "unavailable", "withheld")
+)
 NAME_LIMIT = 80  # characters of a presented name kept (SIP allows more; no phone shows it)
 
 
@@ -45,6 +49,6 @@ def presented_name(raw: str | None) -> str:
     name: Asterisk's `<unknown>`, or a number (many carriers repeat the number there)."""
     printable = "".join(c if c.isprintable() else " " for c in raw or "")
     name = " ".join(printable.split())  # control characters and runs of blanks: one space
-    if name.lower() in ("<unknown>", "unknown", "anonymous") or not any(map(str.isalpha, name)):
+    if name.lower() in NO_NAME or not any(map(str.isalpha, name)):
         return ""
     return name[:NAME_LIMIT]

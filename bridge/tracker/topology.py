@@ -82,7 +82,9 @@ class Topology:
             role,
             ev.get(prefix + "CallerIDNum", ""),
             ev.get(prefix + "Exten", "") or ev.get("Extension", ""),
-            ev.get(prefix + "CallerIDName", ""),
+            # as the channel was made: the dialplan may rename the caller later (the
+            # bridge's own contact look-up sets the CRM's name), a snapshot shows that
+            ev.get("CallerIDName", "") if not prefix and ev.get("Event") == "Newchannel" else "",
         )
         self.channels[uid] = ch
         call = self.calls.get(linkedid)

@@ -401,7 +401,7 @@ class CallTracker:
         if call is None or not call.gapped:  # one seen whole has nothing to learn
             return
         call.phone = call.phone or phone
-        call.phone_name = call.phone_name or facts.phone_name
+        call.phone_name = facts.phone_name or call.phone_name  # as the channel was made
         call.last_talker = call.last_talker or facts.last_talker
         if facts.start and facts.start < call.start:
             call.start = facts.start

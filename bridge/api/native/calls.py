@@ -105,11 +105,18 @@ async def get_call(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+# A cell a spreadsheet would run as a formula (a caller may present any name): quoted as
+# text, as OWASP advises for CSV exports
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 

@@ -19,7 +19,6 @@ CALL_FIELDS = (
     "caller",
     "destination",
     "phone",
-    "phone_name",
     "diversion",
     "user",
     "user_name",
@@ -33,6 +32,7 @@ CALL_FIELDS = (
     "recorded",
     "rating",
     "missed_status",
+    "phone_name",  # last: CSV readers that go by position keep their columns
 )
 
 
@@ -59,7 +59,6 @@ def call_json(row: Any, names: Mapping[str, str]) -> dict[str, Any]:
         "caller": caller,
         "destination": destination,
         "phone": row["phone"],
-        "phone_name": row["phone_name"],
         "diversion": row["diversion"],
         "user": row["user_login"],
         "user_name": names.get(row["user_login"], ""),
@@ -73,6 +72,7 @@ def call_json(row: Any, names: Mapping[str, str]) -> dict[str, Any]:
         "recorded": bool(row["recording"]),
         "rating": row["rating"],
         "missed_status": row["missed_status"],
+        "phone_name": row["phone_name"],
     }
 
 
