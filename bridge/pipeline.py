@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from .ami.ingest import Item, Resync, ResyncMark
+from .ami.ingest import EventsDropped, Item, Resync, ResyncMark
 from .backoff import Backoff
 from .cel.backfill import apply
 from .cel.service import Backfilled, Backfiller, CloseParked
@@ -155,6 +155,9 @@ class CallPipeline:
                 result = feed(item[0], item[1])
                 if result:
                     outputs.extend(result)
+            elif isinstance(item, EventsDropped):
+                # what the calls up meanwhile lost, the CEL's account of the gap will tell
+                tracker.events_lost(park=self.backfill is not None)
             elif isinstance(item, ResyncMark):
                 self._marks[item.id] = tracker.mark()
                 # the gap began with the last event before the snapshot was asked for

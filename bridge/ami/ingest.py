@@ -51,13 +51,23 @@ class ResyncMark:
 
 
 @dataclass(slots=True)
+class EventsDropped:
+    """From here on some of Asterisk's events were dropped (a full buffer), the first of
+    them at `since`: the calls up now, and those born before the resync the loss asks for,
+    are not seen whole. Put in the buffer (beyond its bound) at the first drop; the
+    resync's mark carries `since` too."""
+
+    since: float
+
+
+@dataclass(slots=True)
 class Resync:
     at: float
     live: list[AmiMessage] = field(default_factory=list)
     id: int = 0
 
 
-Item = tuple[AmiMessage, float] | ResyncMark | Resync
+Item = tuple[AmiMessage, float] | EventsDropped | ResyncMark | Resync
 
 
 class _Manager(Manager):
@@ -215,6 +225,7 @@ class AmiIngest:
             self.dropped += 1
             if self._dropped_since is None:
                 self._dropped_since = stamp_of(message.get("Timestamp"), received_at)
+                self.buffer.append(EventsDropped(self._dropped_since))
             if not self._resync_wanted:
                 log.error("ami_buffer_full_dropping_events", size=self.queue_size)
             self._resync_wanted = True

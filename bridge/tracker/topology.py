@@ -43,6 +43,8 @@ class Topology:
         self.bridges: dict[str, set[Channel]] = {}
         self._dead: OrderedDict[str, None] = OrderedDict()
         self._finished: OrderedDict[str, None] = OrderedDict()
+        # events are being lost (CallTracker.events_lost): calls made now are gapped
+        self.losing = False
 
     # --------------------------------------------------------------- channels
 
@@ -89,10 +91,12 @@ class Topology:
         self.channels[uid] = ch
         call = self.calls.get(linkedid)
         if call is None:
-            call = self.calls[linkedid] = Call(linkedid, at)
+            call = self.calls[linkedid] = self._new_call(linkedid, at)
             call.provisional = not named
             # the call's own first channel (Linkedid is its Uniqueid) seen being created
-            call.born_seen = named == uid and not prefix and ev.get("Event") == "Newchannel"
+            call.born_seen = (
+                not self.losing and named == uid and not prefix and ev.get("Event") == "Newchannel"
+            )
         elif named:
             call.provisional = False
         self._attach(ch, call)
@@ -114,9 +118,14 @@ class Topology:
             old.legs = [leg for leg in old.legs if leg is not ch]
         new = self.calls.get(linkedid)
         if new is None:
-            new = self.calls[linkedid] = Call(linkedid, at)
+            new = self.calls[linkedid] = self._new_call(linkedid, at)
         self._attach(ch, new)
         return old
+
+    def _new_call(self, callid: str, at: float) -> Call:
+        call = Call(callid, at)
+        call.gapped = self.losing
+        return call
 
     def drop(self, call: Call) -> None:
         """Forget a call that never had a customer (the picker's own "call")."""

@@ -212,7 +212,18 @@ class CallTracker:
         up now may have lived through a gap; those born from here on are seen whole."""
         for call in self._topology.calls.values():
             call.born_seen = False
+        self._topology.losing = False  # (a new loss is said again)
         return frozenset(self._topology.channels)
+
+    def events_lost(self, *, park: bool) -> None:
+        """Some of Asterisk's events are being dropped from here on (a full buffer), until
+        the mark of the resync the loss asks for: no call up now or born meanwhile is seen
+        whole. With `park`, each one's end waits for the CEL's account of the gap (see
+        `resync`), instead of being reported from what the bridge saw."""
+        for call in self._topology.calls.values():
+            call.born_seen = False
+            call.gapped = call.gapped or park
+        self._topology.losing = park
 
     def restore(self, calls: Iterable[OpenCall]) -> None:
         """Take back the calls a previous run left open (their events were already sent).

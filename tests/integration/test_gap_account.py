@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bridge.ami.ingest import Resync, ResyncMark
+from bridge.ami.ingest import EventsDropped, Resync, ResyncMark
 from bridge.cel.service import Backfiller, CsvSource
 from bridge.devtools.fake_ami import AsteriskView
 from bridge.pipeline import CallPipeline, Item
@@ -97,3 +97,49 @@ async def test_killed_before_a_gaps_account_came_the_next_bridge_reads_it_again(
     rows = await pool.fetch("SELECT callid, closed_by FROM calls WHERE status IS NOT NULL")
     assert want - {r["callid"] for r in rows} == set(), "every call has its history"
     assert [r for r in rows if r["closed_by"] == "backfill"], "the gap's, from the CEL"
+
+
+async def test_calls_that_lost_events_to_a_full_buffer_are_told_by_the_cel(
+    pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The AMI buffer fills (PostgreSQL away, say) and a run of events is dropped; events
+    are taken again, and the resync the loss asked for comes once the buffer is empty.
+    Calls up during the loss, or born before that resync, may have lost their answer or a
+    transfer while their hang-up got through: their histories wait for the CEL's account
+    and are what an uninterrupted bridge reports."""
+    trace = Trace(LAB22.directory, "load_mixed")
+    msgs = trace.messages
+    n = len(msgs)
+    drop, back, resume = n // 2, n // 2 + n // 20, n // 2 + n // 10
+    want = uninterrupted(trace, LAB22.tracker()).histories()
+    view = AsteriskView()
+    view.start_clock([(t, raw) for t, raw, _ in msgs])
+    for t, raw, _ in msgs[:resume]:
+        view.apply(t, raw)
+    since = float(msgs[drop][2]["Timestamp"])  # the first event dropped
+    live = [{"Event": "CoreShowChannel", **c} for c in view.show()]
+    items: list[Item] = [(ev, t) for t, _, ev in msgs[:drop]]
+    items.append(EventsDropped(since))
+    items += [(ev, t) for t, _, ev in msgs[back:resume]]  # taken again, the buffer draining
+    items += [ResyncMark(view.clock, 1, dropped_since=since), Resync(view.clock, live, 1)]
+    items += [(ev, t) for t, _, ev in msgs[resume:]]
+    cel = tmp_path / "cel_master.csv"
+    cel.write_text((LAB22.directory / "load_mixed.cel.csv").read_text())
+    pipeline, backfill = bridge(pool, LAB22.tracker(), items, cel, None)
+    await pipeline.drain()
+    for _ in range(3):  # the account, then what still waited for the rows of its end
+        await backfill.once()
+        await pipeline.drain()
+
+    rows = await pool.fetch(
+        "SELECT callid, status, ext, user_login, closed_by FROM calls WHERE status IS NOT NULL"
+    )
+    got = {r["callid"]: (r["status"], r["ext"], r["user_login"]) for r in rows}
+    assert len(got) == len(rows) == len(want), "every call, once"
+    wrong = {
+        h.callid: (got.get(h.callid), (h.status, h.ext, h.user))
+        for h in want
+        if got.get(h.callid) != (h.status, h.ext, h.user)
+    }
+    assert wrong == {}, "as an uninterrupted bridge reports them"
+    assert [r for r in rows if r["closed_by"] == "backfill"], "the loss told by the CEL"

@@ -134,6 +134,25 @@ def test_only_a_call_up_across_a_gap_takes_the_cels_facts() -> None:
         ), f"mark taken {'before' if mark_first else 'after'} the call began"
 
 
+def test_calls_up_or_born_while_events_are_lost_wait_for_the_cel() -> None:
+    """Events dropped from a full buffer: a call up then, or born before the mark of the
+    resync the loss asks for, may have lost any event; its end waits for the CEL. A call
+    born after that mark is seen whole again."""
+    tracker = lab_tracker()
+    before, after = split_after(events_of("in_answered"), answered)
+    for t, ev in before:
+        tracker.feed(ev, t)
+    tracker.events_lost(park=True)
+    born_meanwhile = events_of("in_noanswer")
+    outputs = [o for t, ev in after + born_meanwhile for o in tracker.feed(ev, t)]
+    assert not [o for o in outputs if isinstance(o, CallRecord)]
+    assert len({o.callid for o in outputs if isinstance(o, CallParked)}) == 2
+    assert len(tracker.parked()) == 2
+    tracker.mark()
+    outputs = [o for t, ev in events_of("out_answered") for o in tracker.feed(ev, t)]
+    assert [o.direction for o in outputs if isinstance(o, CallRecord)] == ["out"]
+
+
 def test_a_call_up_when_the_mark_was_taken_waits_for_the_cel() -> None:
     tracker = lab_tracker()
     before, after = split_after(events_of("in_answered"), answered)
