@@ -105,9 +105,11 @@ async def get_call(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-# A cell a spreadsheet would run as a formula (a caller may present any name): quoted as
-# text, as OWASP advises for CSV exports
+# A cell a spreadsheet would run as a formula is quoted as text, as OWASP advises for CSV
+# exports. Only the free-text columns can start one (a caller chooses the name it presents,
+# an API client the directory's names); the others are numbers, ids, dates and fixed words.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FREE_TEXT = [CALL_FIELDS.index(f) for f in ("phone_name", "user", "user_name", "group")]
 
 
 def _csv_value(value: Any) -> Any:
@@ -115,9 +117,15 @@ def _csv_value(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
     return value
+
+
+def _csv_row(item: dict[str, Any]) -> list[Any]:
+    values = [_csv_value(item[f]) for f in CALL_FIELDS]
+    for i in FREE_TEXT:
+        if values[i].startswith(FORMULA_STARTS):
+            values[i] = "'" + values[i]
+    return values
 
 
 async def csv_chunks(
@@ -133,7 +141,7 @@ async def csv_chunks(
     async with aclosing(history.stream_calls(s.pool, s.pbx_id, q)) as rows:
         async for row in rows:
             item = call_json(row, names)
-            out.writerow([_csv_value(item[f]) for f in CALL_FIELDS])
+            out.writerow(_csv_row(item))
             if buffer.tell() >= CSV_CHUNK:
                 yield buffer.getvalue().encode()
                 buffer.seek(0)
