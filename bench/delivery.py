@@ -89,11 +89,14 @@ def _tracker() -> CallTracker:
     return CallTracker(["PJSIP/trunk-*"], ["PJSIP/*"], "RU", "74957654321")
 
 
-def _has(crm: FakeCrm, callid: str, history: bool) -> bool:
-    """Whether the CRM received the call's history, or (not `history`) two of its events."""
-    if history:
-        return any(r.cmd == "history" and r.fields.get("callid") == callid for r in crm.received)
+def _answered(crm: FakeCrm, callid: str) -> bool:
+    """Whether the CRM received the call's first two events (it rang, it was answered)."""
     return sum(r.fields.get("callid") == callid for r in crm.received) >= 2
+
+
+def _history_of(crm: FakeCrm, callid: str) -> bool:
+    """Whether the CRM received the call's history."""
+    return any(r.cmd == "history" and r.fields.get("callid") == callid for r in crm.received)
 
 
 async def _setup(
@@ -144,11 +147,11 @@ async def latency(pg: LocalPostgres, n: int = 200) -> dict[str, float]:
         for callid, head, tail in call_copies(n):
             for ev in head:
                 source.push(ev, time.time())
-            await crm.wait_for(partial(_has, crm, callid, False), timeout=10)
+            await crm.wait_for(partial(_answered, crm, callid), timeout=10)
             start = time.time()
             for ev in tail:
                 source.push(ev, time.time())
-            await crm.wait_for(partial(_has, crm, callid, True), timeout=10)
+            await crm.wait_for(partial(_history_of, crm, callid), timeout=10)
             arrived = next(
                 r.at
                 for r in crm.received

@@ -90,6 +90,7 @@ class CallPipeline:
         self.db_ok = True
         self._marks: dict[int, frozenset[str]] = {}
         self._since: dict[int, float | None] = {}
+        self._lost_since: float | None = None  # the first event dropped since the last mark
         self._queued = asyncio.Event()  # pending has something
         self._room = asyncio.Event()  # pending is below its limit
         self._room.set()
@@ -158,12 +159,15 @@ class CallPipeline:
             elif isinstance(item, EventsDropped):
                 # what the calls up meanwhile lost, the CEL's account of the gap will tell
                 tracker.events_lost(park=self.backfill is not None)
+                if self._lost_since is None:
+                    self._lost_since = item.since
             elif isinstance(item, ResyncMark):
                 self._marks[item.id] = tracker.mark()
                 # the gap began with the last event before the snapshot was asked for
                 since = tracker.last_at or self.seen_until
-                if item.dropped_since is not None:  # events were dropped before that
-                    since = min(since or item.dropped_since, item.dropped_since)
+                lost, self._lost_since = self._lost_since, None
+                if lost is not None:  # events were dropped before that
+                    since = lost if since is None else min(since, lost)
                 self._since[item.id] = since
             elif isinstance(item, Resync):
                 # without its mark, kill nothing: only channels known before the snapshot

@@ -42,20 +42,18 @@ log = get_logger("bridge.ami")
 @dataclass(slots=True)
 class ResyncMark:
     """Channels known before this point and absent from the `Resync` of the same id ended.
-    `dropped_since`: the time of the first event dropped from a full buffer (Asterisk's
-    clock when the event says it), where the gap this resync covers began."""
+    An `EventsDropped` before it (since the previous mark) is where its gap began."""
 
     at: float
     id: int = 0
-    dropped_since: float | None = None
 
 
 @dataclass(slots=True)
 class EventsDropped:
     """From here on some of Asterisk's events were dropped (a full buffer), the first of
-    them at `since`: the calls up now, and those born before the resync the loss asks for,
-    are not seen whole. Put in the buffer (beyond its bound) at the first drop; the
-    resync's mark carries `since` too."""
+    them at `since` (Asterisk's clock when the event says it): the calls up now, and those
+    born before the resync the loss asks for, are not seen whole. Put in the buffer (beyond
+    its bound) at the first drop after a resync's mark."""
 
     since: float
 
@@ -155,7 +153,7 @@ class AmiIngest:
         self._resync_id = 0
         self._resync_task: asyncio.Task[None] | None = None
         self._resync_failures = 0
-        self._dropped_since: float | None = None
+        self._loss_said = False  # an EventsDropped is in the stream since the last mark
         self.connected_at: float | None = None  # monotonic time of the TCP connection
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.Task[None] | None = None
@@ -223,9 +221,9 @@ class AmiIngest:
         self.received += 1
         if len(self.buffer) >= self.queue_size:
             self.dropped += 1
-            if self._dropped_since is None:
-                self._dropped_since = stamp_of(message.get("Timestamp"), received_at)
-                self.buffer.append(EventsDropped(self._dropped_since))
+            if not self._loss_said:
+                self._loss_said = True
+                self.buffer.append(EventsDropped(stamp_of(message.get("Timestamp"), received_at)))
             if not self._resync_wanted:
                 log.error("ami_buffer_full_dropping_events", size=self.queue_size)
             self._resync_wanted = True
@@ -290,8 +288,8 @@ class AmiIngest:
         self._resync_id += 1
         resync_id = self._resync_id
         try:
-            dropped_since, self._dropped_since = self._dropped_since, None
-            self._control(ResyncMark(self.clock(), resync_id, dropped_since))
+            self._loss_said = False
+            self._control(ResyncMark(self.clock(), resync_id))
             try:
                 at = await self._asterisk_now(manager)
                 replies = await asyncio.wait_for(

@@ -66,6 +66,7 @@ class Topology:
             return None
         state = int_header(ev.get(prefix + "ChannelState"), DOWN) or DOWN
         cls = self.classifier.classify(name)
+        born = not prefix and ev.get("Event") == "Newchannel"  # this event made the channel
         if adopted:
             role = _adopted_role(ev, uid, linkedid, state)
         elif prefix or (named and named != uid):
@@ -86,7 +87,7 @@ class Topology:
             ev.get(prefix + "Exten", "") or ev.get("Extension", ""),
             # as the channel was made: the dialplan may rename the caller later (the
             # bridge's own contact look-up sets the CRM's name), a snapshot shows that
-            ev.get("CallerIDName", "") if not prefix and ev.get("Event") == "Newchannel" else "",
+            ev.get("CallerIDName", "") if born else "",
         )
         self.channels[uid] = ch
         call = self.calls.get(linkedid)
@@ -94,9 +95,7 @@ class Topology:
             call = self.calls[linkedid] = self._new_call(linkedid, at)
             call.provisional = not named
             # the call's own first channel (Linkedid is its Uniqueid) seen being created
-            call.born_seen = (
-                not self.losing and named == uid and not prefix and ev.get("Event") == "Newchannel"
-            )
+            call.born_seen = born and named == uid and not self.losing
         elif named:
             call.provisional = False
         self._attach(ch, call)

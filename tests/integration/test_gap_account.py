@@ -121,7 +121,7 @@ async def test_calls_that_lost_events_to_a_full_buffer_are_told_by_the_cel(
     items: list[Item] = [(ev, t) for t, _, ev in msgs[:drop]]
     items.append(EventsDropped(since))
     items += [(ev, t) for t, _, ev in msgs[back:resume]]  # taken again, the buffer draining
-    items += [ResyncMark(view.clock, 1, dropped_since=since), Resync(view.clock, live, 1)]
+    items += [ResyncMark(view.clock, 1), Resync(view.clock, live, 1)]
     items += [(ev, t) for t, _, ev in msgs[resume:]]
     cel = tmp_path / "cel_master.csv"
     cel.write_text((LAB22.directory / "load_mixed.cel.csv").read_text())
